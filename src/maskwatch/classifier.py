@@ -1,0 +1,36 @@
+"""Mask classifier: all face crops of a frame in one batched ONNX Runtime call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from maskwatch.bundle import Bundle, load_bundle
+from maskwatch.errors import ModelError
+from maskwatch.onnx import create_session
+
+
+class MaskClassifier:
+    """Turns RGB face crops (N×S×S×3 uint8) into class probabilities (N×C)."""
+
+    def __init__(self, model: str | Path | Bundle | None = None, threads: int | None = None) -> None:
+        self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
+        self.classes = list(self.bundle.meta.classes)
+        self.input_size = self.bundle.meta.input_size
+        self.margin = self.bundle.meta.crop.margin
+        self.session = create_session(self.bundle.onnx, threads=threads)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        self.input_name = inputs[0].name
+        n_out = outputs[0].shape[-1]
+        if isinstance(n_out, int) and n_out != len(self.classes):
+            raise ModelError(
+                f"{self.bundle.source}: model has {n_out} outputs but bundle.json names {len(self.classes)} classes"
+            )
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        """Probabilities per crop; an empty batch gives an empty (0×C) array without running the model."""
+        if len(crops) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        (probabilities,) = self.session.run(None, {self.input_name: crops.astype(np.float32)})
+        return probabilities

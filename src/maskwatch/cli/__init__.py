@@ -1,0 +1,31 @@
+"""The ``maskwatch`` command. Each subcommand lives in its own module of this package.
+
+Command modules import heavy libraries (TensorFlow, Ray) inside their functions
+so that ``maskwatch detect`` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from maskwatch.cli.app import app, console_err
+from maskwatch.errors import MaskwatchError
+
+COMMAND_MODULES = ["info"]
+"""Modules under ``maskwatch.cli`` that register commands on ``app``."""
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(f"maskwatch.cli.{_module}")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        app()
+    except MaskwatchError as exc:
+        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+        sys.exit(exc.exit_code)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,19 @@
+"""The Typer application object and the consoles every command prints through."""
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="maskwatch",
+    help="Find every face and tell whether it wears a mask properly, wrongly or not at all.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+console_err = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Find every face and tell whether it wears a mask properly, wrongly or not at all."""

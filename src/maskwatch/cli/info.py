@@ -1,0 +1,26 @@
+"""``maskwatch info``: what this installation has (bundles, detectors, versions)."""
+
+from __future__ import annotations
+
+import typer
+
+from maskwatch.cli.app import app, console
+
+
+@app.command()
+def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a folder.")) -> None:
+    """Show packaged model bundles, available face detectors and a bundle's metrics."""
+    from maskwatch import __version__
+    from maskwatch.bundle import load_bundle, packaged_bundles
+    from maskwatch.detectors import detector_names
+
+    console.print(f"maskwatch {__version__}")
+    console.print(f"bundles: {', '.join(packaged_bundles()) or 'none'}")
+    console.print(f"detectors: {', '.join(detector_names())}")
+    bundle = load_bundle(model)
+    meta = bundle.meta
+    console.print(f"model: {bundle.source}")
+    console.print(f"  classes: {', '.join(meta.classes)}  input: {meta.input_size}px  backbone: {meta.backbone}")
+    for key, value in meta.metrics.items():
+        if isinstance(value, (int, float, str)):
+            console.print(f"  {key}: {value}")

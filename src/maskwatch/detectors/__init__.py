@@ -1,0 +1,8 @@
+"""Face detectors behind one interface; pick one by name with ``create_detector``."""
+
+from maskwatch.detectors import blazeface  # noqa: F401  (registers the BlazeFace detectors)
+from maskwatch.detectors.base import FaceDetector, create_detector, detector_names, register_detector
+
+DEFAULT_DETECTOR = "blazeface"
+
+__all__ = ["DEFAULT_DETECTOR", "FaceDetector", "create_detector", "detector_names", "register_detector"]

@@ -1,0 +1,88 @@
+"""The face-detector interface, non-maximum suppression and the registry of detectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from maskwatch.errors import ModelError
+from maskwatch.faces import Detection
+
+
+class FaceDetector(Protocol):
+    """Finds faces in a BGR frame. Implementations must be cheap to call per frame."""
+
+    name: str
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]: ...
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes ``a`` (N×4) and ``b`` (M×4), as x1, y1, x2, y2."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float32)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
+
+
+def weighted_nms(
+    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, extra: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Suppress overlapping boxes, averaging each cluster weighted by score (as MediaPipe does).
+
+    Averaging steadies boxes from frame to frame compared with plain NMS. ``extra``
+    (e.g. keypoints, N×K) is averaged with the same weights.
+    """
+    order = np.argsort(-scores, kind="stable")
+    boxes, scores = boxes[order], scores[order]
+    extra = extra[order] if extra is not None else None
+    remaining = np.ones(len(boxes), dtype=bool)
+    out_boxes, out_scores, out_extra = [], [], []
+    overlaps = iou_matrix(boxes, boxes)
+    for i in range(len(boxes)):
+        if not remaining[i]:
+            continue
+        cluster = remaining & (overlaps[i] >= iou_threshold)
+        cluster[i] = True
+        weights = scores[cluster][:, None]
+        out_boxes.append((boxes[cluster] * weights).sum(0) / weights.sum())
+        out_scores.append(scores[i])
+        if extra is not None:
+            out_extra.append((extra[cluster] * weights).sum(0) / weights.sum())
+        remaining &= ~cluster
+    if not out_boxes:
+        empty_extra = np.zeros((0,) + extra.shape[1:], np.float32) if extra is not None else None
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), empty_extra
+    return (
+        np.asarray(out_boxes, np.float32),
+        np.asarray(out_scores, np.float32),
+        np.asarray(out_extra, np.float32) if extra is not None else None,
+    )
+
+
+_REGISTRY: dict[str, Callable[..., FaceDetector]] = {}
+
+
+def register_detector(name: str, factory: Callable[..., FaceDetector]) -> None:
+    """Make a detector available to ``create_detector`` and ``--detector``."""
+    _REGISTRY[name] = factory
+
+
+def detector_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_detector(name: str, **options: object) -> FaceDetector:
+    """Build a registered detector by name, or raise a one-line ``ModelError``."""
+    if name not in _REGISTRY:
+        raise ModelError(f"unknown detector {name!r}; choose one of: {', '.join(detector_names())}")
+    return _REGISTRY[name](**options)

@@ -1,0 +1,23 @@
+"""User-facing errors: one clear line, non-zero exit, never a traceback."""
+
+
+class MaskwatchError(Exception):
+    """An error caused by the user's input or environment, shown as one line.
+
+    The CLI prints ``str(error)`` and exits with ``exit_code``; the web API maps
+    it to an HTTP status. Anything else that escapes is a bug.
+    """
+
+    exit_code = 2
+    http_status = 400
+
+
+class InputError(MaskwatchError):
+    """A path, file, camera or stream that cannot be read."""
+
+
+class ModelError(MaskwatchError):
+    """A model bundle or detector that is missing or malformed."""
+
+    exit_code = 3
+    http_status = 500

@@ -1,0 +1,27 @@
+"""ONNX Runtime sessions configured once for the whole package."""
+
+from __future__ import annotations
+
+import os
+
+import onnxruntime as ort
+
+from maskwatch.errors import ModelError
+
+
+def default_threads() -> int:
+    """Intra-op threads: all cores, capped so small models do not pay for thread wake-ups."""
+    return int(os.environ.get("MASKWATCH_THREADS", min(4, os.cpu_count() or 1)))
+
+
+def create_session(model: bytes | str, threads: int | None = None) -> ort.InferenceSession:
+    """A CPU inference session, or a one-line ``ModelError`` if the model cannot be loaded."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load ONNX model: {first_line}") from None
