@@ -1,0 +1,113 @@
+"""``maskwatch detect``: the product's main job on images, folders, videos, cameras and streams."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from maskwatch.cli.app import app, console_err
+
+log = logging.getLogger("maskwatch")
+
+
+def setup_logging() -> None:
+    """Warnings (dropped streams, skipped files) go to stderr as plain lines."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def display_available() -> str | None:
+    """None when a window can be shown, else the reason it cannot."""
+    import cv2
+
+    if os.name != "nt" and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        return "no display found (DISPLAY is not set)"
+    if "GUI" in cv2.getBuildInformation() and "NONE" in cv2.getBuildInformation().split("GUI:")[-1][:200]:
+        return "this OpenCV build has no window support (pip install opencv-python for --show)"
+    return None
+
+
+@app.command()
+def detect(
+    sources: list[str] = typer.Argument(
+        ..., help="Images, folders, globs, video files, camera indices (0) or rtsp:// / http(s):// streams."
+    ),
+    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
+    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`)."),
+    out: str = typer.Option(None, "--out", "-o", help="Annotated output: a file for one source, else a folder."),
+    json_out: str = typer.Option(None, "--json", help="Write JSON lines per frame to this file, or - for stdout."),
+    show: bool = typer.Option(False, "--show", help="Show annotated frames in a window (needs a display)."),
+    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    min_face: int = typer.Option(
+        16, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
+    ),
+    no_track: bool = typer.Option(False, "--no-track", help="Do not track faces across video frames."),
+    reconnects: int = typer.Option(5, "--reconnects", min=0, help="Reconnection attempts when a stream drops."),
+) -> None:
+    """Find faces and classify each one; write annotated output, JSON lines and a summary."""
+    from maskwatch.errors import InputError
+    from maskwatch.pipeline import Detector
+    from maskwatch.runner import run_sources
+    from maskwatch.sinks import AnnotatedSink, JsonLinesSink
+    from maskwatch.sources import expand_sources
+
+    setup_logging()
+    expanded, problems = expand_sources(sources, reconnects=reconnects)
+    if not expanded:
+        raise InputError("; ".join(problems) if problems else "no source given")
+    for problem in problems:
+        log.error("%s", problem)
+    pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face)
+    json_sink = JsonLinesSink(json_out) if json_out else None
+    annotated = AnnotatedSink(out, single_source=len(expanded) == 1) if out else None
+    window = _window(show)
+    summary = run_sources(pipeline, expanded, json_sink, annotated, on_frame=window, track=not no_track)
+    summary.failed_sources = problems + summary.failed_sources
+    _print_summary(summary, annotated.written if annotated else [])
+    if summary.failed_sources:
+        raise typer.Exit(2)
+
+
+def _window(show: bool):
+    """A callback drawing frames in a window, or None (with a clear note) when there is no display."""
+    if not show:
+        return None
+    reason = display_available()
+    if reason:
+        log.warning("--show: %s; continuing without a window", reason)
+        return None
+    import cv2
+
+    from maskwatch.draw import annotate
+
+    def draw(result, source) -> None:
+        cv2.imshow("maskwatch", annotate(result.image, result.faces))
+        if cv2.waitKey(1 if source.kind != "image" else 500) & 0xFF in (ord("q"), 27):
+            raise KeyboardInterrupt
+
+    return draw
+
+
+def _print_summary(summary, written: list[Path]) -> None:
+    table = Table(title="maskwatch detect", show_header=True, header_style="bold")
+    table.add_column("class")
+    table.add_column("faces", justify="right")
+    table.add_column("people (tracked)", justify="right")
+    for label in sorted(set(summary.faces_per_class) | set(summary.people_per_class)):
+        table.add_row(label, str(summary.faces_per_class.get(label, 0)), str(summary.people_per_class.get(label, "-")))
+    console_err.print(table)
+    console_err.print(
+        f"{summary.frames} frame(s), {summary.faces} face(s) in {summary.seconds:.2f}s ({summary.fps:.1f} fps)"
+    )
+    for path in written:
+        console_err.print(f"wrote {path}")
+    if summary.failed_sources:
+        console_err.print(f"[red]{len(summary.failed_sources)} source(s) failed[/]")

@@ -1,0 +1,149 @@
+"""The detection pipeline and its Python API: ``Detector().detect(image_bgr)``.
+
+detector → crops → one batched classifier call → (tracker, for videos and streams).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from maskwatch.bundle import Bundle
+from maskwatch.classifier import MaskClassifier
+from maskwatch.crops import crop_face
+from maskwatch.detectors import create_detector
+from maskwatch.detectors.base import FaceDetector
+from maskwatch.errors import InputError
+from maskwatch.faces import TOO_SMALL, Face
+from maskwatch.schemas import FrameOut, ModelOut
+from maskwatch.sources import Source, expand_sources
+from maskwatch.tracker import FaceTracker
+
+DEFAULT_MIN_FACE = 16
+"""Faces whose shorter side is below this many pixels are reported as too small, not classified."""
+
+
+@dataclass
+class FrameResult:
+    """The faces found in one frame of one source."""
+
+    source: str
+    index: int
+    timestamp: float | None
+    image: np.ndarray
+    faces: list[Face]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_schema(self) -> FrameOut:
+        h, w = self.image.shape[:2]
+        return FrameOut(
+            source=self.source,
+            frame=self.index,
+            timestamp=None if self.timestamp is None else round(self.timestamp, 3),
+            width=w,
+            height=h,
+            faces=[f.to_dict() for f in self.faces],
+        )
+
+
+class Detector:
+    """Finds faces and classifies each one with a model bundle.
+
+    >>> faces = Detector().detect(cv2.imread("photo.jpg"))          # doctest: +SKIP
+    >>> for result in Detector(model="my_bundle").stream("video.mp4"):  # doctest: +SKIP
+    ...     print(result.index, [f.label for f in result.faces])
+    """
+
+    def __init__(
+        self,
+        model: str | Path | Bundle | None = None,
+        detector: str | FaceDetector | None = None,
+        conf: float = 0.5,
+        min_face: int = DEFAULT_MIN_FACE,
+        threads: int | None = None,
+    ) -> None:
+        self.classifier = MaskClassifier(model, threads=threads)
+        if detector is None or isinstance(detector, str):
+            name = detector or self.classifier.bundle.meta.crop.detector
+            self.face_detector: FaceDetector = create_detector(name, min_score=conf, threads=threads)
+        else:
+            self.face_detector = detector
+        self.min_face = min_face
+
+    @property
+    def classes(self) -> list[str]:
+        return self.classifier.classes
+
+    def model_info(self) -> ModelOut:
+        meta = self.classifier.bundle.meta
+        return ModelOut(
+            source=self.classifier.bundle.source,
+            classes=meta.classes,
+            input_size=meta.input_size,
+            backbone=meta.backbone,
+            detector=self.face_detector.name,
+            metrics=meta.metrics,
+        )
+
+    def detect(self, image_bgr: np.ndarray, timings: dict[str, float] | None = None) -> list[Face]:
+        """Every face in a BGR frame with its class; faces under ``min_face`` px are labelled too_small."""
+        if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+            raise InputError("detect() expects a BGR image array of shape (height, width, 3)")
+        t0 = time.perf_counter()
+        detections = self.face_detector.detect(image_bgr)
+        t1 = time.perf_counter()
+        size, margin = self.classifier.input_size, self.classifier.margin
+        large = [d for d in detections if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= self.min_face]
+        crops = np.stack([crop_face(image_bgr, d.box, size, margin) for d in large]) if large else np.zeros((0,))
+        t2 = time.perf_counter()
+        probabilities = self.classifier.predict(crops)
+        t3 = time.perf_counter()
+        classes = self.classifier.classes
+        by_detection = {id(d): p for d, p in zip(large, probabilities)}
+        faces = []
+        for d in detections:
+            p = by_detection.get(id(d))
+            if p is None:
+                faces.append(Face(box=d.box, label=TOO_SMALL, score=0.0, detection_score=d.score))
+                continue
+            best = int(np.argmax(p))
+            faces.append(
+                Face(
+                    box=d.box,
+                    label=classes[best],
+                    score=float(p[best]),
+                    detection_score=d.score,
+                    probabilities={c: float(v) for c, v in zip(classes, p)},
+                )
+            )
+        if timings is not None:
+            timings["detect"] = timings.get("detect", 0.0) + (t1 - t0)
+            timings["crop"] = timings.get("crop", 0.0) + (t2 - t1)
+            timings["classify"] = timings.get("classify", 0.0) + (t3 - t2)
+        return faces
+
+    def process(self, source: Source, track: bool = True) -> Iterator[FrameResult]:
+        """Results frame by frame for one opened source; videos and streams get track ids."""
+        tracker = FaceTracker(self.classes) if track and source.kind != "image" else None
+        for frame in source.frames():
+            timings: dict[str, float] = {}
+            faces = self.detect(frame.image, timings)
+            if tracker is not None:
+                t = time.perf_counter()
+                faces = tracker.update(faces, frame.index)
+                timings["track"] = time.perf_counter() - t
+            yield FrameResult(source.name, frame.index, frame.timestamp, frame.image, faces, timings)
+        if tracker is not None:
+            self.last_people_per_class = tracker.people_per_class()
+
+    def stream(self, source: str | int, track: bool = True) -> Iterator[FrameResult]:
+        """Results frame by frame for a path, camera index or stream URL (one source)."""
+        sources, problems = expand_sources([str(source)])
+        if problems:
+            raise InputError(problems[0])
+        for src in sources:
+            yield from self.process(src, track=track)

@@ -1,0 +1,101 @@
+"""Where results go: JSON lines, annotated images and videos.
+
+Every sink writes so that an interrupted run leaves valid files behind: JSON
+lines are flushed one by one, annotated images are written to a temporary name
+and renamed, and videos are closed (finalised) on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO
+
+import cv2
+
+from maskwatch.draw import annotate
+from maskwatch.errors import InputError
+from maskwatch.imageio import IMAGE_SUFFIXES
+from maskwatch.pipeline import FrameResult
+
+
+class JsonLinesSink:
+    """One JSON object per frame (``maskwatch.schemas.FrameOut``), to a file or stdout."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        if target == "-":
+            self.stream: IO[str] = sys.stdout
+        else:
+            path = Path(target)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.stream = path.open("a" if path.exists() and path.stat().st_size else "w", encoding="utf-8")
+            except OSError as exc:
+                raise InputError(f"{target}: cannot write JSON lines ({exc.strerror})") from None
+
+    def write(self, result: FrameResult) -> None:
+        self.stream.write(result.to_schema().model_dump_json() + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.stream is not sys.stdout:
+            self.stream.close()
+
+
+def write_image_atomic(path: Path, image) -> None:
+    """Encode then rename, so a crash never leaves a half-written picture."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(path.suffix if path.suffix.lower() in IMAGE_SUFFIXES else ".jpg", image)
+    if not ok:
+        raise InputError(f"{path}: cannot encode image")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.tobytes())
+    os.replace(tmp, path)
+
+
+class AnnotatedSink:
+    """Annotated output: a picture per image source, an MP4 per video or stream.
+
+    ``out`` is a file name when there is a single source of a matching kind
+    (``photo.jpg`` → ``out.jpg``), otherwise a folder holding one output per source.
+    """
+
+    def __init__(self, out: str, single_source: bool) -> None:
+        self.out = Path(out)
+        self.single_file = single_source and self.out.suffix != ""
+        self.writers: dict[str, cv2.VideoWriter] = {}
+        self.written: list[Path] = []
+
+    def _target(self, result: FrameResult, video: bool) -> Path:
+        if self.single_file:
+            return self.out
+        base = Path(result.source.replace("://", "_").replace(":", "_")).name or "stream"
+        return self.out / (Path(base).stem + ("_annotated.mp4" if video else "_annotated.jpg"))
+
+    def write(self, result: FrameResult, kind: str, fps: float | None) -> None:
+        image = annotate(result.image, result.faces)
+        if kind == "image":
+            target = self._target(result, video=False)
+            write_image_atomic(target, image)
+            self.written.append(target)
+            return
+        writer = self.writers.get(result.source)
+        if writer is None:
+            target = self._target(result, video=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            h, w = image.shape[:2]
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0, (w, h))
+            if not writer.isOpened():
+                raise InputError(f"{target}: cannot write video")
+            self.writers[result.source] = writer
+            self.written.append(target)
+        writer.write(image)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.release()
+        self.writers.clear()
