@@ -1,0 +1,229 @@
+"""Box-annotated photos (Pascal VOC XML, COCO JSON) for scene-level evaluation and training crops.
+
+Both formats load into the same ``AnnotatedImage`` so the metrics never care
+where boxes came from. Anything malformed raises a one-line ``InputError``
+naming the file, so a bad dataset never ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from maskwatch.errors import InputError
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """One annotated face: its class name as the dataset spells it, box (x1, y1, x2, y2) and VOC difficult flag."""
+
+    label: str
+    box: Box
+    difficult: bool = False
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+@dataclass
+class AnnotatedImage:
+    """A photo and every face boxed in it."""
+
+    image_path: Path
+    width: int
+    height: int
+    objects: list[GroundTruth] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.image_path.name
+
+
+def _text(node: ET.Element, tag: str, where: str, required: bool = True) -> str | None:
+    child = node.find(tag)
+    if child is None or child.text is None or not child.text.strip():
+        if required:
+            raise InputError(f"{where}: missing <{tag}>")
+        return None
+    return child.text.strip()
+
+
+def _number(node: ET.Element, tag: str, where: str) -> float:
+    value = _text(node, tag, where)
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise InputError(f"{where}: <{tag}> is not a number ({value!r})") from None
+
+
+def _check_box(box: Box, where: str) -> Box:
+    x1, y1, x2, y2 = box
+    if x2 <= x1 or y2 <= y1:
+        raise InputError(f"{where}: empty box {list(box)} (x2 <= x1 or y2 <= y1)")
+    return box
+
+
+def load_voc(xml_path: str | Path, images_dir: str | Path) -> AnnotatedImage:
+    """One Pascal VOC XML file; the image is ``images_dir/<filename>`` (else the XML's stem with any image suffix)."""
+    xml_path, images_dir = Path(xml_path), Path(images_dir)
+    try:
+        root = ET.parse(xml_path).getroot()
+    except FileNotFoundError:
+        raise InputError(f"{xml_path}: no such file") from None
+    except ET.ParseError as exc:
+        raise InputError(f"{xml_path}: malformed XML ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"{xml_path}: cannot read ({exc.strerror})") from None
+    if root.tag != "annotation":
+        raise InputError(f"{xml_path}: not a Pascal VOC annotation (root element is <{root.tag}>)")
+    where = str(xml_path)
+    filename = _text(root, "filename", where, required=False)
+    image_path = _find_image(images_dir, filename, xml_path.stem)
+    size = root.find("size")
+    width = height = 0
+    if size is not None:
+        width, height = int(_number(size, "width", where)), int(_number(size, "height", where))
+    objects = []
+    for i, obj in enumerate(root.findall("object")):
+        at = f"{where}: object {i + 1}"
+        label = _text(obj, "name", at)
+        bnd = obj.find("bndbox")
+        if bnd is None:
+            raise InputError(f"{at}: missing <bndbox>")
+        box = tuple(_number(bnd, tag, at) for tag in ("xmin", "ymin", "xmax", "ymax"))
+        difficult = (_text(obj, "difficult", at, required=False) or "0") not in ("0", "false", "False")
+        objects.append(GroundTruth(label=str(label), box=_check_box(box, at), difficult=difficult))  # type: ignore[arg-type]
+    return AnnotatedImage(image_path=image_path, width=width, height=height, objects=objects)
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".JPG", ".JPEG", ".PNG")
+
+
+def _find_image(images_dir: Path, filename: str | None, stem: str) -> Path:
+    """The image an annotation names; falls back on the annotation's stem (datasets often rename PNG → JPG)."""
+    if filename:
+        candidate = images_dir / Path(filename).name
+        if candidate.is_file():
+            return candidate
+    for base in ([Path(filename).stem] if filename else []) + [stem]:
+        for suffix in _IMAGE_SUFFIXES:
+            candidate = images_dir / f"{base}{suffix}"
+            if candidate.is_file():
+                return candidate
+    # Not found: keep the named path; evaluation reports the missing image in one line.
+    return images_dir / (Path(filename).name if filename else f"{stem}.jpg")
+
+
+def load_voc_dir(annotations_dir: str | Path, images_dir: str | Path) -> list[AnnotatedImage]:
+    """Every ``*.xml`` in a folder, in natural order of their names (img2 before img10)."""
+    annotations_dir = Path(annotations_dir)
+    if not annotations_dir.is_dir():
+        raise InputError(f"{annotations_dir}: no such folder")
+    files = sorted(annotations_dir.glob("*.xml"), key=lambda p: natural_key(p.name))
+    if not files:
+        raise InputError(f"{annotations_dir}: no Pascal VOC .xml files")
+    return [load_voc(f, images_dir) for f in files]
+
+
+def load_coco(json_path: str | Path, images_dir: str | Path) -> list[AnnotatedImage]:
+    """A COCO detection JSON (images, annotations with ``bbox`` = x, y, w, h, categories)."""
+    json_path, images_dir = Path(json_path), Path(images_dir)
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{json_path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{json_path}: malformed JSON ({exc.msg}, line {exc.lineno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{json_path}: cannot read ({exc})") from None
+    where = str(json_path)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise InputError(f"{where}: not a COCO file (no 'images' list)")
+    annotations = data.get("annotations", [])
+    categories = data.get("categories", [])
+    if not isinstance(annotations, list) or not isinstance(categories, list):
+        raise InputError(f"{where}: 'annotations' and 'categories' must be lists")
+    try:
+        names = {c["id"]: str(c["name"]) for c in categories}
+        images: dict[Any, AnnotatedImage] = {}
+        for img in data["images"]:
+            images[img["id"]] = AnnotatedImage(
+                image_path=_find_image(images_dir, str(img["file_name"]), Path(str(img["file_name"])).stem),
+                width=int(img.get("width", 0)),
+                height=int(img.get("height", 0)),
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{where}: malformed image or category entry ({type(exc).__name__}: {exc})") from None
+    for i, ann in enumerate(annotations):
+        at = f"{where}: annotation {i + 1}"
+        try:
+            image = images[ann["image_id"]]
+            label = names[ann["category_id"]]
+            x, y, w, h = (float(v) for v in ann["bbox"])
+        except KeyError as exc:
+            raise InputError(f"{at}: missing or unknown {exc}") from None
+        except (TypeError, ValueError):
+            raise InputError(f"{at}: bbox must be four numbers [x, y, width, height]") from None
+        difficult = bool(ann.get("iscrowd", 0)) or bool(ann.get("ignore", 0))
+        image.objects.append(GroundTruth(label=label, box=_check_box((x, y, x + w, y + h), at), difficult=difficult))
+    return list(images.values())
+
+
+def load_annotations(annotations: str | Path, images_dir: str | Path) -> list[AnnotatedImage]:
+    """A folder of VOC XML, one VOC XML file, or a COCO JSON file."""
+    path = Path(annotations)
+    if path.is_dir():
+        return load_voc_dir(path, images_dir)
+    if path.suffix.lower() == ".json":
+        return load_coco(path, images_dir)
+    if path.suffix.lower() == ".xml":
+        return [load_voc(path, images_dir)]
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    raise InputError(f"{path}: expected a folder of VOC .xml files, a .xml file or a COCO .json file")
+
+
+def natural_key(name: str) -> list[int | str]:
+    """Sort key that orders embedded numbers numerically."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def image_number(name: str) -> int:
+    """The last number in a file name (``maksssksksss17.jpg`` → 17)."""
+    numbers = re.findall(r"\d+", Path(name).stem)
+    if not numbers:
+        raise InputError(f"{name}: no image number in the name; cannot assign it to a split")
+    return int(numbers[-1])
+
+
+def scene_split(image_name: str | Path) -> Literal["train", "test"]:
+    """The team's fixed split of the scenes data: even image number → train, odd → test.
+
+    Fixed by name (not random) so that crops cut for training and images used to
+    report scene metrics can never overlap, whoever runs which tool.
+    """
+    return "train" if image_number(Path(image_name).name) % 2 == 0 else "test"
+
+
+__all__ = [
+    "AnnotatedImage",
+    "GroundTruth",
+    "image_number",
+    "load_annotations",
+    "load_coco",
+    "load_voc",
+    "load_voc_dir",
+    "natural_key",
+    "scene_split",
+]

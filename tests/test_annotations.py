@@ -1,0 +1,173 @@
+"""Pascal VOC / COCO parsing, clear errors on malformed files, and the fixed scenes split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from maskwatch.annotations import (
+    GroundTruth,
+    load_annotations,
+    load_coco,
+    load_voc,
+    load_voc_dir,
+    scene_split,
+)
+from maskwatch.errors import InputError
+
+SCENES = Path(__file__).parents[1].parent / "shared" / "data" / "scenes"
+
+VOC = """<annotation>
+    <folder>images</folder>
+    <filename>{filename}</filename>
+    <size><width>512</width><height>366</height><depth>3</depth></size>
+    <object>
+        <name>without_mask</name><difficult>0</difficult>
+        <bndbox><xmin>79</xmin><ymin>105</ymin><xmax>109</xmax><ymax>142</ymax></bndbox>
+    </object>
+    <object>
+        <name>mask_weared_incorrect</name><difficult>1</difficult>
+        <bndbox><xmin>185.5</xmin><ymin>100</ymin><xmax>226</xmax><ymax>144</ymax></bndbox>
+    </object>
+</annotation>
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_voc_parses_boxes_labels_difficult(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a7.jpg").write_bytes(b"x")
+    ann = load_voc(write(tmp_path / "ann" / "a7.xml", VOC.format(filename="a7.jpg")), tmp_path / "img")
+    assert ann.image_path == tmp_path / "img" / "a7.jpg"
+    assert (ann.width, ann.height) == (512, 366)
+    assert ann.objects == [
+        GroundTruth("without_mask", (79.0, 105.0, 109.0, 142.0), False),
+        GroundTruth("mask_weared_incorrect", (185.5, 100.0, 226.0, 144.0), True),
+    ]
+
+
+def test_voc_falls_back_on_stem_when_suffix_differs(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a7.jpg").write_bytes(b"x")
+    ann = load_voc(write(tmp_path / "a7.xml", VOC.format(filename="a7.png")), tmp_path / "img")
+    assert ann.image_path.name == "a7.jpg"
+
+
+def test_voc_dir_natural_order(tmp_path: Path) -> None:
+    for n in (10, 2, 1):
+        write(tmp_path / f"s{n}.xml", VOC.format(filename=f"s{n}.jpg"))
+    names = [a.image_path.name for a in load_voc_dir(tmp_path, tmp_path)]
+    assert names == ["s1.jpg", "s2.jpg", "s10.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("<annotation><object>", "malformed XML"),
+        ("<root/>", "not a Pascal VOC annotation"),
+        ("<annotation><object><name>x</name></object></annotation>", "missing <bndbox>"),
+        (
+            "<annotation><object><name>x</name><bndbox><xmin>a</xmin><ymin>0</ymin><xmax>1</xmax>"
+            "<ymax>1</ymax></bndbox></object></annotation>",
+            "not a number",
+        ),
+        (
+            "<annotation><object><bndbox><xmin>0</xmin><ymin>0</ymin><xmax>1</xmax>"
+            "<ymax>1</ymax></bndbox></object></annotation>",
+            "missing <name>",
+        ),
+        (
+            "<annotation><object><name>x</name><bndbox><xmin>5</xmin><ymin>0</ymin><xmax>1</xmax>"
+            "<ymax>1</ymax></bndbox></object></annotation>",
+            "empty box",
+        ),
+    ],
+)
+def test_voc_malformed_is_one_line_input_error(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path / "bad.xml", text)
+    with pytest.raises(InputError, match=message) as info:
+        load_voc(path, tmp_path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_voc_missing_file_and_empty_dir(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        load_voc(tmp_path / "nope.xml", tmp_path)
+    with pytest.raises(InputError, match="no Pascal VOC"):
+        load_voc_dir(tmp_path, tmp_path)
+    with pytest.raises(InputError, match="no such folder"):
+        load_voc_dir(tmp_path / "missing", tmp_path)
+
+
+COCO = {
+    "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}, {"id": 2, "file_name": "b.jpg"}],
+    "categories": [{"id": 3, "name": "with_mask"}, {"id": 4, "name": "without_mask"}],
+    "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 20, 30, 40]},
+        {"id": 2, "image_id": 1, "category_id": 4, "bbox": [50, 5, 10, 10], "iscrowd": 1},
+    ],
+}
+
+
+def test_coco_parses_xywh_to_xyxy(tmp_path: Path) -> None:
+    path = write(tmp_path / "coco.json", json.dumps(COCO))
+    images = load_coco(path, tmp_path)
+    assert [i.image_path.name for i in images] == ["a.jpg", "b.jpg"]
+    assert images[0].objects == [
+        GroundTruth("with_mask", (10.0, 20.0, 40.0, 60.0), False),
+        GroundTruth("without_mask", (50.0, 5.0, 60.0, 15.0), True),
+    ]
+    assert images[1].objects == []
+    assert load_annotations(path, tmp_path)[0].width == 100
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "malformed JSON"),
+        ("[1, 2]", "not a COCO file"),
+        (json.dumps({**COCO, "annotations": [{"image_id": 9, "category_id": 3, "bbox": [0, 0, 1, 1]}]}), "unknown"),
+        (json.dumps({**COCO, "annotations": [{"image_id": 1, "category_id": 3, "bbox": [0, 0]}]}), "four numbers"),
+        (json.dumps({**COCO, "images": [{"id": 1}]}), "malformed image"),
+    ],
+)
+def test_coco_malformed_is_one_line_input_error(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path / "bad.json", text)
+    with pytest.raises(InputError, match=message) as info:
+        load_coco(path, tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_load_annotations_rejects_unknown_kind(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="expected a folder"):
+        load_annotations(write(tmp_path / "a.txt", "x"), tmp_path)
+
+
+def test_scene_split_even_train_odd_test() -> None:
+    assert scene_split("maksssksksss0.jpg") == "train"
+    assert scene_split("maksssksksss1.png") == "test"
+    assert scene_split(Path("x/maksssksksss424.xml")) == "train"
+    assert scene_split("maksssksksss425") == "test"
+    with pytest.raises(InputError, match="no image number"):
+        scene_split("photo.jpg")
+
+
+@pytest.mark.skipif(not SCENES.is_dir(), reason=f"shared scenes data not found at {SCENES}")
+def test_real_scenes_parse() -> None:
+    images = load_voc_dir(SCENES / "annotations", SCENES / "images")
+    assert len(images) == 426
+    assert all(i.image_path.is_file() for i in images)
+    counts: dict[str, int] = {}
+    for image in images:
+        for obj in image.objects:
+            counts[obj.label] = counts.get(obj.label, 0) + 1
+    assert counts == {"with_mask": 1609, "without_mask": 388, "mask_weared_incorrect": 55}
+    halves = {scene_split(i.image_path.name) for i in images}
+    assert halves == {"train", "test"}
