@@ -1,0 +1,5 @@
+"""``python -m maskwatch`` runs the command line."""
+
+from maskwatch.cli import main
+
+main()

@@ -1,0 +1,64 @@
+"""Shared test fixtures. Each feature's own fixtures live in its test module unless several need them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` beside the checkout (data and weights); tests needing it skip without it."""
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"shared data not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def astronaut_bgr() -> np.ndarray:
+    """A real face photo from a PyPI package (scikit-image's public-domain astronaut)."""
+    skimage_data = pytest.importorskip("skimage.data")
+    return cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def run_cli(*args: str, timeout: float = 180, input_text: str | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``maskwatch`` command line in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "maskwatch", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input_text,
+    )
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    """Write frames as an MP4 with OpenCV, as a camera recording would be."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened(), "OpenCV cannot write MP4 here"
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def moving_face_frames(face_bgr: np.ndarray, count: int = 12, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
+    """Frames of a face sliding left to right over a plain background: a video for tracking tests."""
+    w, h = size
+    head = cv2.resize(face_bgr[30:250, 120:330], (180, 188))
+    frames = []
+    for i in range(count):
+        frame = np.full((h, w, 3), 90, np.uint8)
+        x = 40 + i * (w - 260) // max(1, count - 1)
+        frame[140 : 140 + head.shape[0], x : x + head.shape[1]] = head
+        frames.append(frame)
+    return frames
