@@ -196,6 +196,9 @@ class ImageErrors:
     spurious: int
     misclassified: int
     too_small: int
+    gt_found: list[bool] = field(default_factory=list)
+    pred_status: list[int] = field(default_factory=list)
+    """Per prediction: 1 matched a face, 0 spurious or duplicate, -1 hit a difficult box."""
 
     @property
     def total(self) -> int:
@@ -328,7 +331,7 @@ def compute_metrics(results: Sequence[ImageResult], iou: float = 0.5, classes: S
             elif s == 0:
                 spurious += 1
                 confusion[rows.index(SPURIOUS), cols.index(label)] += 1
-        errors.append(ImageErrors(r.name, missed, spurious, wrong, small))
+        errors.append(ImageErrors(r.name, missed, spurious, wrong, small, found.tolist(), [int(v) for v in status]))
     face = ranked_metrics(
         "face",
         np.concatenate(face_scores) if face_scores else np.zeros(0),

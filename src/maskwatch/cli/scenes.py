@@ -1,0 +1,161 @@
+"""``maskwatch evaluate-scenes``: the whole pipeline scored on box-annotated photos (mAP, recall by size)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from maskwatch.cli.app import app, console, console_err
+
+KNOWN_ALIASES = {
+    "mask_weared_incorrect": "incorrect_mask",
+    "mask_worn_incorrectly": "incorrect_mask",
+    "incorrect": "incorrect_mask",
+    "mask": "with_mask",
+    "masked": "with_mask",
+    "face_mask": "with_mask",
+    "no_mask": "without_mask",
+    "nomask": "without_mask",
+}
+"""Dataset spellings mapped to the usual bundle classes when the bundle lacks the dataset's name."""
+
+
+def parse_class_map(spec: str | None) -> dict[str, str]:
+    """``a=b,c=d`` or a JSON file holding {"a": "b"}; ``b`` may be ``-`` to ignore class ``a``."""
+    from maskwatch.errors import InputError
+
+    if not spec:
+        return {}
+    path = Path(spec)
+    if spec.endswith(".json") or path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"--class-map {spec}: no such file") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--class-map {spec}: malformed JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise InputError(f"--class-map {spec}: expected a JSON object of dataset name → bundle name")
+        return {str(k): v for k, v in data.items()}
+    out = {}
+    for item in spec.split(","):
+        if item.count("=") != 1 or not all(part.strip() for part in item.split("=")):
+            raise InputError(f"--class-map: {item!r} is not DATASET_NAME=BUNDLE_NAME")
+        source, target = (part.strip() for part in item.split("="))
+        out[source] = target
+    return out
+
+
+def resolve_class_map(explicit: dict[str, str], dataset: set[str], bundle: list[str]) -> dict[str, str]:
+    """Explicit mappings first; then known aliases for dataset classes the bundle does not know."""
+    out = dict(explicit)
+    for name in sorted(dataset):
+        if name not in out and name not in bundle and KNOWN_ALIASES.get(name) in bundle:
+            out[name] = KNOWN_ALIASES[name]
+    return out
+
+
+@app.command("evaluate-scenes")
+def evaluate_scenes_command(
+    images_dir: Path = typer.Argument(..., help="Folder of the annotated photos."),
+    annotations: Path = typer.Argument(..., help="Folder of Pascal VOC .xml files, one .xml, or a COCO .json."),
+    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
+    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`) [bundle's]."),
+    out: Path = typer.Option(Path("scene_eval"), "--out", "-o", help="Folder for the JSON, PR curves and HTML."),
+    class_map: str = typer.Option(
+        None, "--class-map", help="DATASET=BUNDLE[,..] or a JSON file; BUNDLE '-' ignores that class."
+    ),
+    split: str = typer.Option(
+        "all", "--split", help="all, or train/test: the fixed scenes split (even image number train, odd test)."
+    ),
+    map_classes: str = typer.Option(
+        None, "--map-classes", help="Comma-separated classes for the headline mAP [every class with ground truth]."
+    ),
+    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    min_face: int = typer.Option(16, "--min-face", min=1, help="Faces under this (px) are too_small, unclassified."),
+    iou: list[float] = typer.Option([0.5, 0.3], "--iou", help="IoU thresholds for a match (repeatable)."),
+    worst: int = typer.Option(12, "--worst", min=0, help="How many of the worst images to draw in the report."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Evaluate only the first N images (0: all)."),
+) -> None:
+    """Run the full pipeline on box-annotated photos and report mAP, recall by face size and the worst images."""
+    from maskwatch.annotations import load_annotations, scene_split
+    from maskwatch.errors import InputError
+    from maskwatch.pipeline import Detector
+    from maskwatch.scene_metrics import evaluate_scenes
+    from maskwatch.scene_report import write_report
+
+    if not images_dir.is_dir():
+        raise InputError(f"{images_dir}: no such folder of images")
+    if split not in ("all", "train", "test"):
+        raise InputError(f"--split {split!r}: choose all, train or test")
+    if any(not 0.0 < t <= 1.0 for t in iou):
+        raise InputError("--iou: thresholds must be in (0, 1]")
+    images = load_annotations(annotations, images_dir)
+    if split != "all":
+        images = [i for i in images if scene_split(i.image_path.name) == split]
+    if limit:
+        images = images[:limit]
+    if not images:
+        raise InputError(f"{annotations}: no annotated images to evaluate (split {split})")
+    missing = [i.image_path for i in images if not i.image_path.is_file()]
+    if missing:
+        raise InputError(f"{missing[0]}: image named by an annotation not found ({len(missing)} missing in all)")
+
+    pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face)
+    dataset_classes = {o.label for i in images for o in i.objects}
+    mapping = resolve_class_map(parse_class_map(class_map), dataset_classes, pipeline.classes)
+    selected = [c.strip() for c in map_classes.split(",") if c.strip()] if map_classes else None
+    settings = {
+        "images_dir": str(images_dir),
+        "annotations": str(annotations),
+        "split": split,
+        "model": pipeline.classifier.bundle.source,
+        "detector": pipeline.face_detector.name,
+        "conf": conf,
+        "min_face": min_face,
+        "class_map": mapping,
+        "ranking_score": "detection_score * class probability",
+    }
+    with console_err.status("evaluating") as status:
+        report = evaluate_scenes(
+            images,
+            pipeline,
+            classes=pipeline.classes,
+            class_map=mapping,
+            ious=tuple(iou),
+            map_classes=selected,
+            settings=settings,
+            progress=lambda i, n: status.update(f"evaluating {i}/{n}"),
+        )
+    written = write_report(report, out, worst=worst)
+    _print(report)
+    for kind in ("json", "html"):
+        console_err.print(f"wrote {written[kind]}")
+
+
+def _print(report) -> None:
+    from maskwatch.scene_metrics import SIZE_BUCKETS
+
+    for iou, m in report.metrics.items():
+        table = Table(title=f"IoU ≥ {iou:g}", header_style="bold")
+        for col in ("class", "AP", "precision", "recall", "faces"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for name, cm in [*m.per_class.items(), ("face (any class)", m.face)]:
+            table.add_row(name, _f(cm.ap), _f(cm.precision), _f(cm.recall), str(cm.n_gt))
+        console.print(table)
+        sizes = ", ".join(f"{b} {_f(m.recall_for(b))} ({m.recall_by_size[b][1]})" for b, _, _ in SIZE_BUCKETS)
+        found, total = m.recall_min_side
+        console.print(
+            f"mAP {_f(report.metrics[iou].mean_ap(report.map_classes))}"
+            + (f" over {', '.join(report.map_classes)}" if report.map_classes else "")
+            + f" · detection recall: {sizes}; ≥ 24 px {_f(found / total if total else float('nan'))} ({total})"
+            + f" · accuracy on found faces {_f(m.accuracy)} ({m.matched})",
+            highlight=False,
+        )
+
+
+def _f(value: float) -> str:
+    return "–" if value != value else f"{value:.3f}"
