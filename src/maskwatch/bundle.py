@@ -9,6 +9,7 @@ versions). Packaged bundles are named ``maskwatch:NAME``.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -66,8 +67,11 @@ def packaged_bundles() -> list[str]:
 
 
 def resolve_bundle_dir(model: str | Path | None) -> Path:
-    """The folder of a bundle given as ``None`` (default), ``maskwatch:NAME``, a folder or its bundle.json."""
-    name = str(model) if model is not None else DEFAULT_BUNDLE
+    """The folder of a bundle given as ``None`` (default), ``maskwatch:NAME``, a folder or its bundle.json.
+
+    ``None`` means ``$MASKWATCH_MODEL`` when set (handy for services), else the packaged default.
+    """
+    name = str(model) if model is not None else os.environ.get("MASKWATCH_MODEL") or DEFAULT_BUNDLE
     if name.startswith("maskwatch:"):
         folder = Path(str(resources.files("maskwatch.models").joinpath(name.split(":", 1)[1])))
         if not (folder / META_FILE).is_file():

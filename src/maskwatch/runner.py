@@ -28,7 +28,10 @@ def run_sources(
     on_frame: Callable[[FrameResult, Source], None] | None = None,
     track: bool = True,
 ) -> Summary:
-    """Process every source; a source that fails is logged and listed in ``Summary.failed_sources``."""
+    """Process every source; a source that fails is logged and listed in ``Summary.failed_sources``.
+
+    Ctrl-C stops the run but still closes every output (``Summary.interrupted``).
+    """
     summary = Summary()
     faces_per_class: Counter = Counter()
     people: Counter = Counter()
@@ -51,6 +54,8 @@ def run_sources(
             except InputError as exc:
                 log.error("%s", exc)
                 summary.failed_sources.append(str(exc))
+    except KeyboardInterrupt:
+        summary.interrupted = True
     finally:
         if annotated_sink is not None:
             annotated_sink.close()

@@ -48,3 +48,4 @@ class Summary(BaseModel):
     seconds: float = 0.0
     fps: float = 0.0
     failed_sources: list[str] = Field(default_factory=list)
+    interrupted: bool = Field(default=False, description="the run was stopped by Ctrl-C; outputs are complete")

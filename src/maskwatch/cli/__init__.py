@@ -12,7 +12,7 @@ import sys
 from maskwatch.cli.app import app, console_err
 from maskwatch.errors import MaskwatchError
 
-COMMAND_MODULES = ["info", "detect", "scenes"]
+COMMAND_MODULES = ["info", "detect", "bench", "scenes"]
 """Modules under ``maskwatch.cli`` that register commands on ``app``."""
 
 for _module in COMMAND_MODULES:

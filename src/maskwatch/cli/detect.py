@@ -72,6 +72,9 @@ def detect(
     summary = run_sources(pipeline, expanded, json_sink, annotated, on_frame=window, track=not no_track)
     summary.failed_sources = problems + summary.failed_sources
     _print_summary(summary, annotated.written if annotated else [])
+    if summary.interrupted:
+        console_err.print("interrupted; outputs closed")
+        raise typer.Exit(130)
     if summary.failed_sources:
         raise typer.Exit(2)
 

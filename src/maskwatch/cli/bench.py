@@ -1,0 +1,42 @@
+"""``maskwatch bench``: reproducible speed figures of the installed pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from maskwatch.cli.app import app, console
+
+
+@app.command()
+def bench(
+    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
+    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`)."),
+    frames: int = typer.Option(200, "--frames", min=1, help="Frames timed per scenario."),
+    faces: list[int] = typer.Option([1, 5], "--faces", help="Faces per frame, one scenario each."),
+    out: Path = typer.Option(None, "--out", help="Also write the figures as JSON here."),
+) -> None:
+    """Frames per second at 640×480 with 1 and 5 faces on this machine, with time per stage."""
+    from maskwatch.bench import machine_info, run_bench
+    from maskwatch.pipeline import Detector
+
+    pipeline = Detector(model=model, detector=detector)
+    results = [run_bench(pipeline, n, frames=frames) for n in faces]
+    stages = sorted({s for r in results for s in r["ms_per_stage"]})
+    table = Table(title=f"maskwatch bench — 640×480, detector {pipeline.face_detector.name}")
+    for column in ["faces", "found", "fps", "ms/frame", *[f"{s} ms" for s in stages]]:
+        table.add_column(column, justify="right")
+    for r in results:
+        per_stage = [str(r["ms_per_stage"].get(s, "-")) for s in stages]
+        table.add_row(
+            str(r["faces_in_frame"]), str(r["faces_found_per_frame"]), str(r["fps"]), str(r["ms_per_frame"]), *per_stage
+        )
+    console.print(table)
+    report = {"machine": machine_info(), "model": pipeline.model_info().model_dump(), "results": results}
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        console.print(f"wrote {out}")

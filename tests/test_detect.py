@@ -1,0 +1,292 @@
+"""End-to-end tests of ``maskwatch detect`` and the ``Detector`` API on real images, videos and streams."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import moving_face_frames, run_cli, write_video
+
+from maskwatch import Detector, InputError
+from maskwatch.faces import TOO_SMALL
+from maskwatch.schemas import FrameOut
+from maskwatch.sources import CaptureSource
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return Detector()
+
+
+@pytest.fixture
+def photo(tmp_path, astronaut_bgr) -> Path:
+    path = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(path), astronaut_bgr)
+    return path
+
+
+@pytest.fixture
+def video(tmp_path, astronaut_bgr) -> Path:
+    return write_video(tmp_path / "walk.mp4", moving_face_frames(astronaut_bgr, count=12))
+
+
+def json_lines(path: Path) -> list[FrameOut]:
+    return [FrameOut.model_validate_json(line) for line in path.read_text().splitlines()]
+
+
+class MjpegServer:
+    """A live HTTP MJPEG camera on localhost that drops each connection after ``frames_per_connection``.
+
+    After ``connections`` connections it answers 503, like a camera that went away.
+    """
+
+    def __init__(self, jpeg: bytes, frames_per_connection: int = 8, connections: int = 2, delay: float = 0.02):
+        self.served = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                server.served += 1
+                if server.served > connections:
+                    self.send_error(503)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    for _ in range(frames_per_connection):
+                        part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                        self.wfile.write(part + jpeg + b"\r\n")
+                        time.sleep(delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/camera.mjpg"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def jpeg(astronaut_bgr) -> bytes:
+    return cv2.imencode(".jpg", cv2.resize(astronaut_bgr, (320, 320)))[1].tobytes()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- Python API -------------------------------------------------------------------------------
+
+
+def test_api_classifies_the_unmasked_astronaut(detector, astronaut_bgr):
+    (face,) = detector.detect(astronaut_bgr)
+    assert face.label == "without_mask"
+    assert face.score > 0.8
+    assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert set(face.probabilities) == set(detector.classes)
+
+
+def test_api_reports_small_faces_instead_of_guessing(astronaut_bgr):
+    (face,) = Detector(min_face=400).detect(astronaut_bgr)
+    assert face.label == TOO_SMALL and face.score == 0.0 and face.probabilities == {}
+
+
+def test_api_rejects_what_is_not_an_image(detector):
+    with pytest.raises(InputError, match="expects a BGR image"):
+        detector.detect(np.zeros((10, 10)))
+
+
+def test_api_stream_over_a_video_tracks_one_person(detector, video):
+    results = list(detector.stream(video))
+    assert [r.index for r in results] == list(range(12))
+    ids = {f.track_id for r in results for f in r.faces}
+    assert ids == {1}
+    assert all(f.label == "without_mask" for r in results for f in r.faces)
+
+
+# --- CLI: images and folders ------------------------------------------------------------------
+
+
+def test_cli_image_writes_annotated_picture_and_json(tmp_path, photo):
+    out, js = tmp_path / "out" / "annotated.jpg", tmp_path / "faces.jsonl"
+    result = run_cli("detect", str(photo), "--out", str(out), "--json", str(js))
+    assert result.returncode == 0, result.stderr
+    (frame,) = json_lines(js)
+    assert frame.source == str(photo) and frame.width == 512 and len(frame.faces) == 1
+    assert frame.faces[0].label == "without_mask" and frame.faces[0].track_id is None
+    annotated = cv2.imread(str(out))
+    assert annotated.shape == (512, 512, 3)
+    assert np.abs(annotated.astype(int) - cv2.imread(str(photo)).astype(int)).sum() > 0  # a box was drawn
+    assert "without_mask" in result.stderr  # the summary table
+
+
+def test_cli_json_to_stdout_is_clean(photo):
+    result = run_cli("detect", str(photo), "--json", "-")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert FrameOut.model_validate_json(line).faces[0].label == "without_mask"
+
+
+def test_cli_folder_lists_bad_files_and_processes_the_rest(tmp_path, photo):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "good.jpg").write_bytes(photo.read_bytes())
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.txt").write_text("hello")
+    js, out = tmp_path / "f.jsonl", tmp_path / "annotated"
+    result = run_cli("detect", str(folder), "--json", str(js), "--out", str(out))
+    assert result.returncode == 2
+    for name in ("corrupt.jpg", "empty.png", "notes.txt"):
+        assert name in result.stderr
+    assert "Traceback" not in result.stderr
+    assert [Path(f.source).name for f in json_lines(js)] == ["good.jpg"]
+    assert (out / "good_annotated.jpg").is_file()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.jpg", "no such file"),
+        (lambda d: _write(d / "empty.jpg", b""), "empty file"),
+        (lambda d: _write(d / "bad.jpg", b"garbage" * 20), "not a readable image"),
+        (lambda d: _write(d / "bad.mp4", b"\0garbage" * 500), "not a readable video"),
+    ],
+)
+def test_cli_bad_single_inputs_fail_in_one_line(tmp_path, make, message):
+    result = run_cli("detect", str(make(tmp_path)))
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_missing_camera_and_unreachable_stream_fail_cleanly():
+    for source, message in (
+        ("7", "camera:7: camera not found"),
+        (f"http://127.0.0.1:{free_port()}/x.mjpg", "unreachable"),
+    ):
+        result = run_cli("detect", source, timeout=60)
+        assert result.returncode != 0, source
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_cli_malformed_bundle_fails_in_one_line(tmp_path, photo):
+    (tmp_path / "bundle.json").write_text("{}")
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    result = run_cli("detect", str(photo), "--model", str(tmp_path))
+    assert result.returncode == 3
+    assert "bundle.json: classes: Field required" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- CLI: videos and streams ------------------------------------------------------------------
+
+
+def test_cli_video_writes_playable_annotated_video_and_tracks(tmp_path, video):
+    js, out = tmp_path / "v.jsonl", tmp_path / "annotated.mp4"
+    result = run_cli("detect", str(video), "--json", str(js), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    frames = json_lines(js)
+    assert len(frames) == 12
+    assert [f.timestamp for f in frames[:3]] == [0.0, 0.1, 0.2]
+    assert {face.track_id for f in frames for face in f.faces} == {1}
+    capture = cv2.VideoCapture(str(out))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    capture.release()
+    assert "12 frame(s)" in result.stderr
+
+
+def test_cli_truncated_video_keeps_what_it_could_read(tmp_path, astronaut_bgr):
+    path = write_video(tmp_path / "long.mp4", moving_face_frames(astronaut_bgr, count=30))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    js = tmp_path / "t.jsonl"
+    result = run_cli("detect", str(path), "--json", str(js))
+    assert "Traceback" not in result.stderr
+    if result.returncode == 0:
+        assert 0 < len(json_lines(js)) <= 30
+    else:
+        assert "long.mp4" in result.stderr
+
+
+def test_stream_drop_reconnects_and_goes_on(jpeg):
+    server = MjpegServer(jpeg, frames_per_connection=6, connections=2)
+    try:
+        source = CaptureSource(server.url, reconnects=2, base_delay=0.05)
+        frames = list(source.frames())
+    finally:
+        server.close()
+    assert len(frames) == 12  # both connections' frames: the drop did not end the run
+    assert source.reconnections == 1
+    assert [f.index for f in frames] == list(range(12))
+
+
+def test_cli_stream_with_a_drop(tmp_path, jpeg):
+    server = MjpegServer(jpeg, frames_per_connection=5, connections=2)
+    js = tmp_path / "s.jsonl"
+    try:
+        result = run_cli("detect", server.url, "--json", str(js), "--reconnects", "1", timeout=120)
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    frames = json_lines(js)
+    assert len(frames) == 10
+    assert all(f.faces and f.faces[0].label == "without_mask" for f in frames)
+    assert "reconnecting" in result.stderr and "reconnected" in result.stderr
+
+
+def test_ctrl_c_closes_every_output(tmp_path, jpeg):
+    server = MjpegServer(jpeg, frames_per_connection=10_000, connections=1, delay=0.03)
+    js, out = tmp_path / "live.jsonl", tmp_path / "live.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "maskwatch", "detect", server.url, "--json", str(js), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not js.exists() or len(js.read_text().splitlines()) < 5):
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        server.close()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    lines = js.read_text().splitlines()
+    assert len(lines) >= 5
+    for line in lines:
+        json.loads(line)  # every line complete
+    capture = cv2.VideoCapture(str(out))
+    readable = 0
+    while capture.read()[0]:
+        readable += 1
+    capture.release()
+    assert readable >= len(lines) - 1  # the video was finalised and plays
