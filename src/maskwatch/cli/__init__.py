@@ -7,13 +7,16 @@ so that ``maskwatch detect`` starts fast.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 
 from maskwatch.cli.app import app, console_err
 from maskwatch.errors import MaskwatchError
 
-COMMAND_MODULES = ["info", "detect", "bench", "scenes"]
-"""Modules under ``maskwatch.cli`` that register commands on ``app``."""
+COMMAND_MODULES = sorted(
+    m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("app",) and not m.name.startswith("_")
+)
+"""Modules under ``maskwatch.cli`` that register commands on ``app`` (every module but ``app``)."""
 
 for _module in COMMAND_MODULES:
     importlib.import_module(f"maskwatch.cli.{_module}")
