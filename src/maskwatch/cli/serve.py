@@ -1,0 +1,55 @@
+"""``maskwatch serve``: the web page and REST API on Uvicorn (localhost unless told otherwise)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import typer
+
+from maskwatch.cli.app import app, console_err
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A one-line ``InputError`` when the address cannot be bound, instead of Uvicorn's log and exit."""
+    from maskwatch.errors import InputError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes the server to the network."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
+    token: str = typer.Option(
+        None, "--token", envvar="MASKWATCH_TOKEN", help="Require this token on /v1 calls (env MASKWATCH_TOKEN)."
+    ),
+    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.01, help="Largest upload accepted (413 above)."),
+    workers: int = typer.Option(None, "--workers", min=1, max=64, help="Inference threads [min(4, CPU cores)]."),
+    max_video_frames: int = typer.Option(3000, "--max-video-frames", min=1, help="Longest video accepted, in frames."),
+) -> None:
+    """Serve the web page (upload, live webcam) and the REST API (/v1/detect, /docs)."""
+    import uvicorn
+
+    from maskwatch.web import create_app
+
+    check_port_free(host, port)
+    web = create_app(
+        model=model,
+        token=token or None,
+        max_upload_mb=max_upload_mb,
+        workers=workers,
+        max_video_frames=max_video_frames,
+    )
+    shown = f"[{host}]" if ":" in host else host
+    console_err.print(f"maskwatch serving on http://{shown}:{port}  (API docs: /docs; Ctrl-C stops)", highlight=False)
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        console_err.print("[yellow]warning:[/] listening beyond localhost without --token", highlight=False)
+    uvicorn.run(web, host=host, port=port, log_level=os.environ.get("MASKWATCH_LOG_LEVEL", "warning"))

@@ -1,0 +1,256 @@
+"""FastAPI app factory: the page, the REST API and the live-webcam WebSocket.
+
+Every route calls the same library code as the CLI — ``Detector`` for images and
+live frames, ``run_sources`` for videos, ``maskwatch.schemas`` for the JSON — and
+runs it in a bounded thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from maskwatch.errors import MaskwatchError
+from maskwatch.imageio import MAX_PIXELS
+from maskwatch.pipeline import Detector
+from maskwatch.tracker import FaceTracker
+from maskwatch.web.jobs import JobStore, probe_video
+from maskwatch.web.limits import BodyLimitMiddleware, input_error_status
+from maskwatch.web.models import DetectOut, ErrorOut, HealthOut, JobCreated, JobOut, ModelInfoOut
+from maskwatch.web.work import detect_bytes
+
+log = logging.getLogger("maskwatch")
+
+STATIC_DIR = Path(str(resources.files("maskwatch.web") / "static"))
+IMAGE_TYPES = ("image/",)
+VIDEO_TYPES = ("video/",)
+GENERIC_TYPES = ("application/octet-stream", "")
+DEFAULT_MAX_VIDEO_FRAMES = 3000
+"""A "short video": at most this many frames (two minutes at 25 fps) per job."""
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def create_app(
+    model: str | Path | None = None,
+    detector: Detector | None = None,
+    token: str | None = None,
+    max_upload_mb: float = 20.0,
+    workers: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+    max_video_frames: int = DEFAULT_MAX_VIDEO_FRAMES,
+    max_jobs: int = 4,
+) -> FastAPI:
+    """The maskwatch web app.
+
+    ``model`` is a bundle folder or ``maskwatch:NAME`` (``None``: ``$MASKWATCH_MODEL`` or the default);
+    pass a ready ``detector`` to share one. ``token``: when set, every ``/v1`` call needs it
+    (``Authorization: Bearer T``, ``X-Maskwatch-Token: T`` or ``?token=T``). Uploads above
+    ``max_upload_mb`` get 413; inference runs in a pool of ``workers`` threads.
+    """
+    workers = workers or default_workers()
+    if detector is None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        detector = Detector(model=model, threads=threads)  # ModelError here: before the server starts
+    max_bytes = int(max_upload_mb * 1024 * 1024)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maskwatch-infer")
+    temp_root = Path(tempfile.mkdtemp(prefix="maskwatch-serve-"))
+    jobs = JobStore(detector, temp_root, max_jobs=max_jobs, max_video_frames=max_video_frames)
+    model_info = detector.model_info()
+    pending = {"n": 0}
+    max_pending = workers * 16
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        try:
+            yield
+        finally:
+            jobs.shutdown()
+            pool.shutdown(wait=False, cancel_futures=True)
+            shutil.rmtree(temp_root, ignore_errors=True)
+
+    app = FastAPI(
+        title="maskwatch",
+        version=_version(),
+        description="Face-mask detection: upload an image or a short video, or stream a webcam.",
+        lifespan=lifespan,
+        responses={401: {"model": ErrorOut}, 413: {"model": ErrorOut}},
+    )
+    app.state.detector = detector
+    app.state.jobs = jobs
+    app.state.temp_root = temp_root
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_bytes)
+
+    @app.exception_handler(MaskwatchError)
+    async def _maskwatch_error(_request: Request, exc: MaskwatchError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=input_error_status(exc))
+
+    def check_token(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("x-maskwatch-token") or request.query_params.get("token") or ""
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong token", headers={"WWW-Authenticate": "Bearer"})
+
+    async def in_pool(fn, *args):
+        """Run blocking work in the bounded pool; 503 when its queue is full."""
+        if pending["n"] >= max_pending:
+            raise HTTPException(503, "server busy: too many requests queued, retry shortly")
+        pending["n"] += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        finally:
+            pending["n"] -= 1
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", response_model=HealthOut, tags=["service"])
+    async def healthz() -> HealthOut:
+        return HealthOut(model=model_info.source, workers=workers, jobs_running=jobs.active())
+
+    @app.get("/v1/model", response_model=ModelInfoOut, dependencies=[Depends(check_token)], tags=["detect"])
+    async def get_model() -> ModelInfoOut:
+        return ModelInfoOut(
+            **model_info.model_dump(),
+            max_upload_mb=max_upload_mb,
+            max_pixels=max_pixels,
+            max_video_frames=max_video_frames,
+            token_required=token is not None,
+        )
+
+    @app.post(
+        "/v1/detect",
+        response_model=DetectOut,
+        dependencies=[Depends(check_token)],
+        tags=["detect"],
+        responses={400: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    )
+    async def detect_image(
+        file: UploadFile = File(..., description="a JPEG, PNG, BMP, WebP or TIFF image"),
+        annotate: bool = Query(False, description="also return the annotated image as base64 JPEG"),
+    ) -> DetectOut:
+        """Find faces in one image: the same JSON as one line of ``maskwatch detect --json``."""
+        _check_type(file, IMAGE_TYPES, "an image")
+        data = await file.read()
+        name = file.filename or "upload"
+        return await in_pool(lambda: detect_bytes(detector, data, name, max_pixels, annotate))
+
+    @app.post(
+        "/v1/detect/video",
+        response_model=JobCreated,
+        status_code=202,
+        dependencies=[Depends(check_token)],
+        tags=["detect"],
+        responses={415: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+    )
+    async def detect_video(file: UploadFile = File(..., description="a short video (MP4, AVI, MKV, WebM …)")):
+        """Start a detection job on a short video; poll ``GET /v1/jobs/{id}`` for progress and the result."""
+        _check_type(file, VIDEO_TYPES, "a video")
+        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=temp_root))
+        try:
+            name = Path(file.filename or "upload.mp4").name
+            path = folder / ("video" + _video_suffix(name))
+            with path.open("wb") as fh:
+                while chunk := await file.read(1 << 20):
+                    fh.write(chunk)
+            frames_total = await in_pool(probe_video, path, name, max_pixels, max_video_frames)
+            job = jobs.submit(path, folder, name, frames_total)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return JobCreated(id=job.id, status=job.status, url=f"/v1/jobs/{job.id}")
+
+    @app.get(
+        "/v1/jobs/{job_id}",
+        response_model=JobOut,
+        response_model_exclude_none=True,
+        dependencies=[Depends(check_token)],
+        tags=["detect"],
+        responses={404: {"model": ErrorOut}},
+    )
+    async def get_job(job_id: str) -> JobOut:
+        """Progress of a video job; once ``done``, its frames (CLI JSON lines) and summary."""
+        job = jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job.to_out()
+
+    @app.websocket("/v1/live")
+    async def live(websocket: WebSocket) -> None:
+        """Live webcam: the client sends JPEG frames (binary), gets one JSON ``DetectOut`` per frame.
+
+        Send the next frame after the answer to the previous one arrives. Bad frames get
+        ``{"error": "..."}`` and the connection stays open.
+        """
+        if token is not None and not secrets.compare_digest(
+            (websocket.query_params.get("token") or "").encode(), token.encode()
+        ):
+            await websocket.close(code=1008, reason="missing or wrong token")
+            return
+        await websocket.accept()
+        tracker = FaceTracker(detector.classes)
+        index = 0
+        try:
+            while True:
+                data = await websocket.receive_bytes()
+                if len(data) > max_bytes:
+                    await websocket.send_json({"error": f"frame of {len(data)} bytes is over the upload limit"})
+                    continue
+                try:
+                    out = await asyncio.get_running_loop().run_in_executor(
+                        pool, lambda d=data, i=index: detect_bytes(detector, d, "webcam", max_pixels, False, tracker, i)
+                    )
+                except MaskwatchError as exc:
+                    await websocket.send_json({"error": str(exc)})
+                    continue
+                index += 1
+                await websocket.send_text(out.model_dump_json(exclude_none=True))
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            with contextlib.suppress(RuntimeError):
+                await websocket.close()
+
+    return app
+
+
+def _check_type(file: UploadFile, accepted: tuple[str, ...], what: str) -> None:
+    content_type = (file.content_type or "").split(";")[0].strip().lower()
+    if content_type in GENERIC_TYPES or content_type.startswith(accepted):
+        return
+    raise HTTPException(415, f"{file.filename or 'upload'}: content type {content_type!r} is not {what}")
+
+
+def _video_suffix(name: str) -> str:
+    from maskwatch.sources import VIDEO_SUFFIXES
+
+    suffix = Path(name).suffix.lower()
+    return suffix if suffix in VIDEO_SUFFIXES else ".mp4"
+
+
+def _version() -> str:
+    from maskwatch import __version__
+
+    return __version__

@@ -1,0 +1,146 @@
+"""Video jobs: an uploaded video runs through ``run_sources`` in the background, polled by id."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import uuid
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+from fastapi import HTTPException
+
+from maskwatch.errors import InputError
+from maskwatch.pipeline import Detector, FrameResult
+from maskwatch.runner import run_sources
+from maskwatch.schemas import FrameOut, Summary
+from maskwatch.sources import VideoSource
+from maskwatch.web.models import JobOut
+from maskwatch.web.work import jpeg_base64
+
+log = logging.getLogger("maskwatch")
+
+
+def probe_video(path: Path, name: str, max_pixels: int, max_frames: int) -> int | None:
+    """Frame count of an uploaded video (None if unknown); ``InputError`` if unreadable, huge or too long."""
+    if path.stat().st_size == 0:
+        raise InputError(f"{name}: empty file")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        ok, image = capture.read() if capture.isOpened() else (False, None)
+        if not ok or image is None:
+            raise InputError(f"{name}: not a readable video (corrupt or unsupported format)")
+        h, w = image.shape[:2]
+        if w * h > max_pixels:
+            raise InputError(f"{name}: {w}x{h} pixels is over the limit of {max_pixels}")
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if total > max_frames:
+            raise InputError(f"{name}: {total} frames is over the limit of {max_frames} frames per video")
+        return total or None
+    finally:
+        capture.release()
+
+
+class TooManyFrames(InputError):
+    """Raised inside a job when a video holds more frames than it announced and than allowed."""
+
+
+@dataclass
+class Job:
+    id: str
+    source: str
+    frames_total: int | None
+    status: str = "queued"
+    frames_done: int = 0
+    error: str | None = None
+    summary: Summary | None = None
+    frames: list[FrameOut] = field(default_factory=list)
+    keyframe_jpeg: str | None = None
+    keyframe_faces: int = -1
+
+    def to_out(self) -> JobOut:
+        done = self.status == "done"
+        progress = 1.0 if done else min(0.99, self.frames_done / self.frames_total) if self.frames_total else 0.0
+        return JobOut(
+            id=self.id,
+            status=self.status,
+            source=self.source,
+            frames_done=self.frames_done,
+            frames_total=self.frames_total,
+            progress=round(progress, 3),
+            error=self.error,
+            summary=self.summary,
+            frames=list(self.frames) if done else None,
+            keyframe_jpeg=self.keyframe_jpeg if done else None,
+        )
+
+
+class JobStore:
+    """At most ``max_jobs`` queued or running jobs (429 beyond); finished jobs kept for polling."""
+
+    def __init__(self, detector: Detector, temp_root: Path, max_jobs: int = 4, max_video_frames: int = 3000) -> None:
+        self.detector = detector
+        self.temp_root = temp_root
+        self.max_jobs = max_jobs
+        self.max_video_frames = max_video_frames
+        self.keep = 64
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskwatch-video")
+
+    def active(self) -> int:
+        with self.lock:
+            return sum(j.status in ("queued", "running") for j in self.jobs.values())
+
+    def get(self, job_id: str) -> Job | None:
+        with self.lock:
+            return self.jobs.get(job_id)
+
+    def submit(self, path: Path, folder: Path, name: str, frames_total: int | None) -> Job:
+        """Queue a job on a video already saved in ``folder``; the folder is removed when the job ends."""
+        with self.lock:
+            if sum(j.status in ("queued", "running") for j in self.jobs.values()) >= self.max_jobs:
+                raise HTTPException(429, f"{self.max_jobs} video jobs already queued or running; retry later")
+            job = Job(id=uuid.uuid4().hex, source=name, frames_total=frames_total)
+            self.jobs[job.id] = job
+            finished = [k for k, j in self.jobs.items() if j.status in ("done", "failed")]
+            for key in finished[: max(0, len(self.jobs) - self.keep)]:
+                del self.jobs[key]
+        self.executor.submit(self._run, job, path, folder)
+        return job
+
+    def _run(self, job: Job, path: Path, folder: Path) -> None:
+        try:
+            job.status = "running"
+            source = VideoSource(path)
+            source.name = job.source
+
+            def on_frame(result: FrameResult, _source) -> None:
+                if result.index >= self.max_video_frames:
+                    raise TooManyFrames(f"{job.source}: over the limit of {self.max_video_frames} frames per video")
+                job.frames.append(result.to_schema())
+                job.frames_done = result.index + 1
+                if len(result.faces) > job.keyframe_faces:
+                    job.keyframe_faces = len(result.faces)
+                    job.keyframe_jpeg = jpeg_base64(result.image, result.faces)
+
+            summary = run_sources(self.detector, [source], on_frame=on_frame)
+            job.summary = summary
+            if summary.failed_sources:
+                job.error = summary.failed_sources[0]
+                job.status = "failed"
+            else:
+                job.status = "done"
+        except Exception as exc:  # a bug must still end the job, not leave it running forever
+            log.exception("video job %s failed", job.id)
+            job.error = f"internal error: {type(exc).__name__}"
+            job.status = "failed"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
