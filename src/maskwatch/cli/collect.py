@@ -1,0 +1,129 @@
+"""``maskwatch collect``: build a labelled face dataset from a camera, video, stream or photo folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from maskwatch.cli.app import app, console_err
+
+
+@app.command()
+def collect(
+    sources: list[str] = typer.Argument(
+        ..., help="Camera index (0), video file, rtsp:// / http(s):// stream, photo, photo folder or glob."
+    ),
+    label: str = typer.Option(..., "--label", "-l", help="Class name: crops go to OUT/LABEL/ (a plain folder name)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (one subfolder per class)."),
+    count: int = typer.Option(None, "--count", "-n", min=1, help="Stop after saving this many faces [all]."),
+    every: int = typer.Option(1, "--every", min=1, help="Look at every K-th video/camera frame only."),
+    min_face: int = typer.Option(40, "--min-face", min=1, help="Skip faces smaller than this many pixels."),
+    dedupe_bits: int = typer.Option(
+        4, "--dedupe-bits", min=0, help="Skip a face whose perceptual hash is within this many bits of a recent save."
+    ),
+    no_dedupe: bool = typer.Option(False, "--no-dedupe", help="Keep near-duplicate faces too."),
+    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`) [blazeface]."),
+    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    preview: bool = typer.Option(False, "--preview", help="Show each frame with its boxes and the count saved."),
+    reconnects: int = typer.Option(5, "--reconnects", min=0, help="Reconnection attempts when a stream drops."),
+) -> None:
+    """Detect faces and save each one as a training crop in OUT/LABEL/ (never overwriting a file)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from maskwatch.cli.detect import setup_logging
+    from maskwatch.collect import collect_faces, prepare_output
+    from maskwatch.detectors import DEFAULT_DETECTOR, create_detector
+    from maskwatch.errors import InputError
+    from maskwatch.sources import expand_sources
+
+    setup_logging()
+    new_folders = [f for f in (out / label, out) if not f.exists()]
+    target = prepare_output(out, label)  # bad label or unwritable folder: fail before opening any camera
+    expanded, problems = expand_sources(sources, reconnects=reconnects)
+    if not expanded:
+        raise InputError("; ".join(problems) if problems else "no source given")
+    for problem in problems:
+        console_err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+    face_detector = create_detector(detector or DEFAULT_DETECTOR, min_score=conf)
+    window = _preview(preview)
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    with Progress(*columns, TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console_err) as bar:
+        task = bar.add_task(f"collecting {label}", total=count, note="")
+
+        def on_frame(source, image, found, kept, summary) -> None:
+            bar.update(
+                task,
+                completed=len(summary.saved),
+                note=f"{summary.frames} frames · {summary.duplicates} dup · {summary.too_small} small",
+            )
+            if window is not None:
+                window(source, image, found, kept, len(summary.saved))
+
+        summary = collect_faces(
+            expanded,
+            out,
+            label,
+            count=count,
+            every=every,
+            min_face=min_face,
+            detector=face_detector,
+            dedupe_bits=None if no_dedupe else dedupe_bits,
+            on_frame=on_frame,
+        )
+    failed = problems + summary.failed_sources
+    if not summary.saved:
+        _remove_empty(new_folders)
+    if summary.failed_sources and not summary.saved and not summary.interrupted and len(failed) >= len(expanded):
+        raise InputError("; ".join(summary.failed_sources))  # nothing worked: one line, no summary
+    console_err.print(
+        f"saved {len(summary.saved)} face(s) to {target} from {summary.frames} frame(s) "
+        f"({summary.frames_processed} looked at, {summary.faces} face(s) found; skipped {summary.duplicates} "
+        f"near-duplicate(s), {summary.too_small} under {min_face} px) in {summary.seconds:.1f}s",
+        highlight=False,
+    )
+    if summary.saved:
+        console_err.print(f"first {summary.saved[0].name}, last {summary.saved[-1].name}", highlight=False)
+    for problem in summary.failed_sources:
+        console_err.print(f"[red]error:[/] {problem}", highlight=False)
+    if summary.interrupted:
+        console_err.print("interrupted; every face saved so far is complete")
+        raise typer.Exit(130)
+    if failed:
+        raise typer.Exit(2)
+
+
+def _preview(enabled: bool):
+    """A callback showing frames with boxes and the saved count, or None (said clearly) without a display."""
+    if not enabled:
+        return None
+    from maskwatch.cli.detect import display_available
+
+    reason = display_available()
+    if reason:
+        console_err.print(f"[yellow]warning:[/] --preview: {reason}; collecting without a window", highlight=False)
+        return None
+    import cv2
+
+    def show(source, image, found, kept, saved: int) -> None:
+        frame = image.copy()
+        thickness = max(2, round(max(frame.shape[:2]) / 300))
+        for d in found:  # green: saved now; grey: too small or a near-duplicate
+            x1, y1, x2, y2 = (round(v) for v in d.box)
+            cv2.rectangle(frame, (x1, y1), (x2, y2), (60, 180, 75) if d in kept else (160, 160, 160), thickness)
+        cv2.putText(frame, f"saved {saved}", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.imshow("maskwatch collect", frame)
+        if cv2.waitKey(1 if source.kind != "image" else 200) & 0xFF in (ord("q"), 27):
+            raise KeyboardInterrupt
+
+    return show
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this run created (class, then dataset) when nothing went into them."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
