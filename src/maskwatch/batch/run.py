@@ -1,0 +1,326 @@
+"""Run a batch on Ray: plan units and chunks, feed a pool of model-holding actors, assemble results as they come.
+
+Scheduling: every actor (one CPU, model bundle loaded once) keeps ``IN_FLIGHT``
+chunks queued so it never waits for the driver; the driver takes results with
+``ray.wait`` in completion order and hands them to each unit's assembler, which
+restores frame order. A worker that dies mid-chunk (OOM kill, segfault, node
+loss) is restarted by Ray and the chunk re-run (``max_restarts`` /
+``max_task_retries``); past that the driver replaces the actor and resubmits,
+up to ``retries`` times per chunk, then gives up on that unit only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from maskwatch.batch.assemble import SUMMARY_FILE, UnitAssembler, is_complete, write_text_atomic
+from maskwatch.batch.plan import (
+    DEFAULT_CHUNK_FRAMES,
+    DEFAULT_PHOTO_BATCH,
+    Chunk,
+    Unit,
+    collect_units,
+    plan_chunks,
+    probe_video,
+)
+from maskwatch.batch.worker import CRASH_ENV, ChunkResult, ChunkWorker
+from maskwatch.errors import InputError, MaskwatchError
+
+log = logging.getLogger("maskwatch")
+
+IN_FLIGHT = 2
+"""Chunks queued per actor: one running, one waiting, so no actor idles between results."""
+
+OVERALL_CSV = "summary.csv"
+OVERALL_JSON = "summary.json"
+
+
+@dataclass
+class BatchOptions:
+    out: Path
+    model: str | None = None
+    detector: str | None = None
+    conf: float = 0.5
+    min_face: int = 16
+    workers: int | None = None
+    ray_address: str | None = None
+    resume: bool = False
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    photo_batch: int = DEFAULT_PHOTO_BATCH
+    retries: int = 3
+    track: bool = True
+
+    def output_options(self) -> dict:
+        """The options that change outputs: a ``--resume`` reuses a unit only if they are unchanged.
+
+        Chunk sizes and worker counts are not among them: they never change results.
+        """
+        model = self.model or os.environ.get("MASKWATCH_MODEL") or "maskwatch:default"
+        return {
+            "model": model,
+            "detector": self.detector,
+            "conf": self.conf,
+            "min_face": self.min_face,
+            "track": self.track,
+        }
+
+
+@dataclass
+class UnitReport:
+    input: str
+    kind: str
+    folder: str
+    status: str  # done | resumed | failed
+    frames: int = 0
+    faces: int = 0
+    people_per_class: dict = field(default_factory=dict)
+    masked_share: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchReport:
+    units: list[UnitReport] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    workers: int = 0
+    chunks: int = 0
+    retried_chunks: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[UnitReport]:
+        return [u for u in self.units if u.status == "failed"]
+
+
+def _report_from_summary(unit: Unit, folder: Path, status: str, summary: dict) -> UnitReport:
+    return UnitReport(
+        input=unit.name,
+        kind=unit.kind,
+        folder=str(folder),
+        status=status,
+        frames=summary.get("frames", 0),
+        faces=summary.get("faces", 0),
+        people_per_class=summary.get("people_per_class", {}),
+        masked_share=summary.get("masked_share"),
+        errors=summary.get("errors", []),
+    )
+
+
+def connect_ray(address: str | None, workers: int | None) -> tuple[int, bool]:
+    """Connect to ``address`` (a running cluster) or start a local instance; returns (workers, started_here)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ray.init(
+                num_cpus=workers or os.cpu_count() or 1,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
+        started = True
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, workers or cpus), started
+
+
+def plan(inputs: list[str], options: BatchOptions) -> tuple[list[Unit], list[UnitReport], list[str]]:
+    """Units to run (chunked), reports of units skipped (resumed or unreadable), and input problems."""
+    units, problems = collect_units(inputs)
+    to_run: list[Unit] = []
+    skipped: list[UnitReport] = []
+    for unit in units:
+        folder = options.out / unit.safe_name
+        if options.resume and is_complete(folder, unit, options.output_options()):
+            summary = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8"))
+            skipped.append(_report_from_summary(unit, folder, "resumed", summary))
+            continue
+        if unit.kind == "video":
+            try:
+                unit.frame_count, unit.fps = probe_video(unit.items[0].target)
+            except InputError as exc:
+                message = str(exc).replace(unit.items[0].target, unit.name)
+                log.error("%s", message)
+                skipped.append(UnitReport(unit.name, unit.kind, str(folder), "failed", errors=[message]))
+                continue
+        plan_chunks(unit, options.chunk_frames, options.photo_batch)
+        to_run.append(unit)
+    return to_run, skipped, problems
+
+
+def run_batch(inputs: list[str], options: BatchOptions, progress=None) -> BatchReport:
+    """Process every input into ``options.out``; returns what happened to each.
+
+    ``progress`` (optional) is called once as ``progress(total_chunks=N)``, then
+    ``progress(advance=1, frames=F)`` per finished chunk.
+    """
+    report = BatchReport()
+    start = time.perf_counter()
+    options.out.mkdir(parents=True, exist_ok=True)
+    units, skipped, report.problems = plan(inputs, options)
+    for problem in report.problems:
+        log.error("%s", problem)
+    if not units and not skipped:
+        raise InputError("; ".join(report.problems) if report.problems else "no input given")
+    reports: dict[int, UnitReport] = {}
+    chunks = [chunk for unit in units for chunk in unit.chunks]
+    report.chunks = len(chunks)
+    if progress is not None:
+        progress(total_chunks=len(chunks))
+    started = False
+    try:
+        if chunks:
+            report.workers, started = connect_ray(options.ray_address, options.workers)
+            _run_chunks(units, chunks, options, report, reports, progress)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    report.units = skipped + [reports[u.index] for u in units if u.index in reports]
+    report.frames = sum(u.frames for u in report.units if u.status == "done")
+    report.seconds = round(time.perf_counter() - start, 3)
+    report.fps = round(report.frames / report.seconds, 2) if report.seconds > 0 else 0.0
+    write_overall(options.out, report)
+    return report
+
+
+def _run_chunks(units, chunks, options, report, reports, progress) -> None:
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError
+
+    remote_worker = ray.remote(num_cpus=1, max_restarts=options.retries, max_task_retries=options.retries)(ChunkWorker)
+    model = options.model or os.environ.get("MASKWATCH_MODEL")
+    crash_hook = os.environ.get(CRASH_ENV)
+
+    def new_actor():
+        return remote_worker.remote(model, options.detector, options.conf, options.min_face, 1, crash_hook)
+
+    actors = [new_actor() for _ in range(max(1, min(report.workers, len(chunks))))]
+    try:
+        report.classes = ray.get(actors[0].classes.remote())
+    except RayTaskError as exc:
+        cause = exc.as_instanceof_cause()
+        if isinstance(cause, MaskwatchError):
+            raise type(cause)(str(cause.args[0]) if cause.args else str(cause)) from None
+        raise
+    except RayActorError as exc:
+        raise MaskwatchError(f"batch workers could not start: {str(exc).strip().splitlines()[0]}") from None
+    by_index = {u.index: u for u in units}
+    assemblers: dict[int, UnitAssembler] = {}
+    queue: deque[tuple[Chunk, int]] = deque((c, 0) for c in chunks)
+    in_flight: dict = {}  # ref -> (chunk, attempt, actor slot, actor)
+    load = [0] * len(actors)
+
+    def submit() -> None:
+        while queue:
+            slot = min(range(len(actors)), key=lambda i: load[i])
+            if load[slot] >= IN_FLIGHT:
+                return
+            chunk, attempt = queue.popleft()
+            if chunk.unit in reports:  # the unit already failed: skip its remaining chunks
+                if progress is not None:
+                    progress(advance=1, frames=0)
+                continue
+            in_flight[actors[slot].process.remote(chunk)] = (chunk, attempt, slot, actors[slot])
+            load[slot] += 1
+
+    def fail_unit(unit: Unit, reason: str) -> None:
+        assembler = assemblers.pop(unit.index, None)
+        if assembler is not None:
+            assembler.fail(reason)
+        log.error("%s", reason)
+        reports[unit.index] = UnitReport(
+            unit.name, unit.kind, str(options.out / unit.safe_name), "failed", errors=[reason]
+        )
+
+    submit()
+    while in_flight:
+        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        ref = ready[0]
+        chunk, attempt, slot, actor = in_flight.pop(ref)
+        load[slot] -= 1
+        unit = by_index[chunk.unit]
+        try:
+            result: ChunkResult = ray.get(ref)
+        except (RayActorError, RayTaskError) as exc:
+            if isinstance(exc, RayActorError) and actors[slot] is actor:
+                actors[slot] = new_actor()  # Ray's own restarts are spent: replace the actor
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if attempt < options.retries and chunk.unit not in reports:
+                report.retried_chunks += 1
+                log.warning("chunk %d of %s failed (%s); retrying", chunk.seq, unit.name, first_line)
+                queue.appendleft((chunk, attempt + 1))
+            else:
+                if chunk.unit not in reports:
+                    fail_unit(unit, f"{unit.name}: chunk {chunk.seq} failed after {attempt + 1} attempts: {first_line}")
+                if progress is not None:
+                    progress(advance=1, frames=0)
+            submit()
+            continue
+        submit()
+        frames = 0
+        if chunk.unit not in reports:
+            assembler = assemblers.get(chunk.unit)
+            if assembler is None:
+                assembler = assemblers[chunk.unit] = UnitAssembler(
+                    unit, options.out, report.classes, options.output_options(), track=options.track
+                )
+            assembler.add(result)
+            frames = len(result.frames)
+            if assembler.fatal is not None:
+                fail_unit(unit, assembler.fatal)
+            elif assembler.complete:
+                summary = assembler.finish()
+                del assemblers[chunk.unit]
+                for error in summary["errors"]:
+                    log.error("%s", error)
+                reports[chunk.unit] = _report_from_summary(unit, assembler.folder, "done", summary)
+        if progress is not None:
+            progress(advance=1, frames=frames)
+    for index, assembler in list(assemblers.items()):  # interrupted: leave no DONE behind
+        assembler.fail("interrupted")
+        del assemblers[index]
+
+
+def write_overall(out: Path, report: BatchReport) -> None:
+    """``summary.csv`` (one row per input) and ``summary.json`` (the whole report), both atomic."""
+    classes = report.classes or sorted({c for u in report.units for c in u.people_per_class})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["input", "kind", "status", "frames", "faces", *[f"people_{c}" for c in classes],
+                     "masked_share", "folder", "errors"])  # fmt: skip
+    for u in report.units:
+        writer.writerow(
+            [
+                u.input,
+                u.kind,
+                u.status,
+                u.frames,
+                u.faces,
+                *[u.people_per_class.get(c, 0) if u.kind == "video" else "" for c in classes],
+                "" if u.masked_share is None else u.masked_share,
+                u.folder,
+                "; ".join(u.errors),
+            ]
+        )
+    write_text_atomic(out / OVERALL_CSV, buffer.getvalue())
+    payload = asdict(report)
+    write_text_atomic(out / OVERALL_JSON, json.dumps(payload, indent=2) + "\n")

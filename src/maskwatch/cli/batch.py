@@ -1,0 +1,131 @@
+"""``maskwatch batch``: process video archives and photo sets on Ray, with per-input reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from maskwatch.cli.app import app, console_err
+
+
+@app.command()
+def batch(
+    inputs: list[str] = typer.Argument(
+        ..., help="Folders, globs, video/image files or URLs, or .txt files listing one of those per line."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: one sub-folder per video or photo set."),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="Ray cluster to run on (auto, ray://host:10001); default: a local Ray instance."
+    ),
+    workers: int = typer.Option(
+        None, "--workers", "-w", min=1, help="Worker actors (one CPU each) [default: all CPUs of the Ray instance]."
+    ),
+    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
+    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`)."),
+    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    min_face: int = typer.Option(
+        16, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Skip inputs whose outputs are complete from an earlier run."),
+    chunk_frames: int = typer.Option(256, "--chunk-frames", min=1, help="Frames per video chunk (scheduling grain)."),
+    photo_batch: int = typer.Option(32, "--photo-batch", min=1, help="Photos per chunk."),
+    retries: int = typer.Option(3, "--retries", min=0, help="Times a chunk is re-run when its worker dies."),
+    no_track: bool = typer.Option(False, "--no-track", help="Do not track faces across video frames."),
+) -> None:
+    """Run detection over many videos and photos on Ray; write JSON lines, CSV counts, summaries and plots."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from maskwatch.batch import BatchOptions, run_batch
+    from maskwatch.cli.detect import setup_logging
+
+    setup_logging()
+    options = BatchOptions(
+        out=out,
+        model=model,
+        detector=detector,
+        conf=conf,
+        min_face=min_face,
+        workers=workers,
+        ray_address=ray_address,
+        resume=resume,
+        chunk_frames=chunk_frames,
+        photo_batch=photo_batch,
+        retries=retries,
+        track=not no_track,
+    )
+    bar = Progress(
+        TextColumn("[bold]chunks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[frames]} frames · {task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console_err,
+        transient=False,
+    )
+    state = {"task": None, "frames": 0, "start": None}
+
+    def progress(total_chunks: int | None = None, advance: int = 0, frames: int = 0) -> None:
+        import time
+
+        if total_chunks is not None:
+            state["task"] = bar.add_task("chunks", total=total_chunks, frames=0, rate="")
+            state["start"] = time.perf_counter()
+            return
+        state["frames"] += frames
+        elapsed = time.perf_counter() - state["start"]
+        rate = f"{state['frames'] / elapsed:.1f} frames/s" if elapsed > 0 else ""
+        bar.update(state["task"], advance=advance, frames=state["frames"], rate=rate)
+
+    with bar:
+        report = run_batch(inputs, options, progress=progress)
+    _print_report(report, out)
+    if report.interrupted:
+        console_err.print("interrupted; finished inputs are complete, run again with --resume")
+        raise typer.Exit(130)
+    if report.failed or report.problems:
+        raise typer.Exit(2)
+
+
+def _print_report(report, out: Path) -> None:
+    classes = report.classes or sorted({c for u in report.units for c in u.people_per_class})
+    table = Table(title="maskwatch batch", show_header=True, header_style="bold")
+    table.add_column("input", overflow="fold")
+    table.add_column("kind")
+    table.add_column("status")
+    table.add_column("frames", justify="right")
+    table.add_column("faces", justify="right")
+    for c in classes:
+        table.add_column(f"people {c}", justify="right")
+    table.add_column("masked", justify="right")
+    for u in report.units:
+        style = {"failed": "red", "resumed": "dim"}.get(u.status, "")
+        table.add_row(
+            u.input,
+            u.kind,
+            f"[{style}]{u.status}[/]" if style else u.status,
+            str(u.frames),
+            str(u.faces),
+            *[str(u.people_per_class.get(c, 0)) if u.kind == "video" else "-" for c in classes],
+            "-" if u.masked_share is None else f"{u.masked_share:.0%}",
+        )
+    console_err.print(table)
+    console_err.print(
+        f"{report.frames} frame(s) in {report.seconds:.1f}s ({report.fps:.1f} frames/s) on {report.workers} worker(s); "
+        f"{report.chunks} chunk(s), {report.retried_chunks} retried"
+    )
+    for problem in report.problems:
+        console_err.print(f"[red]skipped:[/] {problem}", highlight=False)
+    for u in report.failed:
+        console_err.print(f"[red]failed:[/] {'; '.join(u.errors)}", highlight=False)
+    console_err.print(f"wrote {out / 'summary.csv'}")
