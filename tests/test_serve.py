@@ -1,0 +1,401 @@
+"""``maskwatch serve``: the REST API and WebSocket with real image and video bytes, and the real server process.
+
+Works with any model bundle (``$MASKWATCH_MODEL`` or the packaged default): tests check
+boxes, schemas and that each label is one of the model's classes, never which class.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from conftest import moving_face_frames, run_cli, write_video
+
+from maskwatch.errors import ModelError
+from maskwatch.faces import TOO_SMALL
+from maskwatch.schemas import FrameOut, Summary
+
+pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx (pip install -e .[dev])")
+from fastapi.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
+
+from maskwatch.pipeline import Detector  # noqa: E402
+from maskwatch.web import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    try:
+        return Detector(threads=1)
+    except ModelError as exc:
+        pytest.skip(f"no model bundle to serve: {exc} (set MASKWATCH_MODEL)")
+
+
+@pytest.fixture(scope="module")
+def client(detector):
+    with TestClient(create_app(detector=detector, workers=2)) as c:
+        yield c
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", image)
+    assert ok
+    return data.tobytes()
+
+
+def png(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", image)
+    assert ok
+    return data.tobytes()
+
+
+def post_image(c: TestClient, data: bytes, content_type: str = "image/jpeg", name: str = "photo.jpg", **params):
+    return c.post("/v1/detect", params=params, files={"file": (name, data, content_type)})
+
+
+def check_frame(body: dict, classes: list[str], width: int, height: int) -> FrameOut:
+    """The body is one CLI JSON line (FrameOut) whose faces lie inside the image and use the model's classes."""
+    frame = FrameOut.model_validate(body)
+    assert (frame.width, frame.height) == (width, height)
+    for face in frame.faces:
+        x1, y1, x2, y2 = face.box
+        assert -1 <= x1 < x2 <= width + 1 and -1 <= y1 < y2 <= height + 1
+        assert face.label in [*classes, TOO_SMALL]
+        if face.label != TOO_SMALL:
+            assert set(face.probabilities) == set(classes)
+            assert face.score == pytest.approx(max(face.probabilities.values()), abs=1e-3)
+    return frame
+
+
+def minimal_png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` × ``height`` pixels: a decompression bomb's calling card."""
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    chunk = b"IHDR" + ihdr
+    crc = zlib.crc32(chunk).to_bytes(4, "big")
+    idat = zlib.compress(b"\x00" * 1024)
+    idat_chunk = b"IDAT" + idat
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + len(ihdr).to_bytes(4, "big")
+        + chunk
+        + crc
+        + len(idat).to_bytes(4, "big")
+        + idat_chunk
+        + zlib.crc32(idat_chunk).to_bytes(4, "big")
+    )
+
+
+# ---- service endpoints ----
+
+
+def test_healthz_model_and_docs(client, detector):
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    model = client.get("/v1/model").json()
+    assert model["classes"] == detector.classes and len(model["classes"]) >= 2
+    assert isinstance(model["metrics"], dict) and model["max_upload_mb"] == 20.0
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/detect", "/v1/detect/video", "/v1/jobs/{job_id}", "/v1/model", "/healthz"} <= set(paths)
+
+
+def test_page_and_static_files(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "live-start" in page.text and "/static/app.js" in page.text
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and "getUserMedia" in script.text and "/v1/live" in script.text
+
+
+# ---- POST /v1/detect ----
+
+
+def test_detect_astronaut_jpeg(client, detector, astronaut_bgr):
+    response = post_image(client, jpeg(astronaut_bgr))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    frame = check_frame(body, detector.classes, 512, 512)
+    assert len(frame.faces) >= 1
+    x1, y1, x2, y2 = frame.faces[0].box
+    assert 120 < (x1 + x2) / 2 < 330 and 30 < (y1 + y2) / 2 < 250  # the astronaut's head
+    assert body["annotated_jpeg"] is None and body["ms"] > 0
+
+
+def test_detect_matches_library_call(client, detector, astronaut_bgr):
+    """The API answers exactly what ``Detector.detect`` gives on the same decoded pixels."""
+    data = png(astronaut_bgr)
+    body = post_image(client, data, "image/png", "photo.png").json()
+    expected = [f.to_dict() for f in detector.detect(astronaut_bgr)]
+    assert body["faces"] == expected
+
+
+def test_detect_annotate_returns_jpeg(client, detector, astronaut_bgr):
+    body = post_image(client, jpeg(astronaut_bgr), annotate="true").json()
+    check_frame(body, detector.classes, 512, 512)
+    picture = cv2.imdecode(np.frombuffer(base64.b64decode(body["annotated_jpeg"]), np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == (512, 512, 3)
+
+
+def test_detect_no_face_and_octet_stream(client, detector):
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    response = post_image(client, png(blank), "application/octet-stream", "blank.png")
+    assert response.status_code == 200
+    assert check_frame(response.json(), detector.classes, 320, 240).faces == []
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "words"),
+    [
+        (b"plain text, not a picture", "text/plain", 415, "content type"),
+        (b"%PDF-1.4 not an image", "application/pdf", 415, "content type"),
+        (b"\xff\xd8\xff\xe0 this is not really a JPEG", "image/jpeg", 422, "not a readable image"),
+        (b"", "image/jpeg", 400, "empty"),
+    ],
+    ids=["text", "pdf", "corrupt-jpeg", "empty"],
+)
+def test_detect_bad_inputs(client, data, content_type, status, words):
+    response = post_image(client, data, content_type)
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+
+
+def test_detect_truncated_jpeg(client, astronaut_bgr):
+    data = jpeg(astronaut_bgr)
+    response = post_image(client, data[: len(data) // 3])
+    # OpenCV decodes a truncated JPEG's first rows (200, grey below) or refuses it (422): never a 500
+    assert response.status_code in (200, 422)
+
+
+def test_detect_missing_file_field(client):
+    response = client.post("/v1/detect", data={"other": "x"})
+    assert response.status_code == 422
+
+
+def test_decompression_bomb_header_refused(client):
+    response = post_image(client, minimal_png_header(100_000, 100_000), "image/png", "bomb.png")
+    assert response.status_code == 413
+    assert "over the limit" in response.json()["detail"]
+
+
+def test_pixel_limit_of_the_app(detector, astronaut_bgr):
+    with TestClient(create_app(detector=detector, max_pixels=100_000)) as c:
+        response = post_image(c, png(astronaut_bgr), "image/png", "big.png")
+        assert response.status_code == 413 and "pixels" in response.json()["detail"]
+        small = cv2.resize(astronaut_bgr, (256, 256))
+        assert post_image(c, png(small), "image/png").status_code == 200
+
+
+def test_upload_limit_413(detector, astronaut_bgr):
+    with TestClient(create_app(detector=detector, max_upload_mb=0.01)) as c:
+        response = post_image(c, png(astronaut_bgr), "image/png")
+        assert response.status_code == 413 and "--max-upload-mb" in response.json()["detail"]
+
+
+def test_upload_limit_413_chunked(detector):
+    """A body without Content-Length is counted as it arrives and refused past the limit."""
+    boundary = "maskwatchboundary"
+    payload = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode() + b"\xff" * 60_000
+
+    def chunks():
+        for i in range(0, len(payload), 4096):
+            yield payload[i : i + 4096]
+
+    with TestClient(create_app(detector=detector, max_upload_mb=0.01)) as c:
+        response = c.post(
+            "/v1/detect", content=chunks(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+        )
+        assert response.status_code == 413
+
+
+def test_inference_runs_in_worker_pool(detector, astronaut_bgr):
+    threads: list[str] = []
+
+    class Recording(Detector):
+        def __init__(self, inner: Detector) -> None:
+            self.__dict__.update(inner.__dict__)
+
+        def detect(self, image_bgr, timings=None):
+            threads.append(threading.current_thread().name)
+            return super().detect(image_bgr, timings)
+
+    with TestClient(create_app(detector=Recording(detector), workers=1)) as c:
+        assert post_image(c, jpeg(astronaut_bgr)).status_code == 200
+    assert threads and all(name.startswith("maskwatch-infer") for name in threads)
+
+
+# ---- token ----
+
+
+def test_token_required(detector, astronaut_bgr):
+    with TestClient(create_app(detector=detector, token="s3cret")) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/").status_code == 200
+        refused = c.get("/v1/model")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert c.get("/v1/model", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert post_image(c, jpeg(astronaut_bgr)).status_code == 401
+        assert c.get("/v1/model", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert c.get("/v1/model", headers={"X-Maskwatch-Token": "s3cret"}).status_code == 200
+        assert c.get("/v1/model?token=s3cret").json()["token_required"] is True
+        with pytest.raises(WebSocketDisconnect), c.websocket_connect("/v1/live") as ws:
+            ws.receive_json()
+        with c.websocket_connect("/v1/live?token=s3cret") as ws:
+            ws.send_bytes(jpeg(astronaut_bgr))
+            assert "faces" in ws.receive_json()
+
+
+# ---- live WebSocket ----
+
+
+def test_live_websocket_tracks_faces(client, detector, astronaut_bgr):
+    frames = moving_face_frames(astronaut_bgr, count=12)[:5]  # small steps: one track
+    with client.websocket_connect("/v1/live") as ws:
+        answers = []
+        for frame in frames:
+            ws.send_bytes(jpeg(frame))
+            answers.append(ws.receive_json())
+        ws.send_bytes(b"garbage")
+        error = ws.receive_json()
+        ws.send_bytes(jpeg(frames[0]))
+        after = ws.receive_json()
+    for i, body in enumerate(answers):
+        frame = check_frame(body, detector.classes, 640, 480)
+        assert frame.frame == i and len(frame.faces) >= 1
+    ids = {f["track_id"] for body in answers for f in body["faces"]}
+    assert None not in ids and len(ids) == 1  # one person, one track
+    assert "not a readable image" in error["error"]
+    assert "faces" in after  # the connection survives a bad frame
+
+
+# ---- video jobs ----
+
+
+def wait_for_job(c: TestClient, url: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = c.get(url).json()
+        assert 0 <= body["progress"] <= 1
+        if body["status"] in ("done", "failed"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"job {url} did not finish")
+
+
+def test_video_job(client, detector, astronaut_bgr, tmp_path):
+    video = write_video(tmp_path / "walk.mp4", moving_face_frames(astronaut_bgr, count=10))
+    response = client.post("/v1/detect/video", files={"file": ("walk.mp4", video.read_bytes(), "video/mp4")})
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert created["url"] == f"/v1/jobs/{created['id']}"
+    job = wait_for_job(client, created["url"])
+    assert job["status"] == "done", job
+    assert job["progress"] == 1 and job["frames_done"] == 10 and job["source"] == "walk.mp4"
+    summary = Summary.model_validate(job["summary"])
+    assert summary.frames == 10 and summary.faces >= 8
+    assert sum(summary.people_per_class.values()) == 1
+    frames = [check_frame(f, detector.classes, 640, 480) for f in job["frames"]]
+    assert [f.frame for f in frames] == list(range(10))
+    assert frames[-1].timestamp == pytest.approx(0.9, abs=0.01)
+    assert all(f.track_id is not None for fr in frames for f in fr.faces)
+    keyframe = base64.b64decode(job["keyframe_jpeg"])
+    assert keyframe[:2] == b"\xff\xd8"
+    assert list(client.app.state.temp_root.iterdir()) == []  # the upload is gone once the job ends
+
+
+def test_video_bad_inputs(client, tmp_path):
+    bad = client.post("/v1/detect/video", files={"file": ("clip.mp4", b"\x00\x00\x00\x18ftypmp42 broken", "video/mp4")})
+    assert bad.status_code == 422 and "not a readable video" in bad.json()["detail"]
+    wrong = client.post("/v1/detect/video", files={"file": ("clip.txt", b"hello", "text/plain")})
+    assert wrong.status_code == 415
+    empty = client.post("/v1/detect/video", files={"file": ("clip.mp4", b"", "video/mp4")})
+    assert empty.status_code == 400
+    assert client.get("/v1/jobs/doesnotexist").status_code == 404
+    assert list(client.app.state.temp_root.iterdir()) == []
+
+
+def test_video_too_long(detector, astronaut_bgr, tmp_path):
+    video = write_video(tmp_path / "long.mp4", moving_face_frames(astronaut_bgr, count=6))
+    with TestClient(create_app(detector=detector, max_video_frames=3)) as c:
+        response = c.post("/v1/detect/video", files={"file": ("long.mp4", video.read_bytes(), "video/mp4")})
+        assert response.status_code == 413 and "frames" in response.json()["detail"]
+        temp_root = c.app.state.temp_root
+        assert list(temp_root.iterdir()) == []
+    assert not temp_root.exists()  # the server's temp folder goes at shutdown
+
+
+# ---- the real command ----
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_subprocess(detector, astronaut_bgr):
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "MASKWATCH_TOKEN": "tok"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "maskwatch", "serve", "--port", str(port), "--workers", "1", "--max-upload-mb", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        files = {"file": ("a.jpg", jpeg(astronaut_bgr), "image/jpeg")}
+        assert httpx.post(f"{base}/v1/detect", files=files).status_code == 401
+        response = httpx.post(f"{base}/v1/detect", files=files, headers={"Authorization": "Bearer tok"}, timeout=30)
+        assert response.status_code == 200
+        check_frame(response.json(), detector.classes, 512, 512)
+        big = {"file": ("big.png", os.urandom(2_000_000), "image/png")}
+        assert httpx.post(f"{base}/v1/detect", files=big, headers={"Authorization": "Bearer tok"}).status_code == 413
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert f"http://127.0.0.1:{port}" in output
+    assert "Traceback" not in output
+
+
+def test_serve_cli_errors_are_one_line(tmp_path):
+    missing = run_cli("serve", "--model", str(tmp_path / "nope"), "--port", str(free_port()))
+    assert missing.returncode == 3
+    assert "model bundle not found" in missing.stderr and "Traceback" not in missing.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = run_cli("serve", "--port", str(port))
+    assert taken.returncode == 2 and "cannot listen" in taken.stderr and "Traceback" not in taken.stderr
+
+
+def test_serve_help_mentions_options():
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0
+    for option in ("--host", "--port", "--model", "--token", "--max-upload-mb", "--workers"):
+        assert option in result.stdout
