@@ -181,3 +181,14 @@ def test_resume_skips_complete_outputs(local_ray, inputs, reference, tmp_path):
     assert_same_as_detect(out, reference)
     changed = run_batch(specs_of(inputs), BatchOptions(out=out, workers=2, resume=True, min_face=20))
     assert all(u.status == "done" for u in changed.units)  # other options: nothing is reused
+
+
+def test_poison_chunk_fails_its_input_only(local_ray, inputs, tmp_path, monkeypatch):
+    monkeypatch.setenv(CRASH_ENV, "1:0:always")  # back.mp4's first chunk kills every worker that takes it
+    out = tmp_path / "out"
+    report = run_batch(specs_of(inputs), BatchOptions(out=out, workers=2, chunk_frames=10, retries=1))
+    status = {Path(u.input).name: u.status for u in report.units}
+    assert status == {"walk.mp4": "done", "back.mp4": "failed", "photos": "done"}
+    assert "chunk 0" in report.failed[0].errors[0]
+    assert not (out / safe_name(str(inputs["back"])) / DONE_FILE).exists()
+    assert (out / safe_name(str(inputs["walk"])) / DONE_FILE).exists()

@@ -6,7 +6,7 @@ chunks queued so it never waits for the driver; the driver takes results with
 restores frame order. A worker that dies mid-chunk (OOM kill, segfault, node
 loss) is restarted by Ray and the chunk re-run (``max_restarts`` /
 ``max_task_retries``); past that the driver replaces the actor and resubmits,
-up to ``retries`` times per chunk, then gives up on that unit only.
+once more, then gives up on that unit only.
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ log = logging.getLogger("maskwatch")
 
 IN_FLIGHT = 2
 """Chunks queued per actor: one running, one waiting, so no actor idles between results."""
+
+DRIVER_RETRIES = 1
+"""Resubmissions of a chunk on a fresh actor once Ray's own retries (``BatchOptions.retries``) are spent.
+
+Kept at one: a chunk that still kills its worker is poison (say, a video that
+crashes the decoder), and its unit is better reported failed than retried forever.
+"""
 
 OVERALL_CSV = "summary.csv"
 OVERALL_JSON = "summary.json"
@@ -264,7 +271,7 @@ def _run_chunks(units, chunks, options, report, reports, progress) -> None:
             if isinstance(exc, RayActorError) and actors[slot] is actor:
                 actors[slot] = new_actor()  # Ray's own restarts are spent: replace the actor
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if attempt < options.retries and chunk.unit not in reports:
+            if attempt < DRIVER_RETRIES and chunk.unit not in reports:
                 report.retried_chunks += 1
                 log.warning("chunk %d of %s failed (%s); retrying", chunk.seq, unit.name, first_line)
                 queue.appendleft((chunk, attempt + 1))

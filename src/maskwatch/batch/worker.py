@@ -25,7 +25,8 @@ from maskwatch.imageio import decode_image, read_image
 from maskwatch.sources import Frame
 
 CRASH_ENV = "MASKWATCH_BATCH_CRASH_ONCE"
-"""Test hook: ``UNIT:SEQ:MARKER_FILE`` makes the worker that gets that chunk die (``os._exit``) once."""
+"""Test hook: ``UNIT:SEQ:MARKER_FILE`` makes the worker that gets that chunk die (``os._exit``) once;
+``UNIT:SEQ:always`` makes it die every time (a poison chunk)."""
 
 URL_TIMEOUT_S = 30
 
@@ -100,7 +101,11 @@ def maybe_crash(chunk: Chunk, hook: str | None) -> None:
     if not hook:
         return
     unit, seq, marker = hook.split(":", 2)
-    if (chunk.unit, chunk.seq) == (int(unit), int(seq)) and not os.path.exists(marker):
+    if (chunk.unit, chunk.seq) != (int(unit), int(seq)):
+        return
+    if marker == "always":
+        os._exit(1)
+    if not os.path.exists(marker):
         Path(marker).write_text(str(os.getpid()))
         os._exit(1)
 

@@ -31,7 +31,9 @@ def batch(
     resume: bool = typer.Option(False, "--resume", help="Skip inputs whose outputs are complete from an earlier run."),
     chunk_frames: int = typer.Option(256, "--chunk-frames", min=1, help="Frames per video chunk (scheduling grain)."),
     photo_batch: int = typer.Option(32, "--photo-batch", min=1, help="Photos per chunk."),
-    retries: int = typer.Option(3, "--retries", min=0, help="Times a chunk is re-run when its worker dies."),
+    retries: int = typer.Option(
+        3, "--retries", min=0, help="Times Ray re-runs a chunk whose worker died (then once more on a fresh worker)."
+    ),
     no_track: bool = typer.Option(False, "--no-track", help="Do not track faces across video frames."),
 ) -> None:
     """Run detection over many videos and photos on Ray; write JSON lines, CSV counts, summaries and plots."""
