@@ -106,6 +106,7 @@ async function detectImage(file) {
   $("result-overlay").hidden = true;
   const img = $("result-image");
   img.src = `data:image/jpeg;base64,${out.annotated_jpeg}`;
+  $("result-caption").textContent = "";
   img.hidden = false;
   fillTable([out]);
   $("summary").textContent = `${out.faces.length} face(s) in ${out.width}×${out.height} px, ${out.ms} ms on the server`;
@@ -124,9 +125,17 @@ async function detectVideo(file) {
     await new Promise((r) => setTimeout(r, 500));
   }
   if (job.status === "failed") throw new Error(job.error || "video job failed");
-  $("result-image").hidden = true;
+  const img = $("result-image");
+  img.hidden = !job.keyframe_jpeg;
+  if (job.keyframe_jpeg) img.src = `data:image/jpeg;base64,${job.keyframe_jpeg}`;
+  $("result-caption").textContent = "Annotated frame with the most faces; the video below plays with the boxes drawn over it.";
   const video = $("result-video");
   const overlay = $("result-overlay");
+  video.onerror = () => {  // a codec this browser cannot play: the key frame and the table remain
+    video.hidden = true;
+    overlay.hidden = true;
+    $("result-caption").textContent = "Annotated frame with the most faces (this browser cannot play the video itself).";
+  };
   video.src = URL.createObjectURL(file);
   video.hidden = false;
   overlay.hidden = false;
