@@ -29,6 +29,9 @@ def main() -> None:
     except MaskwatchError as exc:
         console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console_err.print("interrupted", highlight=False)
+        sys.exit(130)
 
 
 __all__ = ["app", "main"]

@@ -1,0 +1,44 @@
+"""A Rich progress bar behind the small ``Reporter`` interface the library talks to."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from maskwatch.cli.app import console_err
+
+
+class RichReporter:
+    """One bar per stage (description, steps, ETA); messages print above the bars."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console_err,
+            transient=False,
+        )
+        self.task: int | None = None
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.progress.stop()
+
+    def start(self, description: str, total: int) -> None:
+        self.task = self.progress.add_task(description, total=max(total, 1), status="")
+
+    def advance(self, steps: int = 1, status: str = "") -> None:
+        if self.task is not None:
+            self.progress.update(self.task, advance=steps, status=status)
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(text, highlight=False, markup=False)

@@ -1,0 +1,86 @@
+"""``maskwatch train``: transfer learning from a folder dataset to a model bundle."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import typer
+
+from maskwatch.cli.app import app, console
+from maskwatch.crops import DEFAULT_MARGIN
+
+
+@app.command()
+def train(
+    dataset: str = typer.Argument(..., help="Folder with one subfolder of images per class."),
+    out: str = typer.Option(..., "--out", "-o", help="Run folder: split, checkpoints, reports and the bundle."),
+    backbone: str = typer.Option(
+        "mobilenetv2", help="mobilenetv2, mobilenet, xception, densenet169, efficientnetb0 or smallcnn."
+    ),
+    weights: str = typer.Option(
+        "imagenet", help="ImageNet weights: 'imagenet' (Keras download), a local .h5 file, or 'none' (from scratch)."
+    ),
+    alpha: float = typer.Option(0.35, help="Width multiplier of MobileNet backbones."),
+    size: int = typer.Option(128, help="Input size of the classifier (square crops)."),
+    margin: float = typer.Option(DEFAULT_MARGIN, help="Crop margin around the detected face (as detect uses)."),
+    detector: str = typer.Option("blazeface", help="Face detector that cuts the crops."),
+    seed: int = typer.Option(0, help="Seed of the split, augmentation and initialisation."),
+    val: float = typer.Option(0.1, min=0.0, max=0.5, help="Fraction of images for validation."),
+    test: float = typer.Option(0.1, min=0.0, max=0.5, help="Fraction of images for test."),
+    head_epochs: int = typer.Option(40, min=1, help="Epochs of the head on frozen-backbone features."),
+    finetune_epochs: int = typer.Option(6, min=0, help="Epochs of fine-tuning the top of the backbone."),
+    finetune_fraction: float = typer.Option(0.3, min=0.0, max=1.0, help="Share of backbone layers fine-tuned."),
+    batch_size: int = typer.Option(32, min=1),
+    head_lr: float = typer.Option(1e-3, help="Learning rate of the head stage."),
+    finetune_lr: float = typer.Option(1e-4, help="Learning rate of the fine-tuning stage."),
+    augment_copies: int = typer.Option(2, min=0, help="Augmented copies of each image for the head stage."),
+    patience: int = typer.Option(3, min=1, help="Early stopping: epochs without a better validation loss."),
+    manifest: str = typer.Option(None, help="Reuse the split of an earlier run (its split.csv)."),
+    cache: str = typer.Option(None, help="Face-crop cache folder [~/.cache/maskwatch]; 'none' disables it."),
+    per_class: int = typer.Option(None, min=2, help="Use only this many images per class (quick runs)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+) -> None:
+    """Train a mask classifier (transfer learning) and export a model bundle with reports."""
+    from maskwatch.cli._progress import RichReporter
+    from maskwatch.train.trainer import TrainConfig
+    from maskwatch.train.trainer import train as run_training
+
+    config = TrainConfig(
+        dataset=dataset,
+        out=out,
+        backbone=backbone,
+        weights=weights,
+        alpha=alpha,
+        size=size,
+        margin=margin,
+        detector=detector,
+        seed=seed,
+        fractions=(round(1.0 - val - test, 6), val, test),
+        head_epochs=head_epochs,
+        finetune_epochs=finetune_epochs,
+        finetune_fraction=finetune_fraction,
+        batch_size=batch_size,
+        head_lr=head_lr,
+        finetune_lr=finetune_lr,
+        augment_copies=augment_copies,
+        patience=patience,
+        manifest=manifest,
+        cache=cache,
+        per_class_limit=per_class,
+        command="maskwatch " + shlex.join(sys.argv[1:]),
+    )
+    from maskwatch.train.backbones import backbone_spec
+
+    backbone_spec(backbone)  # unknown name: one line before anything is written
+    with RichReporter() as reporter:
+        metrics = run_training(config, reporter, resume=resume)
+    test_figures = metrics["test"]
+    console.print(
+        f"test accuracy [bold]{test_figures['accuracy']:.4f}[/] "
+        f"(95% CI {test_figures['accuracy_ci95'][0]:.4f}-{test_figures['accuracy_ci95'][1]:.4f}) on "
+        f"{test_figures['n']} images; recall "
+        + ", ".join(f"{c} {r:.4f}" for c, r in test_figures["recall"].items())
+        + f"; {metrics['train_seconds']:.0f} s"
+    )
+    console.print(f"bundle: {out}/bundle  (try: maskwatch detect IMAGE --model {out}/bundle)")

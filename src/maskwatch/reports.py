@@ -1,0 +1,248 @@
+"""Crop-level reports: classification report, confusion matrix, curves, misclassified grid, calibration.
+
+Shared by ``maskwatch train`` (on its test split) and ``maskwatch evaluate`` (on any
+folder dataset), so both write the same files. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import classification_report, confusion_matrix  # noqa: E402
+
+REPORT_TXT = "classification_report.txt"
+REPORT_JSON = "classification_report.json"
+CONFUSION_PNG = "confusion_matrix.png"
+CURVES_PNG = "training_curves.png"
+MISCLASSIFIED_PNG = "misclassified.png"
+RELIABILITY_PNG = "reliability.png"
+
+
+@dataclass
+class Evaluation:
+    """Predictions on labelled crops and the figures derived from them."""
+
+    classes: list[str]
+    y_true: np.ndarray
+    probabilities: np.ndarray
+    sources: list[str] = field(default_factory=list)
+    """Source of each image (e.g. a dataset subfolder); enables per-source accuracy."""
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.y_pred == self.y_true).mean()) if len(self.y_true) else float("nan")
+
+    def report(self) -> dict[str, Any]:
+        """scikit-learn's per-class precision/recall/F1 plus accuracy, as a dict."""
+        return classification_report(
+            self.y_true,
+            self.y_pred,
+            labels=list(range(len(self.classes))),
+            target_names=self.classes,
+            output_dict=True,
+            zero_division=0,
+        )
+
+    def recalls(self) -> dict[str, float]:
+        rep = self.report()
+        return {c: float(rep[c]["recall"]) for c in self.classes}
+
+    def confusion(self) -> np.ndarray:
+        return confusion_matrix(self.y_true, self.y_pred, labels=list(range(len(self.classes))))
+
+    def summary(self, bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
+        """The figures a bundle and a model card quote: accuracy with 95 % CI, recall per class, ECE."""
+        low, high = bootstrap_accuracy(self.y_true, self.y_pred, bootstrap, seed)
+        ece, _ = calibration(self.y_true, self.probabilities)
+        out: dict[str, Any] = {
+            "n": int(len(self.y_true)),
+            "accuracy": round(self.accuracy, 4),
+            "accuracy_ci95": [round(low, 4), round(high, 4)],
+            "recall": {c: round(v, 4) for c, v in self.recalls().items()},
+            "ece": round(ece, 4),
+        }
+        if self.sources and len(set(self.sources)) > 1:
+            out["per_source"] = per_source_accuracy(self.y_true, self.y_pred, self.sources)
+        return out
+
+
+def bootstrap_accuracy(
+    y_true: np.ndarray, y_pred: np.ndarray, rounds: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of accuracy (resampling images with replacement)."""
+    n = len(y_true)
+    if n == 0:
+        return float("nan"), float("nan")
+    correct = (np.asarray(y_true) == np.asarray(y_pred)).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    means = correct[rng.integers(0, n, size=(rounds, n))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> tuple[float, list[dict[str, float]]]:
+    """Expected calibration error of the top-class confidence, and the per-bin table behind it."""
+    if len(y_true) == 0:
+        return float("nan"), []
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(y_true)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    table, ece = [], 0.0
+    for i in range(bins):
+        upper = confidence <= edges[i + 1] if i == bins - 1 else confidence < edges[i + 1]
+        inside = (confidence >= edges[i]) & upper
+        if not inside.any():
+            continue
+        acc, conf = float(correct[inside].mean()), float(confidence[inside].mean())
+        ece += inside.mean() * abs(acc - conf)
+        table.append(
+            {
+                "low": float(edges[i]),
+                "high": float(edges[i + 1]),
+                "n": int(inside.sum()),
+                "accuracy": acc,
+                "confidence": conf,
+            }
+        )
+    return float(ece), table
+
+
+def per_source_accuracy(y_true: np.ndarray, y_pred: np.ndarray, sources: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Accuracy and count per source: a model that learned one source's look shows it here."""
+    sources_arr = np.asarray(sources)
+    out = {}
+    for source in sorted(set(sources)):
+        mask = sources_arr == source
+        out[source] = {"n": int(mask.sum()), "accuracy": round(float((y_true[mask] == y_pred[mask]).mean()), 4)}
+    return out
+
+
+def write_evaluation(
+    evaluation: Evaluation, out_dir: str | Path, images: np.ndarray | None = None, names: Sequence[str] | None = None
+) -> dict[str, Path]:
+    """Write report (text + JSON), confusion matrix, reliability diagram and misclassified grid."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = classification_report(
+        evaluation.y_true,
+        evaluation.y_pred,
+        labels=list(range(len(evaluation.classes))),
+        target_names=evaluation.classes,
+        digits=4,
+        zero_division=0,
+    )
+    summary = evaluation.summary()
+    lines = [
+        text,
+        f"accuracy 95% CI (bootstrap): {summary['accuracy_ci95'][0]:.4f}-{summary['accuracy_ci95'][1]:.4f}",
+        f"expected calibration error: {summary['ece']:.4f}",
+    ]
+    for source, row in summary.get("per_source", {}).items():
+        lines.append(f"source {source}: accuracy {row['accuracy']:.4f} on {row['n']} images")
+    written = {"report_txt": out / REPORT_TXT, "report_json": out / REPORT_JSON}
+    written["report_txt"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    payload = {
+        "classes": evaluation.classes,
+        "summary": summary,
+        "report": evaluation.report(),
+        "confusion": evaluation.confusion().tolist(),
+        "calibration": calibration(evaluation.y_true, evaluation.probabilities)[1],
+    }
+    written["report_json"].write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    written["confusion"] = plot_confusion(evaluation.confusion(), evaluation.classes, out / CONFUSION_PNG)
+    written["reliability"] = plot_reliability(evaluation, out / RELIABILITY_PNG)
+    if images is not None:
+        written["misclassified"] = plot_misclassified(evaluation, images, out / MISCLASSIFIED_PNG, names)
+    return written
+
+
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: Path) -> Path:
+    size = 2.2 + 1.1 * len(classes)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = matrix.max() if matrix.size else 0
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > top / 2 else "black")
+    ax.set_title("Confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_reliability(evaluation: Evaluation, path: Path) -> Path:
+    ece, table = calibration(evaluation.y_true, evaluation.probabilities)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    if table:
+        ax.plot([r["confidence"] for r in table], [r["accuracy"] for r in table], "o-", label="model")
+    ax.set_xlabel("confidence (top class)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability diagram, ECE {ece:.3f}")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_misclassified(
+    evaluation: Evaluation, images: np.ndarray, path: Path, names: Sequence[str] | None = None, limit: int = 36
+) -> Path:
+    """A grid of wrongly classified crops (RGB) with true and predicted label; a note if there are none."""
+    wrong = np.flatnonzero(evaluation.y_pred != evaluation.y_true)[:limit]
+    cols = max(1, min(6, len(wrong)))
+    rows = max(1, int(np.ceil(len(wrong) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    if len(wrong) == 0:
+        axes[0, 0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+    for ax, i in zip(axes.ravel(), wrong):
+        ax.imshow(images[i])
+        true, pred = evaluation.classes[evaluation.y_true[i]], evaluation.classes[evaluation.y_pred[i]]
+        title = f"true {true}\npred {pred} {evaluation.probabilities[i].max():.2f}"
+        if names is not None:
+            title = f"{Path(names[i]).name[:22]}\n" + title
+        ax.set_title(title, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(history: dict[str, list[float]], path: Path, stage_starts: dict[str, int] | None = None) -> Path:
+    """Accuracy and loss per epoch for train and validation, with a line where each stage starts."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
+            values = history.get(key, [])
+            if values:
+                ax.plot(range(1, len(values) + 1), values, marker=".", label=label)
+        for stage, start in (stage_starts or {}).items():
+            if start > 0:
+                ax.axvline(start + 0.5, color="grey", linestyle=":")
+                ax.text(start + 0.6, ax.get_ylim()[1], stage, va="top", fontsize=8, color="grey")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

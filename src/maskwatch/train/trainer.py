@@ -1,0 +1,267 @@
+"""``maskwatch train``: folder dataset → face crops → split → transfer learning → reports → model bundle.
+
+Recipe (fast on a 2-core CPU): crops are cut by the same detector and crop as
+``detect`` and cached; the head is trained on cached frozen-backbone features of
+the crops and of a few augmented copies; then the top of the backbone is
+fine-tuned on augmented crops at a lower rate, one checkpoint per epoch, keeping
+the weights with the best validation loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from maskwatch.crops import DEFAULT_MARGIN
+from maskwatch.dataset import (
+    DEFAULT_FRACTIONS,
+    Dataset,
+    make_split,
+    read_manifest,
+    scan_dataset,
+    write_manifest,
+)
+from maskwatch.detectors import DEFAULT_DETECTOR
+from maskwatch.errors import InputError
+from maskwatch.facecache import FaceCache, default_cache_dir
+from maskwatch.reports import CURVES_PNG, Evaluation, plot_curves, write_evaluation
+from maskwatch.train import TrainingInterrupted
+
+CONFIG_FILE = "config.json"
+STATE_FILE = "state.json"
+MANIFEST_FILE = "split.csv"
+CHECKPOINT_DIR = "checkpoint"
+BUNDLE_DIR = "bundle"
+PARITY_IMAGES = 32
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved in RUN_DIR so ``--resume`` continues the same run."""
+
+    dataset: str
+    out: str
+    backbone: str = "mobilenetv2"
+    weights: str | None = "imagenet"
+    alpha: float = 0.35
+    size: int = 128
+    margin: float = DEFAULT_MARGIN
+    detector: str = DEFAULT_DETECTOR
+    seed: int = 0
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+    head_epochs: int = 40
+    finetune_epochs: int = 6
+    finetune_fraction: float = 0.3
+    batch_size: int = 32
+    head_lr: float = 1e-3
+    finetune_lr: float = 1e-4
+    dropout: float = 0.2
+    augment_copies: int = 2
+    patience: int = 3
+    manifest: str | None = None
+    cache: str | None = None
+    per_class_limit: int | None = None
+    command: str = ""
+    resumed: list[str] = field(default_factory=list)
+
+
+class Reporter(Protocol):
+    """Where a run tells its progress (the CLI shows a Rich progress bar)."""
+
+    def start(self, description: str, total: int) -> None: ...
+    def advance(self, steps: int = 1, status: str = "") -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class SilentReporter:
+    def start(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, steps: int = 1, status: str = "") -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class Split:
+    """Crops (N×S×S×3 RGB uint8), labels and file names of one split."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+    no_face: int
+
+
+def prepare_run(config: TrainConfig, resume: bool) -> None:
+    """Refuse to overwrite an earlier run; on ``--resume`` check there is one to continue."""
+    out = Path(config.out)
+    has_run = (out / CONFIG_FILE).is_file()
+    if resume and not has_run:
+        raise InputError(f"{out}: nothing to resume (no {CONFIG_FILE}); start a run without --resume")
+    if not resume and has_run:
+        raise InputError(f"{out}: already holds a training run; continue it with --resume or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create run folder ({exc.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise InputError(f"{out}: run folder is not writable")
+
+
+def load_config(out: str | Path) -> TrainConfig:
+    data = json.loads((Path(out) / CONFIG_FILE).read_text(encoding="utf-8"))
+    data["fractions"] = tuple(data["fractions"])
+    return TrainConfig(**data)
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _limit_per_class(dataset: Dataset, limit: int, seed: int) -> Dataset:
+    """A seeded sample of ``limit`` images per class (for quick runs and CI)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for cls in dataset.classes:
+        members = sorted((r for r in dataset.records if r.label == cls), key=lambda r: r.path)
+        picks = sorted(rng.permutation(len(members))[:limit])
+        keep += [members[i] for i in picks]
+    return Dataset(dataset.root, dataset.classes, keep, dataset.skipped)
+
+
+def split_dataset(config: TrainConfig, reporter: Reporter) -> tuple[Dataset, str]:
+    """Scan and split, or reuse a manifest; the manifest is written to RUN_DIR either way. Returns its hash."""
+    out = Path(config.out)
+    manifest = config.manifest or (str(out / MANIFEST_FILE) if (out / MANIFEST_FILE).is_file() else None)
+    if manifest:
+        from maskwatch.dataset import class_folders
+
+        classes = [p.name for p in class_folders(config.dataset)]
+        dataset = read_manifest(manifest, config.dataset, classes)
+        reporter.message(f"split: reusing {manifest}")
+    else:
+        reporter.start("Scanning images", 1)
+        scanned, mirrored = scan_dataset(config.dataset, progress=lambda i, n: reporter.advance(0, f"{i}/{n}"))
+        reporter.advance(1)
+        if config.per_class_limit:
+            scanned = _limit_per_class(scanned, config.per_class_limit, config.seed)
+        dataset = make_split(scanned, mirrored, config.fractions, config.seed)
+        for path, why in scanned.skipped:
+            reporter.message(f"skipped {path}: {why}")
+    for split in ("train", "val", "test"):
+        counts = dataset.counts(split)
+        if split == "train" and min(counts.values()) == 0:
+            raise InputError(f"{config.dataset}: too few images to split (train has {counts})")
+    sha = write_manifest(dataset, out / MANIFEST_FILE)
+    return dataset, sha
+
+
+def load_crops(config: TrainConfig, dataset: Dataset, reporter: Reporter) -> dict[str, Split]:
+    """Face crops of every split, detected like ``detect`` does (cached across runs)."""
+    cache_root = None if (config.cache or "").lower() == "none" else (config.cache or default_cache_dir())
+    cache = FaceCache(cache_root, config.size, config.margin, config.detector)
+    index = {c: i for i, c in enumerate(dataset.classes)}
+    splits = {}
+    for split in ("train", "val", "test"):
+        records = sorted((r for r in dataset.records if r.split == split), key=lambda r: r.path)
+        reporter.start(f"Face crops ({split})", len(records))
+        crops = cache.crops(dataset, records, progress=lambda i, n: reporter.advance(1))
+        splits[split] = Split(
+            crops.images,
+            np.array([index[r.label] for r in records], np.int64),
+            [r.path for r in records],
+            crops.no_face,
+        )
+    return splits
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Balanced weights: each class contributes equally to the loss, whatever its size."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return (len(labels) / (n_classes * np.maximum(counts, 1))).astype(np.float32)
+
+
+def _one_hot(labels: np.ndarray, n: int) -> np.ndarray:
+    return np.eye(n, dtype=np.float32)[labels]
+
+
+def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = False) -> dict[str, Any]:
+    """Run (or continue) a training run; returns the test figures. Writes everything under ``config.out``."""
+    reporter = reporter or SilentReporter()
+    prepare_run(config, resume)
+    out = Path(config.out)
+    if resume:
+        command = config.command
+        config = load_config(out)
+        config.resumed.append(command)
+    started = time.monotonic()
+    dataset, manifest_sha = split_dataset(config, reporter)
+    _write_json(out / CONFIG_FILE, asdict(config))
+    for split in ("train", "val", "test"):
+        reporter.message(f"{split}: " + ", ".join(f"{c} {n}" for c, n in dataset.counts(split).items()))
+    splits = load_crops(config, dataset, reporter)
+    no_face = {s: splits[s].no_face for s in splits}
+    reporter.message("no face found (whole image used): " + ", ".join(f"{s} {n}" for s, n in no_face.items()))
+
+    from maskwatch.train import keras_run  # TensorFlow starts here, after the cheap checks
+
+    result = keras_run.fit_and_export(config, dataset.classes, splits, reporter)
+    seconds = time.monotonic() - started
+
+    evaluation = result.pop("evaluation")
+    summary = evaluation.summary()
+    metrics = {
+        "test": summary,
+        "val_accuracy": result["val_accuracy"],
+        "counts": {s: dataset.counts(s) for s in ("train", "val", "test")},
+        "no_face": no_face,
+        "skipped": len(dataset.skipped),
+        "onnx_keras_max_abs_diff": result["parity"],
+        "train_seconds": round(seconds, 1),
+    }
+    write_evaluation(evaluation, out, images=splits["test"].images, names=splits["test"].names)
+    plot_curves(result["history"], out / CURVES_PNG, result["stage_starts"])
+    keras_run.write_bundle(out / BUNDLE_DIR, result["onnx"], config, dataset.classes, metrics, manifest_sha)
+    _write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for package in ("maskwatch", "numpy", "keras", "tensorflow", "tensorflow-cpu", "onnxruntime", "tf2onnx"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[package] = metadata.version(package)
+    return found
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def batches(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def steps(n: int, batch: int) -> int:
+    return max(1, math.ceil(n / batch))
+
+
+__all__ = ["TrainConfig", "Reporter", "SilentReporter", "TrainingInterrupted", "train", "Evaluation"]
