@@ -42,6 +42,8 @@ NAME_GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"^(?P<key>augmented_image)_\d+$", "augmented:{cls}/{key}"),
     # RMFD crops "0_0_anhu_12.jpg": one celebrity per name, in both classes; keep each person on one side
     (r"^\d+_\d+_(?P<key>[a-z]+)_\d+$", "subject:{key}"),
+    # "<stem>__synth-correct-1.jpg": `maskwatch synth` drew a mask on "<stem>.jpg"; keep them with their source
+    (r"^(?P<key>.+?)__synth-[a-z_]+-\d+$", "synth:{key}"),
 )
 """Filename rules that put files in one group, as SOURCE.md of the face-mask data documents them. A perceptual
 hash cannot see that a rotated, flipped copy or another photo of the same person belongs with its original."""
@@ -190,12 +192,16 @@ def assign_groups(
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)
 
+    named_keys = [name_group(r, name_rules) for r in records]
+    synth_keys = {k for k in named_keys if k and k.startswith("synth:")}
     first_by_key: dict[str, int] = {}
     for i, r in enumerate(records):
         keys = [f"sha:{r.sha256}"]
-        named = name_group(r, name_rules)
+        named = named_keys[i]
         if named:
             keys.append(named)
+        if f"synth:{Path(r.path).stem}" in synth_keys:  # the source face of synthetic images, in any class
+            keys.append(f"synth:{Path(r.path).stem}")
         for key in keys:
             if key in first_by_key:
                 union(first_by_key[key], i)
