@@ -154,7 +154,7 @@ def create_app(
         """Find faces in one image: the same JSON as one line of ``maskwatch detect --json``."""
         _check_type(file, IMAGE_TYPES, "an image")
         data = await file.read()
-        name = file.filename or "upload"
+        name = Path(file.filename or "upload").name or "upload"
         return await in_pool(lambda: detect_bytes(detector, data, name, max_pixels, annotate))
 
     @app.post(
