@@ -1,0 +1,62 @@
+"""``maskwatch synth``: correctly and wrongly masked faces drawn onto unmasked ones, for training data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from maskwatch.cli.app import app, console_err
+
+
+@app.command()
+def synth(
+    source: Path = typer.Option(..., "--from", help="Folder of unmasked face photos (e.g. DATASET/without_mask)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to add with_mask/ and incorrect_mask/ to."),
+    correct: int = typer.Option(1, "--correct", min=0, help="Correctly worn masks to make per face."),
+    incorrect: int = typer.Option(1, "--incorrect", min=0, help="Wrongly worn masks (below nose / on chin) per face."),
+    seed: int = typer.Option(0, "--seed", help="Base random seed; each output's own seed goes to synth.csv."),
+    styles: str = typer.Option("surgical,cloth,n95", "--styles", help="Comma-separated mask styles to draw from."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Use only the first N source images (sorted)."),
+    copy_originals: bool = typer.Option(
+        False, "--copy-originals", help="Also copy each usable source face to OUT/without_mask/."
+    ),
+) -> None:
+    """Draw masks fitted to each face's landmarks: with_mask (nose to chin) and incorrect_mask (below nose, chin)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from maskwatch.synth import synthesize
+
+    wanted = tuple(s.strip() for s in styles.split(",") if s.strip())
+    columns = [TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}")]
+    with Progress(*columns, TimeElapsedColumn(), console=console_err) as bar:
+        task = bar.add_task("synth", total=None, note="")
+
+        def progress(done: int, total: int, summary) -> None:
+            note = f"{len(summary.written)} written · {len(summary.no_landmarks)} without landmarks"
+            bar.update(task, completed=done, total=total, note=note)
+
+        summary = synthesize(
+            source,
+            out,
+            correct=correct,
+            incorrect=incorrect,
+            seed=seed,
+            styles=wanted,
+            limit=limit,
+            copy_originals=copy_originals,
+            progress=progress,
+        )
+    classes = ", ".join(f"{n} {name}" for name, n in sorted(summary.by_class.items()))
+    console_err.print(
+        f"wrote {len(summary.written)} image(s) ({classes or 'none'}) to {out} from {summary.sources} source(s); "
+        f"skipped {len(summary.no_landmarks)} without face landmarks, {len(summary.unreadable)} unreadable"
+        + (f"; copied {summary.copied} original(s) to without_mask" if copy_originals else ""),
+        highlight=False,
+    )
+    console_err.print(f"provenance: {out / 'synth.csv'}", highlight=False)
+    for problem in summary.unreadable:
+        console_err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+    if summary.interrupted:
+        console_err.print("interrupted; every image written so far is complete and recorded")
+        raise typer.Exit(130)
