@@ -132,7 +132,11 @@ def collect_units(inputs: list[str]) -> tuple[list[Unit], list[str]]:
     for spec in inputs:
         path = Path(spec)
         if not _is_url(spec) and path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-            specs = read_list_file(path)
+            try:
+                specs = read_list_file(path)
+            except InputError as exc:
+                problems.append(str(exc))
+                continue
             if not specs:
                 problems.append(f"{spec}: list file names no input")
             set_name = spec

@@ -105,6 +105,14 @@ class BatchReport:
     seconds: float = 0.0
     fps: float = 0.0
     interrupted: bool = False
+    worker_seconds: float = 0.0
+    """Time workers spent decoding, detecting and classifying (summed over workers)."""
+    driver_seconds: float = 0.0
+    """Time the driver spent ordering, tracking and writing frames: what bounds a very large cluster."""
+    finish_seconds: float = 0.0
+    """Time the driver spent closing units (counts, summary, plot, renames): a fixed cost per input."""
+    worker_peak_rss_mb: float = 0.0
+    """The largest peak resident memory of a worker process (model, detector, one chunk's frames)."""
 
     @property
     def failed(self) -> list[UnitReport]:
@@ -203,6 +211,9 @@ def run_batch(inputs: list[str], options: BatchOptions, progress=None) -> BatchR
             ray.shutdown()
     report.units = skipped + [reports[u.index] for u in units if u.index in reports]
     report.frames = sum(u.frames for u in report.units if u.status == "done")
+    report.worker_seconds = round(report.worker_seconds, 3)
+    report.driver_seconds = round(report.driver_seconds, 3)
+    report.finish_seconds = round(report.finish_seconds, 3)
     report.seconds = round(time.perf_counter() - start, 3)
     report.fps = round(report.frames / report.seconds, 2) if report.seconds > 0 else 0.0
     write_overall(options.out, report)
@@ -258,53 +269,65 @@ def _run_chunks(units, chunks, options, report, reports, progress) -> None:
             unit.name, unit.kind, str(options.out / unit.safe_name), "failed", errors=[reason]
         )
 
-    submit()
-    while in_flight:
-        ready, _ = ray.wait(list(in_flight), num_returns=1)
-        ref = ready[0]
-        chunk, attempt, slot, actor = in_flight.pop(ref)
-        load[slot] -= 1
-        unit = by_index[chunk.unit]
-        try:
-            result: ChunkResult = ray.get(ref)
-        except (RayActorError, RayTaskError) as exc:
-            if isinstance(exc, RayActorError) and actors[slot] is actor:
-                actors[slot] = new_actor()  # Ray's own restarts are spent: replace the actor
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if attempt < DRIVER_RETRIES and chunk.unit not in reports:
-                report.retried_chunks += 1
-                log.warning("chunk %d of %s failed (%s); retrying", chunk.seq, unit.name, first_line)
-                queue.appendleft((chunk, attempt + 1))
-            else:
-                if chunk.unit not in reports:
-                    fail_unit(unit, f"{unit.name}: chunk {chunk.seq} failed after {attempt + 1} attempts: {first_line}")
-                if progress is not None:
-                    progress(advance=1, frames=0)
-            submit()
-            continue
+    try:
         submit()
-        frames = 0
-        if chunk.unit not in reports:
-            assembler = assemblers.get(chunk.unit)
-            if assembler is None:
-                assembler = assemblers[chunk.unit] = UnitAssembler(
-                    unit, options.out, report.classes, options.output_options(), track=options.track
-                )
-            assembler.add(result)
-            frames = len(result.frames)
-            if assembler.fatal is not None:
-                fail_unit(unit, assembler.fatal)
-            elif assembler.complete:
-                summary = assembler.finish()
-                del assemblers[chunk.unit]
-                for error in summary["errors"]:
-                    log.error("%s", error)
-                reports[chunk.unit] = _report_from_summary(unit, assembler.folder, "done", summary)
-        if progress is not None:
-            progress(advance=1, frames=frames)
-    for index, assembler in list(assemblers.items()):  # interrupted: leave no DONE behind
-        assembler.fail("interrupted")
-        del assemblers[index]
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            ref = ready[0]
+            chunk, attempt, slot, actor = in_flight.pop(ref)
+            load[slot] -= 1
+            unit = by_index[chunk.unit]
+            try:
+                result: ChunkResult = ray.get(ref)
+            except (RayActorError, RayTaskError) as exc:
+                if isinstance(exc, RayActorError) and actors[slot] is actor:
+                    actors[slot] = new_actor()  # Ray's own restarts are spent: replace the actor
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                if attempt < DRIVER_RETRIES and chunk.unit not in reports:
+                    report.retried_chunks += 1
+                    log.warning("chunk %d of %s failed (%s); retrying", chunk.seq, unit.name, first_line)
+                    queue.appendleft((chunk, attempt + 1))
+                else:
+                    if chunk.unit not in reports:
+                        fail_unit(
+                            unit, f"{unit.name}: chunk {chunk.seq} failed after {attempt + 1} attempts: {first_line}"
+                        )
+                    if progress is not None:
+                        progress(advance=1, frames=0)
+                submit()
+                continue
+            submit()
+            report.worker_seconds += result.seconds
+            report.worker_peak_rss_mb = max(report.worker_peak_rss_mb, result.worker_peak_rss_mb)
+            assembling = time.perf_counter()
+            frames = 0
+            if chunk.unit not in reports:
+                assembler = assemblers.get(chunk.unit)
+                if assembler is None:
+                    assembler = assemblers[chunk.unit] = UnitAssembler(
+                        unit, options.out, report.classes, options.output_options(), track=options.track
+                    )
+                assembler.add(result)
+                frames = len(result.frames)
+                if assembler.fatal is not None:
+                    fail_unit(unit, assembler.fatal)
+                elif assembler.complete:
+                    report.driver_seconds += time.perf_counter() - assembling
+                    assembling = time.perf_counter()
+                    summary = assembler.finish()
+                    report.finish_seconds += time.perf_counter() - assembling
+                    assembling = time.perf_counter()
+                    del assemblers[chunk.unit]
+                    for error in summary["errors"]:
+                        log.error("%s", error)
+                    reports[chunk.unit] = _report_from_summary(unit, assembler.folder, "done", summary)
+            report.driver_seconds += time.perf_counter() - assembling
+            if progress is not None:
+                progress(advance=1, frames=frames)
+    finally:
+        for assembler in assemblers.values():  # interrupted: close files, leave no DONE behind
+            assembler.fail("interrupted")
+        assemblers.clear()
 
 
 def write_overall(out: Path, report: BatchReport) -> None:

@@ -24,6 +24,11 @@ from maskwatch.faces import Face
 from maskwatch.imageio import decode_image, read_image
 from maskwatch.sources import Frame
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
+
 CRASH_ENV = "MASKWATCH_BATCH_CRASH_ONCE"
 """Test hook: ``UNIT:SEQ:MARKER_FILE`` makes the worker that gets that chunk die (``os._exit``) once;
 ``UNIT:SEQ:always`` makes it die every time (a poison chunk)."""
@@ -53,6 +58,7 @@ class ChunkResult:
     """Set when the chunk could not be read at all (a video that fails to open): the unit fails."""
     seconds: float = 0.0
     worker_pid: int = 0
+    worker_peak_rss_mb: float = 0.0
 
 
 def read_video_chunk(target: str, start: int, stop: int | None, fps: float | None) -> Iterator[Frame]:
@@ -133,6 +139,8 @@ def process_chunk(detector, chunk: Chunk) -> ChunkResult:
         except InputError as exc:
             result.fatal = str(exc).replace(item.target, item.name)
     result.seconds = time.perf_counter() - start
+    if resource is not None:  # ru_maxrss is in KiB on Linux
+        result.worker_peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return result
 
 
