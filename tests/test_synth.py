@@ -23,6 +23,7 @@ from maskwatch.synth import (
     PLACEMENTS,
     STYLES,
     SYNTH_NAME,
+    contact_sheet,
     find_landmarks,
     render_mask,
     synthesize,
@@ -181,6 +182,9 @@ def test_dataset_from_skimage_faces_with_provenance(tmp_path, sample_faces, dete
     assert all(p.read_bytes() == data for p, data in before.items())
     assert len(_rows(out)) == 17
 
+    sheet = contact_sheet(out, summary.written, max_sources=3, cell=96)
+    assert sheet.shape == (3 * 96, 4 * 96, 3)  # per source: the source and its three masked versions
+
 
 def test_shared_faces_get_masks_in_the_right_place(tmp_path, shared_faces, detector, mesh):
     out = tmp_path / "ds"
@@ -240,9 +244,13 @@ def test_faces_without_landmarks_are_skipped_and_counted(tmp_path, sample_faces,
 
 def test_cli(tmp_path, sample_faces):
     out = tmp_path / "ds"
-    result = run_cli("synth", "--from", str(sample_faces), "--out", str(out), "--limit", "2", "--seed", "3")
+    sheet = tmp_path / "sheet.png"
+    result = run_cli(
+        "synth", "--from", str(sample_faces), "--out", str(out), "--limit", "2", "--seed", "3", "--sheet", str(sheet)
+    )
     assert result.returncode == 0, result.stderr
     assert "wrote 4 image(s)" in result.stderr
+    assert cv2.imread(str(sheet)).shape[:2] == (2 * 144, 3 * 144)
     assert len(list((out / "with_mask").glob("*.jpg"))) == 2 and len(_rows(out)) == 4
     blocker = tmp_path / "file"
     blocker.write_text("x")

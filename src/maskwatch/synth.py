@@ -602,3 +602,48 @@ def _remove_empty_outputs(csv_path: Path, folders: Iterable[Path], out_dir: Path
     for folder in [*folders, out_dir]:
         with contextlib.suppress(OSError):
             folder.rmdir()
+
+
+def contact_sheet(out_dir: str | Path, files: Iterable[Path], max_sources: int = 8, cell: int = 144) -> np.ndarray:
+    """A grid image (BGR) of synthetic outputs: one row per source face, the source first, then its masks.
+
+    ``files`` are outputs under ``out_dir`` (e.g. ``SynthSummary.written``); their sources come from
+    ``synth.csv``. Each cell is captioned with its placement (``correct`` is with_mask, the others
+    incorrect_mask) and style.
+    """
+    out_dir = Path(out_dir)
+    wanted = {Path(f).resolve() for f in files}
+    with (out_dir / CSV_NAME).open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if (out_dir / r["file"]).resolve() in wanted]
+    by_source: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        if row["source"] in by_source or len(by_source) < max_sources:
+            by_source.setdefault(row["source"], []).append(row)
+    if not by_source:
+        raise InputError(f"{out_dir}: no synthetic images to put on a contact sheet")
+    columns = 1 + max(len(v) for v in by_source.values())
+
+    def tile(image: np.ndarray | None, caption: str) -> np.ndarray:
+        canvas = np.full((cell, cell, 3), 245, np.uint8)
+        if image is not None:
+            h, w = image.shape[:2]
+            scale = cell / max(h, w)
+            small = cv2.resize(
+                image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+            )
+            y, x = (cell - small.shape[0]) // 2, (cell - small.shape[1]) // 2
+            canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+        if caption:
+            cv2.rectangle(canvas, (0, cell - 16), (cell, cell), (40, 40, 40), -1)
+            cv2.putText(canvas, caption, (4, cell - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        return canvas
+
+    lines = []
+    for source, items in by_source.items():
+        tiles = [tile(cv2.imread(source), "source")]
+        for row in items:
+            caption = f"{row['placement'].replace('_', ' ')} - {row['style']}"
+            tiles.append(tile(cv2.imread(str(out_dir / row["file"])), caption))
+        tiles += [tile(None, "")] * (columns - len(tiles))
+        lines.append(np.concatenate(tiles, axis=1))
+    return np.concatenate(lines, axis=0)

@@ -21,11 +21,16 @@ def synth(
     copy_originals: bool = typer.Option(
         False, "--copy-originals", help="Also copy each usable source face to OUT/without_mask/."
     ),
+    sheet: Path = typer.Option(None, "--sheet", help="Also write a contact sheet PNG of this run's first faces."),
 ) -> None:
     """Draw masks fitted to each face's landmarks: with_mask (nose to chin) and incorrect_mask (below nose, chin)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from maskwatch.synth import synthesize
+    from maskwatch.errors import InputError
+    from maskwatch.synth import contact_sheet, synthesize
+
+    if sheet is not None and sheet.suffix.lower() != ".png":
+        raise InputError(f"--sheet {sheet}: give a .png file name")
 
     wanted = tuple(s.strip() for s in styles.split(",") if s.strip())
     columns = [TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}")]
@@ -55,6 +60,13 @@ def synth(
         highlight=False,
     )
     console_err.print(f"provenance: {out / 'synth.csv'}", highlight=False)
+    if sheet is not None and summary.written:
+        import cv2
+
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(sheet), contact_sheet(out, summary.written)):
+            raise InputError(f"--sheet {sheet}: cannot write")
+        console_err.print(f"contact sheet: {sheet}", highlight=False)
     for problem in summary.unreadable:
         console_err.print(f"[yellow]warning:[/] {problem}", highlight=False)
     if summary.interrupted:
