@@ -1,0 +1,74 @@
+"""``maskwatch train-detector``: train the maskface detector and export it to ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from maskwatch.cli.app import app, console, console_err
+
+
+def _optional(value: str | None) -> str | None:
+    return None if value is None or value.lower() in ("", "none") else value
+
+
+@app.command("train-detector")
+def train_detector_command(
+    scenes: Path = typer.Option(
+        Path("../shared/data/scenes"), "--scenes", help="Scenes folder (images/ + annotations/); train half only."
+    ),
+    face_mask: str = typer.Option(
+        "../shared/data/face-mask", "--face-mask", help="Face crops (with_mask/, without_mask/) to paste; 'none'."
+    ),
+    backbone_weights: str = typer.Option(
+        "../shared/weights/mobilenet_v2_0.35_no_top.weights.h5",
+        "--backbone-weights",
+        help="MobileNetV2 alpha 0.35 no-top weights file; 'imagenet' (needs internet) or 'none' (random).",
+    ),
+    out: Path = typer.Option(Path("runs/maskface"), "--out", "-o", help="Run folder: checkpoint, ONNX, metadata."),
+    steps: int = typer.Option(3000, "--steps", min=1, help="Optimiser steps."),
+    batch: int = typer.Option(16, "--batch", min=1, help="Images per step."),
+    size: int = typer.Option(256, "--size", min=64, help="Training sample side (multiple of 32)."),
+    input_size: int = typer.Option(320, "--input-size", min=32, help="Inference long side stored in the metadata."),
+    lr: float = typer.Option(2e-3, "--lr", min=0.0, help="Peak learning rate (AdamW, cosine decay)."),
+    width: int = typer.Option(32, "--width", min=8, help="FPN / head channels."),
+    limit_scenes: int = typer.Option(0, "--limit-scenes", min=0, help="Use only the first N train scenes (0: all)."),
+    crops_per_class: int = typer.Option(800, "--crops-per-class", min=0, help="Face crops loaded per class."),
+    threads: int = typer.Option(0, "--threads", min=0, help="TensorFlow intra-op threads (0: TensorFlow's choice)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed for sampling and initialisation."),
+    checkpoint_every: int = typer.Option(250, "--checkpoint-every", min=1, help="Save the checkpoint every N steps."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+) -> None:
+    """Train maskface (MobileNetV2 + FPN + CenterNet head) on the scenes train half plus synthetic scenes."""
+    from maskwatch.errors import InputError
+
+    try:
+        from maskwatch.detector_train.train import TrainConfig, train
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise InputError(f"train-detector needs TensorFlow (pip install 'maskwatch[train]'): {exc}") from None
+    if not (scenes / "annotations").is_dir() or not (scenes / "images").is_dir():
+        raise InputError(f"{scenes}: expected images/ and annotations/ folders")
+    config = TrainConfig(
+        scenes=str(scenes),
+        face_mask=_optional(face_mask),
+        backbone_weights=_optional(backbone_weights),
+        out=str(out),
+        steps=steps,
+        batch=batch,
+        size=size,
+        input_size=input_size,
+        lr=lr,
+        width=width,
+        limit_scenes=limit_scenes or None,
+        crops_per_class=crops_per_class,
+        threads=threads or None,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+    )
+    onnx_path, losses = train(config, resume=resume, log=lambda line: console_err.print(line, highlight=False))
+    console.print(f"model: {onnx_path}", highlight=False)
+    console.print(
+        f"try it: MASKWATCH_MASKFACE={onnx_path} maskwatch evaluate-scenes IMAGES ANNOTATIONS --detector maskface",
+        highlight=False,
+    )

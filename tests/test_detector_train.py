@@ -1,0 +1,211 @@
+"""maskface: target encoding and box decoding against hand-computed cases, a tiny real training run,
+ONNX export parity and the detector swap through ``--detector``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from maskwatch.detectors.base import weighted_nms
+from maskwatch.detectors.maskface import (
+    HEAD_CHANNELS,
+    STRIDE,
+    calibrate,
+    decode_maps,
+    letterbox,
+    local_peaks,
+    uncalibrate,
+)
+
+pytest.importorskip("maskwatch.detector_train.targets")
+from maskwatch.detector_train.targets import TARGET_CHANNELS, encode_targets, gaussian_radius  # noqa: E402
+
+
+def test_encode_targets_hand_case():
+    # a 16×12-px face at (8, 10)-(24, 22) on a 32×32 input: 8×8 map, centre (16, 16) px = cell (4, 4) exactly
+    boxes = np.array([[8, 10, 24, 22]], np.float32)
+    t = encode_targets(boxes, np.array([1]), np.array([False]), 32, 32)
+    assert t.shape == (8, 8, TARGET_CHANNELS)
+    assert t[4, 4, 0] == 1.0 and t[4, 4, 5] == 1.0 and t[..., 5].sum() == 1.0
+    np.testing.assert_allclose(t[4, 4, 1:5], [math.log(4.0), math.log(3.0), 0.0, 0.0], atol=1e-6)
+    assert t[4, 4, 6] == 1.0  # class index without_mask
+    # Gaussian falls off away from the centre, and only ignore-free
+    assert 0 < t[4, 5, 0] < 1 and t[4, 5, 0] > t[4, 6, 0]
+    assert t[..., 7].sum() == 0
+
+
+def test_encode_targets_offset_and_ignore():
+    boxes = np.array([[1, 1, 11, 7], [20, 20, 22, 22]], np.float32)
+    t = encode_targets(boxes, np.array([0, 2]), np.array([False, True]), 32, 32)
+    # first face: centre (6, 4) px → (1.5, 1.0) cells → cell (col 1, row 1), offset (0.5, 0.0)
+    np.testing.assert_allclose(t[1, 1, 1:5], [math.log(2.5), math.log(1.5), 0.5, 0.0], atol=1e-6)
+    # ignored face: its cells (5, 5) are ignore, not positive
+    assert t[5, 5, 7] == 1.0 and t[5, 5, 5] == 0.0 and t[..., 5].sum() == 1.0
+
+
+def test_gaussian_radius_grows_with_size():
+    assert 0 < gaussian_radius(4, 4) < gaussian_radius(16, 16)
+
+
+def test_decode_maps_hand_case():
+    maps = np.full((8, 8, HEAD_CHANNELS), 0.0, np.float32)
+    maps[..., 0] = -10.0
+    maps[2, 3, 0] = 3.0  # sigmoid 0.9526
+    maps[2, 3, 1:5] = [math.log(2.5), math.log(1.5), 0.5, 0.25]
+    maps[2, 3, 5:] = [2.0, 0.0, 0.0]
+    boxes, scores, probs = decode_maps(maps, min_score=0.5)
+    # centre ((3 + 0.5) × 4, (2 + 0.25) × 4) = (14, 9); size (2.5 × 4, 1.5 × 4) = (10, 6)
+    np.testing.assert_allclose(boxes, [[9.0, 6.0, 19.0, 12.0]], atol=1e-5)
+    np.testing.assert_allclose(scores, [1 / (1 + math.exp(-3.0))], rtol=1e-5)
+    e = math.exp(2.0)
+    np.testing.assert_allclose(probs, [[e / (e + 2), 1 / (e + 2), 1 / (e + 2)]], rtol=1e-5)
+    assert decode_maps(maps, min_score=0.99)[0].shape == (0, 4)
+
+
+def test_encode_then_decode_round_trip():
+    boxes = np.array([[10, 12, 34, 40], [60, 8, 72, 22], [40, 60, 90, 120]], np.float32)
+    t = encode_targets(boxes, np.array([0, 1, 2]), np.zeros(3, bool), 128, 128)
+    maps = np.zeros((32, 32, HEAD_CHANNELS), np.float32)
+    maps[..., 0] = np.where(t[..., 5] > 0, 5.0, -5.0)
+    maps[..., 1:5] = t[..., 1:5]
+    for k in range(3):
+        maps[..., 5 + k] = np.where(t[..., 6] == k, 4.0, 0.0)
+    out, _, probs = decode_maps(maps, 0.5)
+    order = np.argsort(out[:, 0])
+    np.testing.assert_allclose(out[order], boxes[np.argsort(boxes[:, 0])], atol=1e-4)
+    assert sorted(probs.argmax(1).tolist()) == [0, 1, 2]
+
+
+def test_local_peaks_keeps_only_maxima():
+    heat = np.array([[0.1, 0.2, 0.1], [0.2, 0.9, 0.3], [0.1, 0.3, 0.8]], np.float32)
+    peaks = local_peaks(heat)
+    assert peaks.sum() == 1 and peaks[1, 1]
+
+
+def test_weighted_nms_hand_case_with_class_probabilities():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.6, 0.7], np.float32)
+    probs = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    out, out_scores, out_probs = weighted_nms(boxes, scores, 0.4, probs)
+    # cluster {0, 1}: IoU 9/11; averaged with weights 0.9 and 0.6 → x1 = 0.6/1.5 = 0.4
+    np.testing.assert_allclose(out[0], [0.4, 0, 10.4, 10], atol=1e-5)
+    np.testing.assert_allclose(out_probs[0], [0.6, 0.4, 0.0], atol=1e-5)
+    np.testing.assert_allclose(out_scores, [0.9, 0.7])
+    np.testing.assert_allclose(out[1], boxes[2])
+
+
+def test_calibration_maps_threshold_to_one_half():
+    assert calibrate(np.array([0.3]), 0.3)[0] == pytest.approx(0.5)
+    assert uncalibrate(0.5, 0.3) == pytest.approx(0.3)
+    assert uncalibrate(float(calibrate(np.array([0.8]), 0.3)[0]), 0.3) == pytest.approx(0.8, rel=1e-4)
+
+
+def test_letterbox_pads_to_multiples_of_32():
+    tensor, scale = letterbox(np.zeros((480, 640, 3), np.uint8), 320)
+    assert tensor.shape == (1, 256, 320, 3) and scale == 0.5
+
+
+def _write_toy_scenes(root: Path, count: int = 6) -> Path:
+    """Photos with bright 'faces' (ellipses with eyes) on noise, annotated in Pascal VOC."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    for i in range(count):
+        image = rng.integers(0, 80, (120, 160, 3), dtype=np.uint8)
+        objects = []
+        for _ in range(2):
+            s = int(rng.integers(16, 40))
+            x, y = int(rng.integers(0, 160 - s)), int(rng.integers(0, 120 - s))
+            cv2.ellipse(image, (x + s // 2, y + s // 2), (s // 2, s // 2), 0, 0, 360, (150, 180, 220), -1)
+            cv2.circle(image, (x + s // 3, y + s // 3), max(1, s // 10), (0, 0, 0), -1)
+            cv2.circle(image, (x + 2 * s // 3, y + s // 3), max(1, s // 10), (0, 0, 0), -1)
+            objects.append(
+                f"<object><name>without_mask</name><bndbox><xmin>{x}</xmin><ymin>{y}</ymin>"
+                f"<xmax>{x + s}</xmax><ymax>{y + s}</ymax></bndbox></object>"
+            )
+        name = f"toy{i}.jpg"
+        cv2.imwrite(str(root / "images" / name), image)
+        (root / "annotations" / f"toy{i}.xml").write_text(
+            f"<annotation><filename>{name}</filename><size><width>160</width><height>120</height>"
+            f"<depth>3</depth></size>{''.join(objects)}</annotation>"
+        )
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A real (tiny) training run: a few steps on toy scenes, exported to ONNX."""
+    pytest.importorskip("tensorflow")
+    from maskwatch.detector_train.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("maskface")
+    scenes = _write_toy_scenes(root / "scenes")
+    config = TrainConfig(
+        scenes=str(scenes),
+        face_mask=None,
+        backbone_weights=None,
+        out=str(root / "run"),
+        steps=4,
+        batch=2,
+        size=64,
+        width=8,
+        warmup=2,
+        checkpoint_every=2,
+        threads=1,
+        input_size=160,
+    )
+    lines: list[str] = []
+    onnx_path, losses = train(config, log=lines.append)
+    assert onnx_path.is_file() and (root / "run" / "maskface.json").is_file()
+    assert all(math.isfinite(v) for v in losses.values()) and "heat" in losses
+    assert any(line.startswith("step 4/4") for line in lines)
+    return onnx_path
+
+
+def test_onnx_export_matches_keras(trained: Path):
+    from maskwatch.detector_train.model import build_model
+    from maskwatch.onnx import create_session
+
+    model = build_model(weights=None, width=8)
+    model.load_weights(str(trained.parent / "maskface.weights.h5"))
+    image = np.random.default_rng(1).uniform(0, 255, (1, 64, 96, 3)).astype(np.float32)
+    expected = model(image, training=False).numpy()
+    session = create_session(trained.read_bytes(), threads=1)
+    got = session.run(None, {session.get_inputs()[0].name: image})[0]
+    assert got.shape == expected.shape == (1, 64 // STRIDE, 96 // STRIDE, HEAD_CHANNELS)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_maskface_loads_by_path_and_by_name(trained: Path, monkeypatch):
+    from maskwatch.detectors import create_detector
+    from maskwatch.detectors.maskface import ENV_MODEL, MaskFaceDetector
+
+    detector = MaskFaceDetector(model=trained, min_score=0.01)
+    assert detector.size == 160  # from the run's metadata
+    image = np.zeros((120, 160, 3), np.uint8)
+    for d, probs in detector.detect_with_classes(image):
+        assert 0 <= d.box[0] < d.box[2] <= 160 and 0 <= d.box[1] < d.box[3] <= 120
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+    monkeypatch.setenv(ENV_MODEL, str(trained))
+    assert create_detector("maskface", min_score=0.5).name == "maskface"
+
+
+def test_detector_swap_through_the_pipeline(trained: Path, monkeypatch):
+    """``--detector maskface`` / ``blazeface-tiled`` reach the pipeline by name."""
+    from maskwatch.detectors.maskface import ENV_MODEL
+    from maskwatch.pipeline import Detector
+
+    monkeypatch.setenv(ENV_MODEL, str(trained))
+    packaged = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "models" / "default"
+    if not packaged.is_dir():
+        if not Path("/tmp/tmpbundle").is_dir():
+            pytest.skip("no classifier bundle in this checkout")
+        monkeypatch.setenv("MASKWATCH_MODEL", "/tmp/tmpbundle")
+    for name in ("maskface", "blazeface-tiled"):
+        pipeline = Detector(detector=name)
+        assert pipeline.face_detector.name == name
+        assert isinstance(pipeline.detect(np.zeros((120, 160, 3), np.uint8)), list)
