@@ -192,3 +192,38 @@ def test_cli_bad_inputs_are_one_line_errors_and_keep_collected_faces(tmp_path, p
     assert _digests(out / "keep") == kept
     assert sorted(p.name for p in out.iterdir()) == ["keep"]  # failed runs leave no empty class folder
     assert not (tmp_path / "escape").exists()
+
+
+def test_cli_ctrl_c_exits_130_with_whole_files(tmp_path, varied_video):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    long_video = tmp_path / "long.mp4"
+    capture = cv2.VideoCapture(str(varied_video))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    write_video(long_video, frames * 30)  # 300 frames: still collecting when the signal comes
+    out = tmp_path / "ds"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "maskwatch", "collect", "-l", "x", "-o", str(out), "--no-dedupe", str(long_video)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((out / "x").glob("*.jpg")) if (out / "x").is_dir() else []) < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    files = sorted((out / "x").iterdir())
+    assert len(files) >= 3 and all(p.suffix == ".jpg" for p in files)  # no temporary left behind
+    assert all(cv2.imread(str(p)) is not None for p in files)
