@@ -5,7 +5,7 @@ mouth and chin in the photo, so the mask follows the face's pose (roll, yaw, sca
 template. A mask is a surface spanned between a *top edge* (a curve from cheek to cheek through the
 placement's top point) and the *bottom edge* (the jaw line from the landmarks, pushed out a little and down
 under the chin). A texture made in that surface's (u, v) coordinates (pleats, cloth patterns, an N95-like
-cup with seam and nose clip) is shaded like a curved surface, warped triangle by triangle onto the photo,
+cup with seam and nose clip) is shaded like a curved surface, mapped onto the photo through a dense inverse map,
 matched to the photo's exposure, colour cast and noise, and blended in with feathered, slightly blurred
 edges so that a sharp outline does not give the synthetic images away.
 
@@ -60,7 +60,8 @@ SKIN_SAMPLES = (50, 280, 4, 5, 195, 101, 330)
 """Cheek and nose landmarks whose colour stands for the face's exposure and colour cast."""
 
 TEXTURE_W, TEXTURE_H = 240, 160
-GRID_U, GRID_V = 16, 8
+GRID_U = 16
+"""Samples along the top and bottom edges, left to right (the surface is interpolated between them)."""
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,6 @@ class MaskShape:
     bottom: np.ndarray
     face_width: float
     face_height: float
-
-    def grid(self) -> np.ndarray:
-        """(GRID_V + 1)×(GRID_U + 1)×2 image points of the surface, rows from top edge to bottom edge."""
-        v = np.linspace(0.0, 1.0, GRID_V + 1)[:, None, None]
-        return (1 - v) * self.top[None] + v * self.bottom[None]
 
     def outline(self) -> np.ndarray:
         return np.concatenate([self.top, self.bottom[::-1]])
