@@ -105,6 +105,8 @@ class BatchReport:
     seconds: float = 0.0
     fps: float = 0.0
     interrupted: bool = False
+    processing_seconds: float = 0.0
+    """Wall time from the first chunk sent to the last result in: the run without Ray's start-up."""
     worker_seconds: float = 0.0
     """Time workers spent decoding, detecting and classifying (summed over workers)."""
     driver_seconds: float = 0.0
@@ -269,6 +271,7 @@ def _run_chunks(units, chunks, options, report, reports, progress) -> None:
             unit.name, unit.kind, str(options.out / unit.safe_name), "failed", errors=[reason]
         )
 
+    processing_start = time.perf_counter()
     try:
         submit()
         while in_flight:
@@ -325,6 +328,7 @@ def _run_chunks(units, chunks, options, report, reports, progress) -> None:
             if progress is not None:
                 progress(advance=1, frames=frames)
     finally:
+        report.processing_seconds = round(time.perf_counter() - processing_start, 3)
         for assembler in assemblers.values():  # interrupted: close files, leave no DONE behind
             assembler.fail("interrupted")
         assemblers.clear()
