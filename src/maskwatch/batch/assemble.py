@@ -75,7 +75,7 @@ def done_record(unit: Unit, options: dict) -> dict:
 def is_complete(folder: Path, unit: Unit, options: dict) -> bool:
     """True when ``folder`` holds a finished run of the same inputs with the same options (for ``--resume``)."""
     done = folder / DONE_FILE
-    if not done.is_file() or not (folder / SUMMARY_FILE).is_file() or not (folder / FRAMES_FILE).is_file():
+    if not done.is_file() or not all((folder / name).is_file() for name in (SUMMARY_FILE, FRAMES_FILE, COUNTS_FILE)):
         return False
     try:
         record = json.loads(done.read_text(encoding="utf-8"))

@@ -20,9 +20,14 @@ def batch(
         None, "--ray-address", help="Ray cluster to run on (auto, ray://host:10001); default: a local Ray instance."
     ),
     workers: int = typer.Option(
-        None, "--workers", "-w", min=1, help="Worker actors (one CPU each) [default: all CPUs of the Ray instance]."
+        None, "--workers", "-w", min=1, help="Worker actors (one CPU each) (default: all CPUs of the Ray instance)."
     ),
-    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
+    model: str = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Model bundle folder or maskwatch:NAME (default: $MASKWATCH_MODEL, else the packaged default).",
+    ),
     detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`)."),
     conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
     min_face: int = typer.Option(
