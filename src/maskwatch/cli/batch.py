@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import typer
@@ -95,7 +97,14 @@ def batch(
         bar.update(state["task"], advance=advance, frames=state["frames"], rate=rate)
 
     with bar:
-        report = run_batch(inputs, options, progress=progress)
+        # Log lines go through the bar's redirected stderr, so they print above it instead of through it.
+        handlers = [h for h in logging.getLogger("maskwatch").handlers if isinstance(h, logging.StreamHandler)]
+        previous = [h.setStream(sys.stderr) for h in handlers]
+        try:
+            report = run_batch(inputs, options, progress=progress)
+        finally:
+            for handler, stream in zip(handlers, previous):
+                handler.setStream(stream)
     _print_report(report, out)
     if report.interrupted:
         console_err.print("interrupted; finished inputs are complete, run again with --resume")
