@@ -7,19 +7,23 @@ inputs, never with fixed classes.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import os
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from conftest import moving_face_frames, run_cli, write_video
 
 from maskwatch.batch import BatchOptions, run_batch
 from maskwatch.batch.assemble import COUNTS_FILE, DONE_FILE, FRAMES_FILE, PLOT_FILE, SUMMARY_FILE
 from maskwatch.batch.plan import collect_units, plan_chunks, safe_name
-from maskwatch.batch.worker import CRASH_ENV
+from maskwatch.batch.worker import CRASH_ENV, read_video_chunk
 from maskwatch.pipeline import Detector
 from maskwatch.runner import run_sources
 from maskwatch.sinks import JsonLinesSink
@@ -192,3 +196,52 @@ def test_poison_chunk_fails_its_input_only(local_ray, inputs, tmp_path, monkeypa
     assert "chunk 0" in report.failed[0].errors[0]
     assert not (out / safe_name(str(inputs["back"])) / DONE_FILE).exists()
     assert (out / safe_name(str(inputs["walk"])) / DONE_FILE).exists()
+
+
+@pytest.mark.parametrize(("suffix", "fourcc"), [(".mp4", "mp4v"), (".webm", "VP90"), (".avi", "XVID")])
+def test_chunk_reads_equal_a_sequential_read(tmp_path, suffix, fourcc):
+    """Seeking to a chunk's first frame lands on exactly the frames a sequential read gives, for common codecs."""
+    path = tmp_path / f"numbers{suffix}"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (160, 120))
+    if not writer.isOpened():
+        pytest.skip(f"OpenCV cannot write {fourcc} here")
+    rng = np.random.default_rng(0)
+    for i in range(90):
+        frame = np.full((120, 160, 3), (i * 3) % 255, np.uint8)
+        cv2.putText(frame, str(i), (10, 80), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
+        frame[100:] = rng.integers(0, 255, (20, 160, 3))
+        writer.write(frame)
+    writer.release()
+    sequential = list(read_video_chunk(str(path), 0, None, 10.0))
+    assert len(sequential) == 90
+    for start in (1, 13, 47, 88):
+        chunk = list(read_video_chunk(str(path), start, start + 3, 10.0))
+        assert [f.index for f in chunk] == [f.index for f in sequential[start : start + 3]]
+        for got, want in zip(chunk, sequential[start : start + 3]):
+            assert got.timestamp == want.timestamp
+            assert np.array_equal(got.image, want.image), (fourcc, start)
+
+
+def test_photo_urls(local_ray, inputs, tmp_path):
+    """Photos listed by URL are downloaded by the workers and give the faces of the same file read from disk."""
+    handler = functools.partial(QuietHandler, directory=str(inputs["photos"]))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        listing = tmp_path / "urls.txt"
+        listing.write_text(f"{base}/a.jpg\n{base}/missing.jpg\n")
+        out = tmp_path / "out"
+        report = run_batch([str(listing)], BatchOptions(out=out, workers=1))
+    finally:
+        server.shutdown()
+    assert [u.status for u in report.units] == ["done"]
+    assert len(report.units[0].errors) == 1 and "missing.jpg" in report.units[0].errors[0]
+    (record,) = batch_frames(out)[f"{base}/a.jpg"]
+    expected = [json.loads(r.to_schema().model_dump_json()) for r in Detector().stream(inputs["photos"] / "a.jpg")]
+    assert record["faces"] == expected[0]["faces"]
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
