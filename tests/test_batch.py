@@ -24,6 +24,7 @@ from maskwatch.batch import BatchOptions, run_batch
 from maskwatch.batch.assemble import COUNTS_FILE, DONE_FILE, FRAMES_FILE, PLOT_FILE, SUMMARY_FILE
 from maskwatch.batch.plan import collect_units, plan_chunks, safe_name
 from maskwatch.batch.worker import CRASH_ENV, read_video_chunk
+from maskwatch.errors import MaskwatchError
 from maskwatch.pipeline import Detector
 from maskwatch.runner import run_sources
 from maskwatch.sinks import JsonLinesSink
@@ -245,3 +246,11 @@ def test_photo_urls(local_ray, inputs, tmp_path):
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+def test_bad_model_is_one_clear_error(local_ray, inputs, tmp_path):
+    missing = str(tmp_path / "no_bundle")
+    with pytest.raises(MaskwatchError, match="model bundle not found"):  # checked on the driver, before Ray
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", model=missing))
+    with pytest.raises(MaskwatchError, match="^.*no_bundle: model bundle not found$"):  # as a cluster's workers say it
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "b", model=missing, ray_address="auto", retries=0))

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,7 @@ from maskwatch.batch.plan import (
     probe_video,
 )
 from maskwatch.batch.worker import CRASH_ENV, ChunkResult, ChunkWorker
+from maskwatch.bundle import load_bundle
 from maskwatch.errors import InputError, MaskwatchError
 
 log = logging.getLogger("maskwatch")
@@ -199,6 +201,8 @@ def run_batch(inputs: list[str], options: BatchOptions, progress=None) -> BatchR
     report.chunks = len(chunks)
     if progress is not None:
         progress(total_chunks=len(chunks))
+    if chunks and not options.ray_address:
+        load_bundle(options.model)  # a bad --model is one clear line before any Ray start-up
     started = False
     try:
         if chunks:
@@ -242,7 +246,10 @@ def _run_chunks(units, chunks, options, report, reports, progress) -> None:
             raise type(cause)(str(cause.args[0]) if cause.args else str(cause)) from None
         raise
     except RayActorError as exc:
-        raise MaskwatchError(f"batch workers could not start: {str(exc).strip().splitlines()[0]}") from None
+        found = re.search(r"maskwatch\.errors\.(\w+): (.+)", str(exc))
+        if found:  # the worker's own one-line error (a bundle missing on the cluster's nodes…)
+            raise MaskwatchError(found.group(2).strip()) from None
+        raise MaskwatchError(f"batch workers could not start: {_clean_first_line(exc)}") from None
     by_index = {u.index: u for u in units}
     assemblers: dict[int, UnitAssembler] = {}
     queue: deque[tuple[Chunk, int]] = deque((c, 0) for c in chunks)
@@ -285,7 +292,7 @@ def _run_chunks(units, chunks, options, report, reports, progress) -> None:
             except (RayActorError, RayTaskError) as exc:
                 if isinstance(exc, RayActorError) and actors[slot] is actor:
                     actors[slot] = new_actor()  # Ray's own restarts are spent: replace the actor
-                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                first_line = _clean_first_line(exc)
                 if attempt < DRIVER_RETRIES and chunk.unit not in reports:
                     report.retried_chunks += 1
                     log.warning("chunk %d of %s failed (%s); retrying", chunk.seq, unit.name, first_line)
@@ -332,6 +339,12 @@ def _run_chunks(units, chunks, options, report, reports, progress) -> None:
         for assembler in assemblers.values():  # interrupted: close files, leave no DONE behind
             assembler.fail("interrupted")
         assemblers.clear()
+
+
+def _clean_first_line(exc: BaseException) -> str:
+    """The first line of a Ray error, without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return (text.splitlines() or [type(exc).__name__])[0]
 
 
 def write_overall(out: Path, report: BatchReport) -> None:
