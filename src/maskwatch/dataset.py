@@ -230,7 +230,8 @@ def stratified_group_split(
     """Assign whole groups to train/val/test so each split gets about its fraction of every class.
 
     Groups are placed largest first (big near-duplicate clusters land in train, where the quota is largest),
-    ties in a seeded random order; each goes to the split with the largest unmet quota for its classes.
+    ties in a seeded random order; each goes to the split that misses the largest share of its rarest class
+    (then of all its classes).
     The result depends only on the records, fractions and seed, not on file-system order.
     """
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
@@ -249,10 +250,15 @@ def stratified_group_split(
     for key in order:
         counts = Counter(r.label for r in members[key])
 
-        def unmet(split: str, counts: Counter[str] = counts) -> float:
-            return sum(n * (target[split][c] - assigned[split][c]) / max(totals[c], 1) for c, n in counts.items())
+        rarest = min(counts, key=lambda c: (totals[c], c))
 
-        best = max((s for s, f in zip(SPLITS, fractions) if f > 0), key=unmet)
+        def need(split: str, counts: Counter[str] = counts, rarest: str = rarest) -> tuple[float, float]:
+            # First the number still missing of the group's rarest class (so a rare class that only comes in
+            # mixed groups, e.g. synthetic images beside their source, is spread too), then of all its classes.
+            rare = target[split][rarest] - assigned[split][rarest]
+            return rare, sum(n * (target[split][c] - assigned[split][c]) / totals[c] for c, n in counts.items())
+
+        best = max((s for s, f in zip(SPLITS, fractions) if f > 0), key=need)
         split_of[key] = best
         for c, n in counts.items():
             assigned[best][c] += n
