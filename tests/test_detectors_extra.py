@@ -1,0 +1,69 @@
+"""blazeface-tiled: tile layout, cut-face and face-part rules, and a real photo; the detector registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from maskwatch.detectors import create_detector, detector_names
+from maskwatch.detectors.tiled import _cut, _inside_larger, tile_origins
+from maskwatch.errors import ModelError
+
+
+def test_tile_origins_hand_cases():
+    assert tile_origins(100, 192, 0.3) == [0]  # frame smaller than a tile: one tile
+    assert tile_origins(192, 192, 0.3) == [0]
+    # 640 px, 192-px tiles, ≥30 % overlap: step ≤ 134 → ceil(448 / 134) + 1 = 5 tiles, evenly spread
+    assert tile_origins(640, 192, 0.3) == [0, 112, 224, 336, 448]
+    starts = tile_origins(480, 192, 0.3)
+    assert starts[0] == 0 and starts[-1] == 480 - 192
+    assert all(b - a <= int(192 * 0.7) for a, b in zip(starts, starts[1:]))
+
+
+def test_cut_only_at_inner_tile_edges():
+    # box touching the tile's left edge: cut when that edge is inside the frame, kept at the frame border
+    assert _cut((1.0, 50, 30, 80), 192, 192, left=True, top=True, right=True, bottom=True)
+    assert not _cut((1.0, 50, 30, 80), 192, 192, left=False, top=True, right=True, bottom=True)
+    assert not _cut((10.0, 50, 30, 80), 192, 192, left=True, top=True, right=True, bottom=True)
+    assert _cut((100.0, 50, 191, 80), 192, 192, left=False, top=False, right=True, bottom=False)
+
+
+def test_inside_larger_drops_face_parts_only():
+    whole = np.array([[100, 100, 200, 200]], np.float32)
+    assert _inside_larger((120, 120, 160, 150), whole)  # an eye region inside a big face
+    assert not _inside_larger((300, 300, 320, 320), whole)  # elsewhere
+    assert not _inside_larger((95, 95, 205, 205), whole)  # the same face, not a part of it
+    assert not _inside_larger((120, 120, 160, 150), np.zeros((0, 4), np.float32))
+
+
+def test_tiled_finds_the_astronaut_once(astronaut_bgr):
+    faces = create_detector("blazeface-tiled", threads=1).detect(astronaut_bgr)
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0].box
+    assert 150 < (x1 + x2) / 2 < 280 and 40 < (y1 + y2) / 2 < 160
+
+
+def test_tiled_finds_a_small_face_blazeface_misses(astronaut_bgr):
+    import cv2
+
+    # the astronaut photo shrunk to 40 px (a face of ~10 px) in a 1024×768 frame
+    small = cv2.resize(astronaut_bgr, (40, 40), interpolation=cv2.INTER_AREA)
+    frame = np.full((768, 1024, 3), 90, np.uint8)
+    frame[300:340, 500:540] = small
+    assert create_detector("blazeface", threads=1).detect(frame) == []
+    tiled = create_detector("blazeface-tiled", threads=1).detect(frame)
+    assert len(tiled) == 1
+    cx, cy = (tiled[0].box[0] + tiled[0].box[2]) / 2, (tiled[0].box[1] + tiled[0].box[3]) / 2
+    assert 500 <= cx <= 540 and 300 <= cy <= 340
+
+
+def test_registry_lists_our_detectors_and_maskface_needs_a_model(monkeypatch):
+    names = detector_names()
+    assert {"blazeface", "blazeface-short", "blazeface-tiled", "maskface"} <= set(names)
+    from importlib import resources
+
+    if resources.files("maskwatch.models").joinpath("maskface.onnx").is_file():
+        pytest.skip("a maskface model is packaged")
+    monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
+    with pytest.raises(ModelError, match="train-detector"):
+        create_detector("maskface")
