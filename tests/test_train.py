@@ -1,0 +1,327 @@
+"""Training end to end (a small but real run on ../shared data), split rules, parity and every bad input.
+
+The full default recipe runs with MASKWATCH_FULL=1 (marked slow); CI runs the small version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import run_cli
+
+pytest.importorskip("keras", reason="training needs the [train] extra")
+
+WEIGHTS = "mobilenet_v2_0.35_no_top.weights.h5"
+SMALL = ["--per-class", "24", "--size", "64", "--head-epochs", "3", "--finetune-epochs", "1", "--augment-copies", "1"]
+
+
+def train_cli(*args: str, cache: Path, timeout: float = 400) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MASKWATCH_CACHE": str(cache)}
+    return subprocess.run(
+        [sys.executable, "-m", "maskwatch", "train", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def weights(shared_dir: Path) -> Path:
+    path = shared_dir / "weights" / WEIGHTS
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, shared_dir: Path, weights: Path) -> Path:
+    """One small real run: split → crops → head → fine-tune → export → reports."""
+    root = tmp_path_factory.mktemp("train")
+    out = root / "run"
+    result = train_cli(
+        str(shared_dir / "data" / "face-mask"),
+        "--out",
+        str(out),
+        "--weights",
+        str(weights),
+        *SMALL,
+        cache=root / "cache",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "test accuracy" in result.stdout
+    return out
+
+
+def test_small_run_writes_every_report_and_a_valid_bundle(small_run: Path):
+    for name in (
+        "training_curves.png",
+        "confusion_matrix.png",
+        "misclassified.png",
+        "reliability.png",
+        "classification_report.txt",
+        "classification_report.json",
+        "split.csv",
+        "metrics.json",
+    ):
+        assert (small_run / name).stat().st_size > 0, name
+    meta = json.loads((small_run / "bundle" / "bundle.json").read_text())
+    assert meta["classes"] == ["with_mask", "without_mask"]
+    assert meta["input_size"] == 64
+    assert meta["train_command"].startswith("maskwatch train ")
+    assert meta["split_manifest_sha256"] and meta["versions"]["keras"]
+    assert meta["metrics"]["onnx_keras_max_abs_diff"] < 1e-4
+    report = json.loads((small_run / "classification_report.json").read_text())
+    assert set(report["report"]) >= {"with_mask", "without_mask", "accuracy"}
+
+
+def test_small_run_learns_something(small_run: Path):
+    """Even 24 images per class and two short stages beat chance clearly on the held-out test split."""
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    assert metrics["test"]["n"] >= 4
+    assert metrics["val_accuracy"] >= 0.6
+
+
+def test_onnx_bundle_agrees_with_keras_checkpoint(small_run: Path, weights: Path):
+    """Rebuild the Keras model, load the best checkpoint, compare with the exported ONNX on 32 crops."""
+    from maskwatch.classifier import MaskClassifier
+    from maskwatch.train.backbones import backbone_spec
+    from maskwatch.train.model import build_classifier
+
+    clf = build_classifier(backbone_spec("mobilenetv2"), 64, str(weights), 2, alpha=0.35)
+    clf.model.load_weights(small_run / "checkpoint" / "best.weights.h5")
+    crops = np.random.default_rng(1).integers(0, 256, (32, 64, 64, 3)).astype(np.uint8)
+    keras_p = clf.model.predict(crops.astype(np.float32), verbose=0)
+    onnx_p = MaskClassifier(small_run / "bundle").predict(crops)
+    assert np.abs(keras_p - onnx_p).max() < 1e-4
+
+
+def test_evaluate_reproduces_the_test_report(small_run: Path, shared_dir: Path, tmp_path: Path):
+    result = run_cli(
+        "evaluate",
+        str(small_run / "bundle"),
+        str(shared_dir / "data" / "face-mask"),
+        "--manifest",
+        str(small_run / "split.csv"),
+        "--split",
+        "test",
+        "--out",
+        str(tmp_path),
+        "--cache",
+        "none",
+    )
+    assert result.returncode == 0, result.stderr
+    trained = json.loads((small_run / "classification_report.json").read_text())
+    again = json.loads((tmp_path / "classification_report.json").read_text())
+    assert again["confusion"] == trained["confusion"]
+    assert again["summary"]["accuracy"] == trained["summary"]["accuracy"]
+
+
+def test_bundle_detects_with_the_cli(small_run: Path, tmp_path: Path, astronaut_bgr):
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    result = run_cli("detect", str(photo), "--model", str(small_run / "bundle"), "--json", "-")
+    assert result.returncode == 0, result.stderr
+    frame = json.loads(result.stdout.splitlines()[0])
+    assert frame["faces"] and frame["faces"][0]["label"] in ("with_mask", "without_mask")
+
+
+def test_split_is_deterministic_and_keeps_duplicates_together(shared_dir: Path):
+    from maskwatch.dataset import make_split, scan_dataset, split_leaks
+
+    scanned, mirrored = scan_dataset(shared_dir / "data" / "face-mask")
+    first = make_split(scanned, mirrored, seed=0)
+    second = make_split(scanned, mirrored, seed=0)
+    assert [(r.path, r.split) for r in first.records] == [(r.path, r.split) for r in second.records]
+    assert split_leaks(first.records) == []
+    for split, share in (("train", 0.8), ("val", 0.1), ("test", 0.1)):
+        for cls, n in first.counts(split).items():
+            assert abs(n / scanned.counts()[cls] - share) < 0.03, (split, cls)
+    groups: dict[str, set[str]] = {}
+    for r in first.records:
+        groups.setdefault(r.group, set()).add(r.split)
+    assert all(len(s) == 1 for s in groups.values())
+    augmented = {r.split for r in first.records if "augmented_image_" in r.path}
+    assert len(augmented) == 1, "augmented copies of the same portraits must not cross splits"
+
+
+def _tiny_dataset(root: Path, classes=("a", "b"), per_class=6) -> Path:
+    rng = np.random.default_rng(0)
+    for i, cls in enumerate(classes):
+        (root / cls).mkdir(parents=True)
+        for j in range(per_class):
+            img = np.full((48, 48, 3), 60 + 120 * i, np.uint8)
+            img[rng.integers(0, 40) :, rng.integers(0, 40) :] = rng.integers(0, 255, 3)
+            cv2.imwrite(str(root / cls / f"{j}.png"), img)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing", "dataset folder not found"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "empty dataset"),
+        (lambda d: _tiny_dataset(d / "one", classes=("only",)), "only one class"),
+        (lambda d: _unreadable_class(d / "bad"), "no readable images"),
+    ],
+)
+def test_bad_datasets_fail_in_one_line(tmp_path: Path, make, message):
+    dataset = make(tmp_path)
+    result = train_cli(str(dataset), "--out", str(tmp_path / "run"), "--weights", "none", cache=tmp_path / "c")
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _unreadable_class(root: Path) -> Path:
+    _tiny_dataset(root)
+    (root / "c").mkdir()
+    (root / "c" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    return root
+
+
+def test_missing_and_wrong_weights_files(tmp_path: Path, shared_dir: Path):
+    dataset = _tiny_dataset(tmp_path / "data")
+    missing = train_cli(
+        str(dataset), "--out", str(tmp_path / "r1"), "--weights", str(tmp_path / "nope.h5"), cache=tmp_path / "c"
+    )
+    assert missing.returncode != 0 and "weights file not found" in missing.stderr
+    other = shared_dir / "weights" / "mobilenet_v2_1.0_no_top.weights.h5"
+    if other.is_file():
+        wrong = train_cli(
+            str(dataset), "--out", str(tmp_path / "r2"), "--weights", str(other), "--size", "64", cache=tmp_path / "c"
+        )
+        assert wrong.returncode != 0 and "not weights for mobilenetv2(alpha=0.35)" in wrong.stderr
+        assert "Traceback" not in wrong.stderr
+
+
+def test_from_scratch_says_so_and_existing_run_is_never_overwritten(tmp_path: Path):
+    dataset = _tiny_dataset(tmp_path / "data", per_class=10)
+    out = tmp_path / "run"
+    args = [
+        str(dataset),
+        "--out",
+        str(out),
+        "--backbone",
+        "smallcnn",
+        "--weights",
+        "none",
+        "--size",
+        "32",
+        "--head-epochs",
+        "1",
+        "--finetune-epochs",
+        "1",
+    ]
+    first = train_cli(*args, cache=tmp_path / "c")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "FROM SCRATCH" in first.stderr
+    before = (out / "bundle" / "model.onnx").read_bytes()
+    again = train_cli(*args, cache=tmp_path / "c")
+    assert again.returncode != 0 and "already holds a training run" in again.stderr
+    assert (out / "bundle" / "model.onnx").read_bytes() == before
+    unknown = train_cli(str(dataset), "--out", str(tmp_path / "r3"), "--backbone", "resnet9000", cache=tmp_path / "c")
+    assert unknown.returncode != 0 and "unknown backbone" in unknown.stderr
+
+
+def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path):
+    dataset = _tiny_dataset(tmp_path / "data", per_class=40)
+    out = tmp_path / "run"
+    env = {**os.environ, "MASKWATCH_CACHE": str(tmp_path / "c")}
+    args = [
+        sys.executable,
+        "-m",
+        "maskwatch",
+        "train",
+        str(dataset),
+        "--out",
+        str(out),
+        "--backbone",
+        "smallcnn",
+        "--weights",
+        "none",
+        "--size",
+        "64",
+        "--head-epochs",
+        "1",
+        "--finetune-epochs",
+        "40",
+        "--patience",
+        "40",
+        "--batch-size",
+        "8",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    state = out / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text()).get("epoch", 0) >= 1:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err and "Traceback" not in err
+    done = json.loads(state.read_text())["epoch"]
+    assert done >= 1 and (out / "checkpoint" / "last.weights.h5").is_file()
+    # continue with fewer epochs left: patch the saved config, as a user would pass a shorter run
+    config = json.loads((out / "config.json").read_text())
+    config["finetune_epochs"] = done + 1
+    (out / "config.json").write_text(json.dumps(config))
+    resumed = subprocess.run([*args[:7], "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming fine-tuning after epoch {done}" in resumed.stderr
+    meta = json.loads((out / "bundle" / "bundle.json").read_text())
+    assert "--resume" in meta["train_command"]
+
+
+def test_evaluate_rejects_unknown_classes(small_run: Path, tmp_path: Path):
+    data = _tiny_dataset(tmp_path / "data", classes=("with_mask", "cats"))
+    result = run_cli("evaluate", str(small_run / "bundle"), str(data))
+    assert result.returncode != 0 and "not classes of the model" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("MASKWATCH_FULL") != "1", reason="full default recipe: set MASKWATCH_FULL=1")
+def test_full_default_recipe_meets_the_bar(tmp_path: Path, shared_dir: Path, weights: Path):
+    out = tmp_path / "default"
+    result = train_cli(
+        str(shared_dir / "data" / "face-mask"),
+        "--out",
+        str(out),
+        "--weights",
+        str(weights),
+        cache=Path(os.environ.get("MASKWATCH_CACHE", tmp_path / "cache")),
+        timeout=3600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    test = json.loads((out / "metrics.json").read_text())["test"]
+    assert test["accuracy"] >= 0.99
+    assert min(test["recall"].values()) >= 0.98
+
+
+def test_reports_handle_no_errors_and_all_errors(tmp_path: Path):
+    from maskwatch.reports import Evaluation, bootstrap_accuracy, calibration, write_evaluation
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], np.float32)
+    perfect = Evaluation(["a", "b"], np.array([0, 1, 0, 1]), probs)
+    assert perfect.accuracy == 1.0 and bootstrap_accuracy(perfect.y_true, perfect.y_pred) == (1.0, 1.0)
+    ece, table = calibration(perfect.y_true, probs, bins=10)
+    assert ece == pytest.approx(np.mean([0.1, 0.2, 0.4, 0.3]))  # each confidence alone in its bin
+    wrong = Evaluation(["a", "b"], np.array([1, 0, 1, 0]), probs, sources=["x", "x", "y", "y"])
+    assert wrong.accuracy == 0.0
+    assert wrong.summary()["per_source"] == {"x": {"n": 2, "accuracy": 0.0}, "y": {"n": 2, "accuracy": 0.0}}
+    written = write_evaluation(wrong, tmp_path, images=np.zeros((4, 8, 8, 3), np.uint8))
+    assert all(p.stat().st_size > 0 for p in written.values())
+    shutil.rmtree(tmp_path)
