@@ -311,6 +311,13 @@ def test_full_default_recipe_meets_the_bar(tmp_path: Path, shared_dir: Path, wei
     assert min(test["recall"].values()) >= 0.98
 
 
+def test_backbone_names_match_what_can_be_built():
+    from maskwatch.train import BACKBONE_NAMES
+    from maskwatch.train.backbones import BACKBONES
+
+    assert tuple(BACKBONES) == BACKBONE_NAMES
+
+
 def test_reports_handle_no_errors_and_all_errors(tmp_path: Path):
     from maskwatch.reports import Evaluation, bootstrap_accuracy, calibration, write_evaluation
 

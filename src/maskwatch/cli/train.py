@@ -43,6 +43,7 @@ def train(
 ) -> None:
     """Train a mask classifier (transfer learning) and export a model bundle with reports."""
     from maskwatch.cli._progress import RichReporter
+    from maskwatch.train import check_backbone_name
     from maskwatch.train.trainer import TrainConfig
     from maskwatch.train.trainer import train as run_training
 
@@ -70,9 +71,7 @@ def train(
         per_class_limit=per_class,
         command="maskwatch " + shlex.join(sys.argv[1:]),
     )
-    from maskwatch.train.backbones import backbone_spec
-
-    backbone_spec(backbone)  # unknown name: one line before anything is written
+    check_backbone_name(backbone)  # unknown name: one line before anything is written or TensorFlow loads
     with RichReporter() as reporter:
         metrics = run_training(config, reporter, resume=resume)
     test_figures = metrics["test"]

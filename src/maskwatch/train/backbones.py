@@ -18,6 +18,7 @@ import keras
 from keras import layers
 
 from maskwatch.errors import InputError, ModelError
+from maskwatch.train import check_backbone_name
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -81,8 +82,7 @@ BACKBONES: dict[str, Backbone] = {
 
 
 def backbone_spec(name: str) -> Backbone:
-    if name not in BACKBONES:
-        raise InputError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
+    check_backbone_name(name)
     return BACKBONES[name]
 
 

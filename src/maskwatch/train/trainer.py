@@ -203,6 +203,9 @@ def _one_hot(labels: np.ndarray, n: int) -> np.ndarray:
 def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = False) -> dict[str, Any]:
     """Run (or continue) a training run; returns the test figures. Writes everything under ``config.out``."""
     reporter = reporter or SilentReporter()
+    from maskwatch.dataset import class_folders
+
+    class_folders(config.dataset)  # a missing or one-class dataset fails before the run folder is made
     prepare_run(config, resume)
     out = Path(config.out)
     if resume:
