@@ -21,3 +21,11 @@ class ModelError(MaskwatchError):
 
     exit_code = 3
     http_status = 500
+
+
+def require_extra(module: str, extra: str, what: str) -> None:
+    """A one-line error naming the pip extra when an optional dependency is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MaskwatchError(f"{what} needs {module}: pip install 'maskwatch[{extra}]'")

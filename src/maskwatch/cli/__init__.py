@@ -10,6 +10,8 @@ import importlib
 import pkgutil
 import sys
 
+from rich.markup import escape
+
 from maskwatch.cli.app import app, console_err
 from maskwatch.errors import MaskwatchError
 
@@ -27,7 +29,7 @@ def main() -> None:
     try:
         app()
     except MaskwatchError as exc:
-        console_err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+        console_err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True, markup=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console_err.print("interrupted", highlight=False)

@@ -53,6 +53,9 @@ def batch(
         TimeRemainingColumn,
     )
 
+    from maskwatch.errors import require_extra
+
+    require_extra("ray", "batch", "maskwatch batch")
     from maskwatch.batch import BatchOptions, run_batch
     from maskwatch.cli.detect import setup_logging
 

@@ -43,6 +43,7 @@ def train(
 ) -> None:
     """Train a mask classifier (transfer learning) and export a model bundle with reports."""
     from maskwatch.cli._progress import RichReporter
+    from maskwatch.errors import require_extra
     from maskwatch.train import check_backbone_name
     from maskwatch.train.trainer import TrainConfig
     from maskwatch.train.trainer import train as run_training
@@ -71,6 +72,8 @@ def train(
         per_class_limit=per_class,
         command="maskwatch " + shlex.join(sys.argv[1:]),
     )
+    require_extra("keras", "train", "maskwatch train")
+    require_extra("tensorflow", "train", "maskwatch train")
     check_backbone_name(backbone)  # unknown name: one line before anything is written or TensorFlow loads
     with RichReporter() as reporter:
         metrics = run_training(config, reporter, resume=resume)

@@ -1,0 +1,34 @@
+"""The command line as a whole: help, error lines that keep their text, missing extras."""
+
+from __future__ import annotations
+
+import sys
+
+from conftest import run_cli
+
+
+def test_help_lists_every_command():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("detect", "train", "evaluate", "evaluate-scenes", "collect", "synth", "serve", "batch", "bench"):
+        assert command in result.stdout
+
+
+def test_error_lines_keep_square_brackets(tmp_path):
+    """Rich markup must not eat parts of a message, e.g. a path with brackets or a pip extra."""
+    missing = tmp_path / "cam[front].jpg"
+    result = run_cli("detect", str(missing))
+    assert result.returncode != 0
+    assert "cam[front].jpg" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_extra_names_the_pip_extra(monkeypatch):
+    import pytest
+
+    from maskwatch.errors import MaskwatchError, require_extra
+
+    with pytest.raises(MaskwatchError, match=r"pip install 'maskwatch\[batch\]'"):
+        require_extra("no_such_module_here", "batch", "maskwatch batch")
+    require_extra("sys", "batch", "anything")  # present: no error
+    assert "sys" in sys.modules
