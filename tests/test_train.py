@@ -332,3 +332,17 @@ def test_reports_handle_no_errors_and_all_errors(tmp_path: Path):
     written = write_evaluation(wrong, tmp_path, images=np.zeros((4, 8, 8, 3), np.uint8))
     assert all(p.stat().st_size > 0 for p in written.values())
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["xception", "densenet169", "efficientnetb0", "mobilenet", "smallcnn"])
+def test_every_backbone_builds_and_predicts_from_scratch(name):
+    """The bigger backbones build with the same head and input contract (weights none: nothing to download)."""
+    from maskwatch.train.backbones import backbone_spec
+    from maskwatch.train.model import build_classifier
+
+    spec = backbone_spec(name)
+    size = max(spec.min_size, 32)
+    clf = build_classifier(spec, size, None, 3, alpha=1.0)
+    probabilities = clf.model.predict(np.full((2, size, size, 3), 127.0, np.float32), verbose=0)
+    assert probabilities.shape == (2, 3)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
