@@ -290,3 +290,12 @@ def test_ctrl_c_closes_every_output(tmp_path, jpeg):
         readable += 1
     capture.release()
     assert readable >= len(lines) - 1  # the video was finalised and plays
+
+
+def test_packaged_demo_has_one_face_of_each_class():
+    """The README's demo: the default model finds both faces and tells the masked one from the other."""
+    from maskwatch.imageio import read_image
+
+    demo = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "assets" / "demo.jpg"
+    faces = sorted(Detector().detect(read_image(demo)), key=lambda f: f.box[0])
+    assert [f.label for f in faces] == ["without_mask", "with_mask"]
