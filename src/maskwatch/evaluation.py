@@ -18,7 +18,7 @@ from maskwatch.bundle import load_bundle
 from maskwatch.classifier import MaskClassifier
 from maskwatch.dataset import Dataset, ImageRecord, class_folders, read_manifest, scan_dataset
 from maskwatch.errors import InputError
-from maskwatch.facecache import FaceCache, default_cache_dir
+from maskwatch.facecache import FaceCache, cache_root
 from maskwatch.reports import Evaluation, write_evaluation
 
 SOURCE_RULES: tuple[tuple[str, str], ...] = (
@@ -72,10 +72,9 @@ def evaluate_bundle(
     classes = list(bundle.meta.classes)
     dataset = load_eval_dataset(folder, classes, manifest, split)
     records = sorted(dataset.records, key=lambda r: r.path)
-    cache_root = None if (cache or "").lower() == "none" else (cache or default_cache_dir())
-    crops = FaceCache(cache_root, bundle.meta.input_size, bundle.meta.crop.margin, bundle.meta.crop.detector).crops(
-        dataset, records, progress
-    )
+    meta = bundle.meta
+    cache_of_crops = FaceCache(cache_root(cache), meta.input_size, meta.crop.margin, meta.crop.detector)
+    crops = cache_of_crops.crops(dataset, records, progress)
     classifier = MaskClassifier(bundle)
     probabilities = np.concatenate([classifier.predict(crops.images[i : i + 64]) for i in range(0, len(records), 64)])
     evaluation = Evaluation(

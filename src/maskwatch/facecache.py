@@ -35,6 +35,13 @@ def default_cache_dir() -> Path:
     return base / "maskwatch"
 
 
+def cache_root(option: str | Path | None) -> Path | None:
+    """The ``--cache`` option as a folder: None → the default folder, ``none`` → no cache at all."""
+    if option is not None and str(option).lower() == "none":
+        return None
+    return Path(option) if option else default_cache_dir()
+
+
 @dataclass(frozen=True)
 class FaceCrops:
     """Crops of a list of records (N×S×S×3 RGB uint8) and whether a face was found in each."""

@@ -100,6 +100,8 @@ def _window(show: bool):
 
 
 def _print_summary(summary, written: list[Path]) -> None:
+    if summary.frames == 0 and summary.failed_sources:
+        return  # nothing was read: the error lines above say it all; an empty table would only be noise
     table = Table(title="maskwatch detect", show_header=True, header_style="bold")
     table.add_column("class")
     table.add_column("faces", justify="right")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +100,14 @@ def resolve_weights(weights: str | None) -> str | None:
     return str(path.resolve())
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Keras prints and warns while building and exporting models; users see one line per problem instead."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
 def build_base(spec: Backbone, size: int, weights: str | None, alpha: float = 1.0) -> keras.Model:
     """The backbone without its top, loaded with ``weights``; any load failure becomes one ``ModelError`` line."""
     if size < spec.min_size:
@@ -109,10 +117,8 @@ def build_base(spec: Backbone, size: int, weights: str | None, alpha: float = 1.
         kwargs["alpha"] = alpha
     if spec.name == "smallcnn":
         kwargs = {"input_shape": (size, size, 3), "weights": weights}
-    quiet = io.StringIO()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(quiet):
-            warnings.simplefilter("ignore")
+        with quiet():
             return spec.build(**kwargs)
     except ModelError:
         raise

@@ -6,13 +6,10 @@ before TensorFlow is imported.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,7 @@ from maskwatch.errors import ModelError  # noqa: E402
 from maskwatch.reports import Evaluation  # noqa: E402
 from maskwatch.train import TrainingInterrupted  # noqa: E402
 from maskwatch.train.augment import augment_batch  # noqa: E402
-from maskwatch.train.backbones import backbone_spec, resolve_weights  # noqa: E402
+from maskwatch.train.backbones import backbone_spec, quiet, resolve_weights  # noqa: E402
 from maskwatch.train.model import Classifier, build_classifier, unfreeze_top  # noqa: E402
 from maskwatch.train.trainer import (  # noqa: E402
     CHECKPOINT_DIR,
@@ -74,12 +71,6 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
         self.reporter.advance(1, f"{self.epoch_label} loss {loss:.3f}" if loss is not None else self.epoch_label)
-
-
-def _quietly(fn, *args, **kwargs):
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
 
 
 def _save_weights(model: keras.Model, path: Path) -> None:
@@ -274,7 +265,8 @@ def export_onnx(model: keras.Model, sample: np.ndarray) -> tuple[bytes, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         try:
-            _quietly(model.export, str(path), format="onnx", verbose=False)
+            with quiet():
+                model.export(str(path), format="onnx", verbose=False)
         except Exception as exc:  # tf2onnx raises many kinds; the user needs one line
             raise ModelError(f"ONNX export failed: {' '.join(str(exc).split())[:200]}") from None
         data = path.read_bytes()

@@ -15,7 +15,6 @@ import math
 import os
 import platform
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ from maskwatch.crops import DEFAULT_MARGIN
 from maskwatch.dataset import (
     DEFAULT_FRACTIONS,
     Dataset,
+    class_folders,
     make_split,
     read_manifest,
     scan_dataset,
@@ -34,8 +34,8 @@ from maskwatch.dataset import (
 )
 from maskwatch.detectors import DEFAULT_DETECTOR
 from maskwatch.errors import InputError
-from maskwatch.facecache import FaceCache, default_cache_dir
-from maskwatch.reports import CURVES_PNG, Evaluation, plot_curves, write_evaluation
+from maskwatch.facecache import FaceCache, cache_root
+from maskwatch.reports import CURVES_PNG, plot_curves, write_evaluation
 from maskwatch.train import TrainingInterrupted
 
 CONFIG_FILE = "config.json"
@@ -144,13 +144,14 @@ def _limit_per_class(dataset: Dataset, limit: int, seed: int) -> Dataset:
     return Dataset(dataset.root, dataset.classes, keep, dataset.skipped)
 
 
-def split_dataset(config: TrainConfig, reporter: Reporter) -> tuple[Dataset, str]:
-    """Scan and split, or reuse a manifest; the manifest is written to RUN_DIR either way. Returns its hash."""
-    out = Path(config.out)
-    manifest = config.manifest or (str(out / MANIFEST_FILE) if (out / MANIFEST_FILE).is_file() else None)
-    if manifest:
-        from maskwatch.dataset import class_folders
+def split_dataset(config: TrainConfig, reporter: Reporter, resume: bool = False) -> tuple[Dataset, str]:
+    """Scan and split, or reuse a manifest (``--manifest``, or the run's own on ``--resume``).
 
+    The manifest is written to RUN_DIR either way; returns its hash.
+    """
+    out = Path(config.out)
+    manifest = config.manifest or (str(out / MANIFEST_FILE) if resume else None)
+    if manifest:
         classes = [p.name for p in class_folders(config.dataset)]
         dataset = read_manifest(manifest, config.dataset, classes)
         reporter.message(f"split: reusing {manifest}")
@@ -173,8 +174,7 @@ def split_dataset(config: TrainConfig, reporter: Reporter) -> tuple[Dataset, str
 
 def load_crops(config: TrainConfig, dataset: Dataset, reporter: Reporter) -> dict[str, Split]:
     """Face crops of every split, detected like ``detect`` does (cached across runs)."""
-    cache_root = None if (config.cache or "").lower() == "none" else (config.cache or default_cache_dir())
-    cache = FaceCache(cache_root, config.size, config.margin, config.detector)
+    cache = FaceCache(cache_root(config.cache), config.size, config.margin, config.detector)
     index = {c: i for i, c in enumerate(dataset.classes)}
     splits = {}
     for split in ("train", "val", "test"):
@@ -203,8 +203,6 @@ def _one_hot(labels: np.ndarray, n: int) -> np.ndarray:
 def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = False) -> dict[str, Any]:
     """Run (or continue) a training run; returns the test figures. Writes everything under ``config.out``."""
     reporter = reporter or SilentReporter()
-    from maskwatch.dataset import class_folders
-
     class_folders(config.dataset)  # a missing or one-class dataset fails before the run folder is made
     prepare_run(config, resume)
     out = Path(config.out)
@@ -213,7 +211,7 @@ def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = 
         config = load_config(out)
         config.resumed.append(command)
     started = time.monotonic()
-    dataset, manifest_sha = split_dataset(config, reporter)
+    dataset, manifest_sha = split_dataset(config, reporter, resume)
     _write_json(out / CONFIG_FILE, asdict(config))
     for split in ("train", "val", "test"):
         reporter.message(f"{split}: " + ", ".join(f"{c} {n}" for c, n in dataset.counts(split).items()))
@@ -258,13 +256,8 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def batches(n: int, size: int) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(n, start + size))
-
-
 def steps(n: int, batch: int) -> int:
     return max(1, math.ceil(n / batch))
 
 
-__all__ = ["TrainConfig", "Reporter", "SilentReporter", "TrainingInterrupted", "train", "Evaluation"]
+__all__ = ["TrainConfig", "Reporter", "SilentReporter", "TrainingInterrupted", "train"]
