@@ -136,6 +136,32 @@ def _write_toy_scenes(root: Path, count: int = 6) -> Path:
     return root
 
 
+def test_anchor_sampling_puts_the_chosen_face_in_the_canvas_at_a_drawn_size(tmp_path):
+    """Data-anchor sampling: every scene has one face, so each sample must show it, whole, at 8..0.7·T px."""
+    from maskwatch.detector_train.data import SampleMaker, load_scenes
+
+    root = tmp_path / "scenes"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    for i in range(2):  # even numbers: train half
+        cv2.imwrite(str(root / "images" / f"s{2 * i}.png"), np.full((300, 400, 3), 90, np.uint8))
+        (root / "annotations" / f"s{2 * i}.xml").write_text(
+            f"<annotation><filename>s{2 * i}.png</filename><object><name>with_mask</name><bndbox>"
+            "<xmin>300</xmin><ymin>200</ymin><xmax>320</xmax><ymax>220</ymax></bndbox></object></annotation>"
+        )
+    scenes = load_scenes(root, "train")
+    maker = SampleMaker(scenes, {0: [], 1: []}, size=128, seed=3, mosaic_prob=0.0, anchor_prob=1.0)
+    sides = []
+    for _ in range(40):
+        sample = maker._single(128)
+        assert len(sample.boxes) == 1 and not sample.ignore[0]
+        x1, y1, x2, y2 = sample.boxes[0]
+        sides.append(x2 - x1)
+        assert 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 128
+    assert 7.5 <= min(sides) and max(sides) <= 0.7 * 128 + 1
+    assert max(sides) / min(sides) > 3  # sizes really vary
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A real (tiny) training run: a few steps on toy scenes, exported to ONNX."""

@@ -35,6 +35,9 @@ def train_detector_command(
     width: int = typer.Option(32, "--width", min=8, help="FPN / head channels."),
     limit_scenes: int = typer.Option(0, "--limit-scenes", min=0, help="Use only the first N train scenes (0: all)."),
     crops_per_class: int = typer.Option(800, "--crops-per-class", min=0, help="Face crops loaded per class."),
+    anchor_prob: float = typer.Option(
+        0.5, "--anchor-prob", min=0.0, max=1.0, help="Share of scene samples scaled around one face (size balance)."
+    ),
     threads: int = typer.Option(0, "--threads", min=0, help="TensorFlow intra-op threads (0: TensorFlow's choice)."),
     seed: int = typer.Option(0, "--seed", help="Random seed for sampling and initialisation."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", min=1, help="Save the checkpoint every N steps."),
@@ -62,6 +65,7 @@ def train_detector_command(
         width=width,
         limit_scenes=limit_scenes or None,
         crops_per_class=crops_per_class,
+        anchor_prob=anchor_prob,
         threads=threads or None,
         seed=seed,
         checkpoint_every=checkpoint_every,

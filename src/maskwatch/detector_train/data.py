@@ -2,7 +2,10 @@
 
 Recipe (also in docs/detectors.md), one sample of T×T pixels:
 - scene crop: a train-half scene rescaled so its long side is T × U_log(0.5, 2.5), randomly cropped or
-  padded (black, like inference letterboxing), flipped;
+  padded (black, like inference letterboxing), flipped; or, with probability ``anchor_prob``, rescaled so
+  that one of its faces gets a size drawn log-uniformly from 8 px to 0.7·T and cropped around that face
+  (data-anchor sampling, as in PyramidBox): scene faces are mostly tiny, and without it large ones are
+  too rare for the detector to learn;
 - with probability ``paste_prob``, 1–6 face crops from ``face-mask`` pasted where they overlap no face,
   sized 8–0.6·T px (log-uniform), with a feathered elliptical alpha so no rectangle edge gives them away;
   pasted bare faces sometimes get a synthetic mask (→ with_mask) or a mask below the nose (→ incorrect);
@@ -147,8 +150,10 @@ class SampleMaker:
         paste_prob: float = 0.5,
         mosaic_prob: float = 0.25,
         synthetic_bg_prob: float = 0.1,
+        anchor_prob: float = 0.0,
     ) -> None:
         self.scenes, self.crops, self.size = scenes, crops, size
+        self.anchor_prob = anchor_prob
         self.rng = np.random.default_rng(seed)
         self.paste_prob = paste_prob if crops[0] or crops[1] else 0.0
         self.mosaic_prob, self.synthetic_bg_prob = mosaic_prob, synthetic_bg_prob
@@ -190,15 +195,25 @@ class SampleMaker:
             return self._paste(Sample(image, boxes, labels, ignore), int(rng.integers(2, 9)))
         scene = self.scenes[int(rng.integers(len(self.scenes)))]
         h, w = scene.image.shape[:2]
-        long_side = size * float(np.exp(rng.uniform(np.log(0.5), np.log(2.5))))
-        scale = long_side / max(h, w)
+        anchor = None
+        if len(scene.boxes) and rng.random() < self.anchor_prob:
+            anchor = scene.boxes[int(rng.integers(len(scene.boxes)))]
+            face_side = float(np.sqrt(max(1.0, (anchor[2] - anchor[0]) * (anchor[3] - anchor[1]))))
+            target = float(np.exp(rng.uniform(np.log(8), np.log(0.7 * size))))
+            scale = min(target / face_side, 4 * size / max(h, w))  # no more than 4× the canvas
+        else:
+            scale = size * float(np.exp(rng.uniform(np.log(0.5), np.log(2.5)))) / max(h, w)
         new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(scene.image, (new_w, new_h), interpolation=interpolation)
         boxes = scene.boxes * scale
-        # place: crop when larger than the canvas, random offset when smaller
-        ox = int(rng.integers(0, new_w - size + 1)) if new_w > size else -int(rng.integers(0, size - new_w + 1))
-        oy = int(rng.integers(0, new_h - size + 1)) if new_h > size else -int(rng.integers(0, size - new_h + 1))
+        if anchor is not None:  # a canvas placement that contains the anchor face
+            ax1, ay1, ax2, ay2 = (float(v) * scale for v in anchor)
+            ox = int(rng.uniform(min(ax1, ax2 - size), max(ax1, ax2 - size)))
+            oy = int(rng.uniform(min(ay1, ay2 - size), max(ay1, ay2 - size)))
+        else:  # crop when larger than the canvas, random offset when smaller
+            ox = int(rng.integers(0, new_w - size + 1)) if new_w > size else -int(rng.integers(0, size - new_w + 1))
+            oy = int(rng.integers(0, new_h - size + 1)) if new_h > size else -int(rng.integers(0, size - new_h + 1))
         canvas = np.zeros((size, size, 3), np.uint8)
         sx1, sy1 = max(0, ox), max(0, oy)
         sx2, sy2 = min(new_w, ox + size), min(new_h, oy + size)

@@ -43,6 +43,7 @@ class TrainConfig:
     paste_prob: float = 0.5
     mosaic_prob: float = 0.25
     synthetic_bg_prob: float = 0.1
+    anchor_prob: float = 0.5
     width: int = 32
     threads: int | None = None
     checkpoint_every: int = 250
@@ -130,6 +131,7 @@ def train(
         paste_prob=config.paste_prob,
         mosaic_prob=config.mosaic_prob,
         synthetic_bg_prob=config.synthetic_bg_prob,
+        anchor_prob=config.anchor_prob,
     )
     batches: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
