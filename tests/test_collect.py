@@ -227,3 +227,68 @@ def test_cli_ctrl_c_exits_130_with_whole_files(tmp_path, varied_video):
     files = sorted((out / "x").iterdir())
     assert len(files) >= 3 and all(p.suffix == ".jpg" for p in files)  # no temporary left behind
     assert all(cv2.imread(str(p)) is not None for p in files)
+
+
+def _annotated_photos(root: Path, astronaut_bgr: np.ndarray) -> tuple[Path, Path]:
+    """Two photos (numbers 0 and 2: train half, 1: test half) with VOC boxes, one face too small."""
+    images, annotations = root / "images", root / "annotations"
+    images.mkdir(parents=True)
+    annotations.mkdir()
+    photo = cv2.resize(astronaut_bgr, (256, 256))
+    boxes = [
+        ("with_mask", (90, 40, 150, 110)),
+        ("mask_weared_incorrect", (10, 10, 40, 40)),
+        ("without_mask", (5, 200, 9, 204)),
+    ]
+    for number in (0, 1, 2):
+        cv2.imwrite(str(images / f"scene{number}.png"), photo)
+        objects = "".join(
+            f"<object><name>{name}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax>"
+            f"<ymax>{y2}</ymax></bndbox></object>"
+            for name, (x1, y1, x2, y2) in boxes
+        )
+        (annotations / f"scene{number}.xml").write_text(
+            f"<annotation><filename>scene{number}.png</filename>{objects}</annotation>"
+        )
+    return images, annotations
+
+
+def test_collect_boxes_cuts_like_inference_and_never_overwrites(tmp_path, astronaut_bgr):
+    from maskwatch.annotations import load_voc_dir
+    from maskwatch.collect import collect_boxes
+
+    images, annotations = _annotated_photos(tmp_path, astronaut_bgr)
+    photos = load_voc_dir(annotations, images)
+    summary = collect_boxes(photos, tmp_path / "ds", {"mask_weared_incorrect": "incorrect_mask"}, min_face=8)
+    saved = summary.saved
+    assert sorted(saved) == ["incorrect_mask", "with_mask"] and len(saved["with_mask"]) == 3
+    assert summary.too_small == 3  # the 4-px face of each photo
+    first = tmp_path / "ds" / "with_mask" / "scene0__box-00.jpg"
+    assert first in saved["with_mask"]
+    expected = crop_face(cv2.imread(str(images / "scene0.png")), (90, 40, 150, 110), STORED_SIZE)
+    stored = cv2.cvtColor(cv2.imread(str(first)), cv2.COLOR_BGR2RGB)
+    assert np.abs(stored.astype(int) - expected.astype(int)).mean() < 3  # JPEG only
+    before = first.read_bytes()
+    again = collect_boxes(photos, tmp_path / "ds", {"mask_weared_incorrect": "-"})
+    assert again.saved == {} and again.existing == 3 and again.ignored_classes == {"mask_weared_incorrect": 3}
+    assert first.read_bytes() == before
+
+
+def test_collect_boxes_crops_of_one_photo_share_a_split_group():
+    from maskwatch.dataset import ImageRecord, name_group
+
+    groups = {name_group(ImageRecord(f"with_mask/scene7__box-0{k}.jpg", "with_mask", "0", "0")) for k in range(3)}
+    assert groups == {"photo:scene7"}
+
+
+def test_collect_boxes_cli_train_half_and_errors(tmp_path, astronaut_bgr):
+    images, annotations = _annotated_photos(tmp_path, astronaut_bgr)
+    result = run_cli("collect-boxes", str(images), str(annotations), "--out", str(tmp_path / "ds"))
+    assert result.returncode == 0, result.stderr
+    assert "saved 4 face(s)" in result.stderr and "Traceback" not in result.stderr
+    names = sorted(p.name for p in (tmp_path / "ds").rglob("*.jpg"))
+    assert all(n.startswith(("scene0__", "scene2__")) for n in names) and len(names) == 4  # odd = test half
+    bad = run_cli("collect-boxes", str(images), str(annotations), "--out", str(tmp_path / "x"), "--split", "both")
+    assert bad.returncode != 0 and "--split" in bad.stderr and "Traceback" not in bad.stderr
+    missing = run_cli("collect-boxes", str(tmp_path / "nope"), str(annotations), "--out", str(tmp_path / "y"))
+    assert missing.returncode != 0 and "no such folder" in missing.stderr and "Traceback" not in missing.stderr

@@ -203,3 +203,67 @@ def collect_faces(
         summary.interrupted = True
     summary.seconds = time.monotonic() - start
     return summary
+
+
+BOX_CROP_SUFFIX = "__box-{index:02d}"
+"""Crops from box-annotated photos are named ``<photo stem>__box-NN.jpg``: ``maskwatch.dataset`` keeps every
+face of one photo on the same side of a split, and per-source reports can tell them apart."""
+
+
+@dataclass
+class BoxCropSummary:
+    """What a collect-boxes run did: files written per class, and what it left out and why."""
+
+    out_dir: Path
+    saved: dict[str, list[Path]] = field(default_factory=dict)
+    existing: int = 0
+    too_small: int = 0
+    difficult: int = 0
+    ignored_classes: dict[str, int] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def collect_boxes(
+    images: Iterable,
+    out_dir: str | Path,
+    class_map: dict[str, str] | None = None,
+    min_face: int = 8,
+    size: int = STORED_SIZE,
+    margin: float = DEFAULT_MARGIN,
+    keep_difficult: bool = False,
+) -> BoxCropSummary:
+    """Cut every annotated face of ``images`` (``AnnotatedImage``) into ``out_dir/<class>/`` like ``collect`` does.
+
+    The annotation's box replaces the detector's, so faces a detector misses (tiny, masked, side-on) become
+    training crops too. ``class_map`` renames dataset classes (``-`` drops one). Re-running skips files that
+    exist already, so nothing is overwritten and an interrupted run can simply be started again.
+    """
+    class_map = class_map or {}
+    summary = BoxCropSummary(out_dir=Path(out_dir))
+    folders: dict[str, Path] = {}
+    for item in images:
+        image = cv2.imread(str(item.image_path), cv2.IMREAD_COLOR)
+        if image is None:
+            summary.unreadable.append(str(item.image_path))
+            continue
+        for index, face in enumerate(item.objects):
+            label = class_map.get(face.label, face.label)
+            if label == "-":
+                summary.ignored_classes[face.label] = summary.ignored_classes.get(face.label, 0) + 1
+                continue
+            if face.difficult and not keep_difficult:
+                summary.difficult += 1
+                continue
+            x1, y1, x2, y2 = face.box
+            if min(x2 - x1, y2 - y1) < min_face:
+                summary.too_small += 1
+                continue
+            if label not in folders:
+                folders[label] = prepare_output(Path(out_dir), label)
+            path = folders[label] / f"{item.image_path.stem}{BOX_CROP_SUFFIX.format(index=index)}.jpg"
+            crop = cv2.cvtColor(crop_face(image, face.box, size, margin), cv2.COLOR_RGB2BGR)
+            if path.exists() or not write_new_image(path, crop):
+                summary.existing += 1
+                continue
+            summary.saved.setdefault(label, []).append(path)
+    return summary

@@ -44,6 +44,8 @@ NAME_GROUP_RULES: tuple[tuple[str, str], ...] = (
     (r"^\d+_\d+_(?P<key>[a-z]+)_\d+$", "subject:{key}"),
     # "<stem>__synth-correct-1.jpg": `maskwatch synth` drew a mask on "<stem>.jpg"; keep them with their source
     (r"^(?P<key>.+?)__synth-[a-z_]+-\d+$", "synth:{key}"),
+    # "<photo>__box-03.jpg": `maskwatch collect-boxes` cut face 3 of an annotated photo; one photo, one side
+    (r"^(?P<key>.+?)__box-\d+$", "photo:{key}"),
 )
 """Filename rules that put files in one group, as SOURCE.md of the face-mask data documents them. A perceptual
 hash cannot see that a rotated, flipped copy or another photo of the same person belongs with its original."""

@@ -23,6 +23,7 @@ from maskwatch.reports import Evaluation, write_evaluation
 
 SOURCE_RULES: tuple[tuple[str, str], ...] = (
     (r"__synth", "synthetic"),
+    (r"__box-\d+$", "box-annotated photos"),
     (r"^augmented_image_\d+$", "augmented copies"),
     (r"^\d+_\d+_", "RMFD-style crops"),
 )

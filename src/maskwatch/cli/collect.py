@@ -127,3 +127,48 @@ def _remove_empty(folders: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             return
+
+
+@app.command("collect-boxes")
+def collect_boxes_command(
+    images_dir: Path = typer.Argument(..., help="Folder of the annotated photos."),
+    annotations: Path = typer.Argument(..., help="Folder of Pascal VOC .xml files, one .xml, or a COCO .json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (one subfolder per class)."),
+    split: str = typer.Option(
+        "train", "--split", help="train/test: the fixed scenes split (even image number train, odd test); or all."
+    ),
+    class_map: str = typer.Option(
+        None, "--class-map", help="DATASET=FOLDER[,..] or a JSON file; FOLDER '-' leaves that class out."
+    ),
+    min_face: int = typer.Option(8, "--min-face", min=1, help="Skip faces whose shorter side is under this (px)."),
+    keep_difficult: bool = typer.Option(False, "--keep-difficult", help="Also cut faces flagged difficult."),
+) -> None:
+    """Cut the annotated faces of box-annotated photos into OUT/CLASS/ as training crops (never overwriting)."""
+    from maskwatch.annotations import load_annotations, scene_split
+    from maskwatch.cli.scenes import parse_class_map
+    from maskwatch.collect import collect_boxes
+    from maskwatch.errors import InputError
+
+    if split not in ("all", "train", "test"):
+        raise InputError(f"--split {split!r}: choose train, test or all")
+    if not images_dir.is_dir():
+        raise InputError(f"{images_dir}: no such folder of images")
+    images = load_annotations(annotations, images_dir)
+    if split != "all":
+        images = [i for i in images if scene_split(i.image_path.name) == split]
+    if not images:
+        raise InputError(f"{annotations}: no annotated images (split {split})")
+    summary = collect_boxes(images, out, parse_class_map(class_map), min_face=min_face, keep_difficult=keep_difficult)
+    if summary.unreadable and len(summary.unreadable) == len(images):
+        raise InputError(f"{summary.unreadable[0]}: cannot read image (none of {len(images)} could be read)")
+    counts = ", ".join(f"{label} {len(paths)}" for label, paths in sorted(summary.saved.items())) or "none"
+    console_err.print(
+        f"saved {sum(len(p) for p in summary.saved.values())} face(s) to {out} ({counts}) from {len(images)} "
+        f"photo(s); skipped {summary.existing} already there, {summary.too_small} under {min_face} px, "
+        f"{summary.difficult} difficult, {sum(summary.ignored_classes.values())} of ignored classes",
+        highlight=False,
+    )
+    for path in summary.unreadable:
+        console_err.print(f"[red]error:[/] {path}: cannot read image", highlight=False)
+    if summary.unreadable:
+        raise typer.Exit(2)
