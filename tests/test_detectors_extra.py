@@ -59,7 +59,7 @@ def test_tiled_finds_a_small_face_blazeface_misses(astronaut_bgr):
 
 def test_registry_lists_our_detectors_and_maskface_needs_a_model(monkeypatch):
     names = detector_names()
-    assert {"blazeface", "blazeface-short", "blazeface-tiled", "maskface"} <= set(names)
+    assert {"blazeface", "blazeface-short", "blazeface-tiled", "maskface", "maskface+blazeface"} <= set(names)
     from importlib import resources
 
     if resources.files("maskwatch.models").joinpath("maskface.onnx").is_file():
@@ -67,3 +67,40 @@ def test_registry_lists_our_detectors_and_maskface_needs_a_model(monkeypatch):
     monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
     with pytest.raises(ModelError, match="train-detector"):
         create_detector("maskface")
+
+
+def test_merge_detections_hand_case():
+    """Two overlapping boxes from two detectors merge (score-weighted), a lone one stays, keypoints survive."""
+    from maskwatch.detectors.ensemble import merge_detections
+    from maskwatch.faces import Detection
+
+    blaze = Detection((0.0, 0.0, 10.0, 10.0), 0.6, ((3.0, 4.0), (7.0, 4.0)))
+    mask = Detection((0.0, 0.0, 10.0, 12.0), 0.9)  # IoU 10·10 / 10·12 = 0.83 with blaze
+    alone = Detection((50.0, 50.0, 60.0, 60.0), 0.55)
+    merged = merge_detections([blaze, alone, mask], iou_threshold=0.4)
+    assert len(merged) == 2
+    first, second = merged
+    assert first.score == pytest.approx(0.9) and first.keypoints == blaze.keypoints
+    assert first.box[3] == pytest.approx((12 * 0.9 + 10 * 0.6) / 1.5)  # 11.2
+    assert second.box == alone.box
+    assert merge_detections([], 0.4) == []
+
+
+def test_ensemble_runs_every_member_and_is_named_after_them():
+    from maskwatch.detectors.ensemble import EnsembleDetector
+    from maskwatch.faces import Detection
+
+    class Fixed:
+        def __init__(self, name, found):
+            self.name, self.found, self.calls = name, found, 0
+
+        def detect(self, image):
+            self.calls += 1
+            return self.found
+
+    a = Fixed("a", [Detection((0.0, 0.0, 10.0, 10.0), 0.7)])
+    b = Fixed("b", [Detection((1.0, 0.0, 11.0, 10.0), 0.8), Detection((30.0, 30.0, 40.0, 40.0), 0.6)])
+    ensemble = EnsembleDetector([a, b])
+    found = ensemble.detect(np.zeros((50, 50, 3), np.uint8))
+    assert ensemble.name == "a+b" and a.calls == b.calls == 1
+    assert [round(d.score, 2) for d in found] == [0.8, 0.6]

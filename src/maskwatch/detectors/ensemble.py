@@ -1,0 +1,67 @@
+"""Two detectors on the same frame, merged: each covers the faces the other misses.
+
+maskface (our detector, trained on masked scene faces) finds far more tiny and small
+faces than BlazeFace, and BlazeFace finds nearly every large one; running both and
+merging overlapping boxes keeps the best of each at the cost of both passes
+(docs/detectors.md has the figures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from maskwatch.detectors.base import FaceDetector, create_detector, iou_matrix, register_detector
+from maskwatch.faces import Detection
+
+
+def merge_detections(found: Sequence[Detection], iou_threshold: float) -> list[Detection]:
+    """Cluster boxes overlapping the best remaining one; average each cluster's box weighted by score.
+
+    The cluster keeps its best score, and the keypoints of its best member that has any
+    (only some detectors give eye keypoints; the crop alignment needs them).
+    """
+    if not found:
+        return []
+    order = sorted(range(len(found)), key=lambda i: -found[i].score)
+    items = [found[i] for i in order]
+    boxes = np.array([d.box for d in items], np.float32)
+    scores = np.array([d.score for d in items], np.float32)
+    overlaps = iou_matrix(boxes, boxes)
+    remaining = np.ones(len(items), bool)
+    out = []
+    for i in range(len(items)):
+        if not remaining[i]:
+            continue
+        cluster = remaining & (overlaps[i] >= iou_threshold)
+        cluster[i] = True
+        weights = scores[cluster][:, None]
+        box = (boxes[cluster] * weights).sum(0) / weights.sum()
+        keypoints = next((items[k].keypoints for k in np.flatnonzero(cluster) if items[k].keypoints), ())
+        out.append(Detection(tuple(float(v) for v in box), float(scores[i]), keypoints))
+        remaining &= ~cluster
+    return out
+
+
+class EnsembleDetector:
+    """Runs every member detector on the frame and merges their faces (``merge_detections``)."""
+
+    def __init__(self, members: Sequence[FaceDetector], nms_iou: float = 0.4) -> None:
+        self.members = list(members)
+        self.nms_iou = nms_iou
+        self.name = "+".join(m.name for m in self.members)
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        return merge_detections([d for m in self.members for d in m.detect(image_bgr)], self.nms_iou)
+
+
+def _maskface_blazeface(min_score: float = 0.5, threads: int | None = None, **options: object) -> EnsembleDetector:
+    members = [
+        create_detector("maskface", min_score=min_score, threads=threads, **options),
+        create_detector("blazeface", min_score=min_score, threads=threads),
+    ]
+    return EnsembleDetector(members)
+
+
+register_detector("maskface+blazeface", _maskface_blazeface)
