@@ -299,3 +299,14 @@ def test_packaged_demo_has_one_face_of_each_class():
     demo = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "assets" / "demo.jpg"
     faces = sorted(Detector().detect(read_image(demo)), key=lambda f: f.box[0])
     assert [f.label for f in faces] == ["without_mask", "with_mask"]
+
+
+@pytest.mark.parametrize("detector", ["maskface", "maskface+blazeface"])
+def test_demo_with_our_detector_and_the_scenes_bundle(detector):
+    """The crowd-photo setting of the README (packaged maskface, maskwatch:scenes) gets the demo right too."""
+    from maskwatch.imageio import read_image
+
+    demo = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "assets" / "demo.jpg"
+    pipeline = Detector(model="maskwatch:scenes", detector=detector, conf=0.3, min_face=8)
+    faces = sorted(pipeline.detect(read_image(demo)), key=lambda f: f.box[0])
+    assert [f.label for f in faces] == ["without_mask", "with_mask"]

@@ -62,11 +62,15 @@ def test_registry_lists_our_detectors_and_maskface_needs_a_model(monkeypatch):
     assert {"blazeface", "blazeface-short", "blazeface-tiled", "maskface", "maskface+blazeface"} <= set(names)
     from importlib import resources
 
-    if resources.files("maskwatch.models").joinpath("maskface.onnx").is_file():
-        pytest.skip("a maskface model is packaged")
     monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
-    with pytest.raises(ModelError, match="train-detector"):
-        create_detector("maskface")
+    if resources.files("maskwatch.models").joinpath("maskface.onnx").is_file():
+        assert create_detector("maskface").detect(np.zeros((96, 128, 3), np.uint8)) == []  # packaged: loads, runs
+        monkeypatch.setenv("MASKWATCH_MASKFACE", "/nonexistent/maskface.onnx")
+        with pytest.raises(ModelError, match="no such maskface model"):
+            create_detector("maskface")
+    else:
+        with pytest.raises(ModelError, match="train-detector"):
+            create_detector("maskface")
 
 
 def test_merge_detections_hand_case():
@@ -84,6 +88,8 @@ def test_merge_detections_hand_case():
     assert first.box[3] == pytest.approx((12 * 0.9 + 10 * 0.6) / 1.5)  # 11.2
     assert second.box == alone.box
     assert merge_detections([], 0.4) == []
+    part = Detection((2.0, 5.0, 8.0, 11.0), 0.95)  # mask only: IoU 0.3 with the face, inside it
+    assert [d.box for d in merge_detections([mask, part], 0.4)] == [pytest.approx(mask.box)]
 
 
 def test_ensemble_runs_every_member_and_is_named_after_them():

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from maskwatch.detectors.base import FaceDetector, create_detector, iou_matrix, register_detector
+from maskwatch.detectors.tiled import _inside_larger
 from maskwatch.faces import Detection
 
 
@@ -20,7 +21,9 @@ def merge_detections(found: Sequence[Detection], iou_threshold: float) -> list[D
     """Cluster boxes overlapping the best remaining one; average each cluster's box weighted by score.
 
     The cluster keeps its best score, and the keypoints of its best member that has any
-    (only some detectors give eye keypoints; the crop alignment needs them).
+    (only some detectors give eye keypoints; the crop alignment needs them). A box lying
+    mostly inside a merged box at least twice its size is a face part (one detector saw
+    just the mask or the eyes) and is dropped.
     """
     if not found:
         return []
@@ -41,7 +44,8 @@ def merge_detections(found: Sequence[Detection], iou_threshold: float) -> list[D
         keypoints = next((items[k].keypoints for k in np.flatnonzero(cluster) if items[k].keypoints), ())
         out.append(Detection(tuple(float(v) for v in box), float(scores[i]), keypoints))
         remaining &= ~cluster
-    return out
+    kept = np.array([d.box for d in out], np.float32)
+    return [d for k, d in enumerate(out) if not _inside_larger(d.box, np.delete(kept, k, axis=0))]
 
 
 class EnsembleDetector:
