@@ -34,6 +34,23 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
 
 
+def nms_clusters(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[np.ndarray]:
+    """Greedy NMS as clusters: indices of each kept box (first) and of the boxes it suppresses, best first."""
+    order = np.argsort(-scores, kind="stable")
+    overlaps = iou_matrix(boxes[order], boxes[order])
+    remaining = np.ones(len(order), dtype=bool)
+    clusters = []
+    for i in range(len(order)):
+        if not remaining[i]:
+            continue
+        cluster = remaining & (overlaps[i] >= iou_threshold)
+        cluster[i] = True
+        members = np.flatnonzero(cluster)
+        clusters.append(order[np.concatenate([[i], members[members != i]])])
+        remaining &= ~cluster
+    return clusters
+
+
 def weighted_nms(
     boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, extra: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -42,23 +59,13 @@ def weighted_nms(
     Averaging steadies boxes from frame to frame compared with plain NMS. ``extra``
     (e.g. keypoints, N×K) is averaged with the same weights.
     """
-    order = np.argsort(-scores, kind="stable")
-    boxes, scores = boxes[order], scores[order]
-    extra = extra[order] if extra is not None else None
-    remaining = np.ones(len(boxes), dtype=bool)
     out_boxes, out_scores, out_extra = [], [], []
-    overlaps = iou_matrix(boxes, boxes)
-    for i in range(len(boxes)):
-        if not remaining[i]:
-            continue
-        cluster = remaining & (overlaps[i] >= iou_threshold)
-        cluster[i] = True
+    for cluster in nms_clusters(boxes, scores, iou_threshold):
         weights = scores[cluster][:, None]
         out_boxes.append((boxes[cluster] * weights).sum(0) / weights.sum())
-        out_scores.append(scores[i])
+        out_scores.append(scores[cluster[0]])
         if extra is not None:
             out_extra.append((extra[cluster] * weights).sum(0) / weights.sum())
-        remaining &= ~cluster
     if not out_boxes:
         empty_extra = np.zeros((0,) + extra.shape[1:], np.float32) if extra is not None else None
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), empty_extra

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from maskwatch.detectors.base import FaceDetector, create_detector, iou_matrix, register_detector
+from maskwatch.detectors.base import FaceDetector, create_detector, nms_clusters, register_detector
 from maskwatch.detectors.tiled import _inside_larger
 from maskwatch.faces import Detection
 
@@ -27,23 +27,14 @@ def merge_detections(found: Sequence[Detection], iou_threshold: float) -> list[D
     """
     if not found:
         return []
-    order = sorted(range(len(found)), key=lambda i: -found[i].score)
-    items = [found[i] for i in order]
-    boxes = np.array([d.box for d in items], np.float32)
-    scores = np.array([d.score for d in items], np.float32)
-    overlaps = iou_matrix(boxes, boxes)
-    remaining = np.ones(len(items), bool)
+    boxes = np.array([d.box for d in found], np.float32)
+    scores = np.array([d.score for d in found], np.float32)
     out = []
-    for i in range(len(items)):
-        if not remaining[i]:
-            continue
-        cluster = remaining & (overlaps[i] >= iou_threshold)
-        cluster[i] = True
+    for cluster in nms_clusters(boxes, scores, iou_threshold):
         weights = scores[cluster][:, None]
         box = (boxes[cluster] * weights).sum(0) / weights.sum()
-        keypoints = next((items[k].keypoints for k in np.flatnonzero(cluster) if items[k].keypoints), ())
-        out.append(Detection(tuple(float(v) for v in box), float(scores[i]), keypoints))
-        remaining &= ~cluster
+        keypoints = next((found[k].keypoints for k in cluster if found[k].keypoints), ())
+        out.append(Detection(tuple(float(v) for v in box), float(scores[cluster[0]]), keypoints))
     kept = np.array([d.box for d in out], np.float32)
     return [d for k, d in enumerate(out) if not _inside_larger(d.box, np.delete(kept, k, axis=0))]
 
