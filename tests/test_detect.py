@@ -310,3 +310,37 @@ def test_demo_with_our_detector_and_the_scenes_bundle(detector):
     pipeline = Detector(model="maskwatch:scenes", detector=detector, conf=0.3, min_face=8)
     faces = sorted(pipeline.detect(read_image(demo)), key=lambda f: f.box[0])
     assert [f.label for f in faces] == ["without_mask", "with_mask"]
+    found = pipeline.face_detector.detect(read_image(demo))
+    assert found and all(set(d.class_probabilities or {}) >= {"with_mask", "without_mask"} for d in found)
+
+
+def test_fuse_probabilities_hand_cases():
+    from maskwatch.pipeline import fuse_probabilities
+
+    classes = ["with_mask", "without_mask"]
+    head = {"with_mask": 0.2, "without_mask": 0.6, "incorrect_mask": 0.2}  # → 0.25 / 0.75 on the bundle's classes
+    fused = fuse_probabilities(np.array([0.9, 0.1]), classes, head, 0.5)
+    assert fused == pytest.approx([0.575, 0.425])
+    assert fuse_probabilities(np.array([0.9, 0.1]), classes, head, 0.0) == pytest.approx([0.9, 0.1])
+    assert fuse_probabilities(np.array([0.9, 0.1]), classes, None, 0.5) == pytest.approx([0.9, 0.1])
+    # a bundle class the head does not know (e.g. age groups): the classifier alone decides
+    other = ["mask_adult", "mask_child"]
+    assert fuse_probabilities(np.array([0.9, 0.1]), other, head, 0.5) == pytest.approx([0.9, 0.1])
+
+
+def test_pipeline_blends_the_detector_heads_class_guess(astronaut_bgr):
+    from maskwatch.faces import Detection
+
+    class HeadDetector:
+        name = "fake-maskface"
+
+        def detect(self, image):
+            return [Detection((180.0, 80.0, 280.0, 190.0), 0.9, (), {"with_mask": 1.0, "without_mask": 0.0})]
+
+    classifier_only = Detector(detector=HeadDetector(), head_weight=0.0).detect(astronaut_bgr)[0]
+    blended = Detector(detector=HeadDetector(), head_weight=0.5).detect(astronaut_bgr)[0]
+    p = classifier_only.probabilities["with_mask"]
+    assert blended.probabilities["with_mask"] == pytest.approx(0.5 * p + 0.5, abs=1e-5)
+    assert hash(Detection((0.0, 0.0, 1.0, 1.0), 0.5, (), {"with_mask": 1.0}))  # still hashable
+    with pytest.raises(InputError, match="head weight"):
+        Detector(detector=HeadDetector(), head_weight=1.5)

@@ -22,6 +22,8 @@ class Detection:
     box: Box
     score: float
     keypoints: tuple[tuple[float, float], ...] = ()
+    class_probabilities: dict[str, float] | None = field(default=None, hash=False)
+    """A mask-aware detector's own guess of the class (maskface); the classifier refines it."""
 
 
 @dataclass(frozen=True)

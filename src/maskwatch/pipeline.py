@@ -25,6 +25,24 @@ from maskwatch.tracker import FaceTracker
 
 DEFAULT_MIN_FACE = 16
 """Faces whose shorter side is below this many pixels are reported as too small, not classified."""
+DEFAULT_HEAD_WEIGHT = 0.5
+"""Share of a mask-aware detector's own class guess in a face's probabilities (the classifier has the rest).
+Fixed at an even split, not tuned: both were trained on the scenes' train half, so it cannot tune it fairly."""
+
+
+def fuse_probabilities(
+    classifier: np.ndarray, classes: list[str], head: dict[str, float] | None, head_weight: float
+) -> np.ndarray:
+    """Blend the classifier's probabilities with the detector head's, when the head knows every bundle class.
+
+    The head's probabilities are restricted to the bundle's classes and renormalised first,
+    so a two-class bundle and the three-class head can be blended.
+    """
+    if not head or head_weight <= 0 or not all(c in head for c in classes):
+        return classifier
+    guess = np.array([head[c] for c in classes], np.float64)
+    guess = guess / guess.sum() if guess.sum() > 0 else np.full(len(classes), 1.0 / len(classes))
+    return ((1.0 - head_weight) * np.asarray(classifier, np.float64) + head_weight * guess).astype(np.float32)
 
 
 @dataclass
@@ -65,7 +83,11 @@ class Detector:
         conf: float = 0.5,
         min_face: int = DEFAULT_MIN_FACE,
         threads: int | None = None,
+        head_weight: float = DEFAULT_HEAD_WEIGHT,
     ) -> None:
+        if not 0.0 <= head_weight <= 1.0:
+            raise InputError(f"head weight must be between 0 and 1, got {head_weight}")
+        self.head_weight = head_weight
         self.classifier = MaskClassifier(model, threads=threads)
         if detector is None or isinstance(detector, str):
             name = detector or self.classifier.bundle.meta.crop.detector
@@ -110,6 +132,7 @@ class Detector:
             if p is None:
                 faces.append(Face(box=d.box, label=TOO_SMALL, score=0.0, detection_score=d.score))
                 continue
+            p = fuse_probabilities(p, classes, d.class_probabilities, self.head_weight)
             best = int(np.argmax(p))
             faces.append(
                 Face(

@@ -49,6 +49,9 @@ def detect(
     min_face: int = typer.Option(
         16, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
     ),
+    head_weight: float = typer.Option(
+        0.5, "--head-weight", min=0.0, max=1.0, help="Share of maskface's own class guess blended into the class."
+    ),
     no_track: bool = typer.Option(False, "--no-track", help="Do not track faces across video frames."),
     reconnects: int = typer.Option(5, "--reconnects", min=0, help="Reconnection attempts when a stream drops."),
 ) -> None:
@@ -65,7 +68,7 @@ def detect(
         raise InputError("; ".join(problems) if problems else "no source given")
     for problem in problems:
         log.error("%s", problem)
-    pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face)
+    pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
     json_sink = JsonLinesSink(json_out) if json_out else None
     annotated = AnnotatedSink(out, single_source=len(expanded) == 1) if out else None
     window = _window(show)

@@ -76,6 +76,9 @@ def evaluate_scenes_command(
     ),
     conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
     min_face: int = typer.Option(16, "--min-face", min=1, help="Faces under this (px) are too_small, unclassified."),
+    head_weight: float = typer.Option(
+        0.5, "--head-weight", min=0.0, max=1.0, help="Share of maskface's own class guess blended into the class."
+    ),
     iou: list[float] = typer.Option([0.5, 0.3], "--iou", help="IoU thresholds for a match (repeatable)."),
     worst: int = typer.Option(12, "--worst", min=0, help="How many of the worst images to draw in the report."),
     limit: int = typer.Option(0, "--limit", min=0, help="Evaluate only the first N images (0: all)."),
@@ -104,7 +107,7 @@ def evaluate_scenes_command(
     if missing:
         raise InputError(f"{missing[0]}: image named by an annotation not found ({len(missing)} missing in all)")
 
-    pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face)
+    pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
     dataset_classes = {o.label for i in images for o in i.objects}
     mapping = resolve_class_map(parse_class_map(class_map), dataset_classes, pipeline.classes)
     selected = [c.strip() for c in map_classes.split(",") if c.strip()] if map_classes else None
@@ -116,6 +119,7 @@ def evaluate_scenes_command(
         "detector": pipeline.face_detector.name,
         "conf": conf,
         "min_face": min_face,
+        "head_weight": head_weight,
         "class_map": mapping,
         "ranking_score": "detection_score * class probability",
     }

@@ -20,8 +20,8 @@ from maskwatch.faces import Detection
 def merge_detections(found: Sequence[Detection], iou_threshold: float) -> list[Detection]:
     """Cluster boxes overlapping the best remaining one; average each cluster's box weighted by score.
 
-    The cluster keeps its best score, and the keypoints of its best member that has any
-    (only some detectors give eye keypoints; the crop alignment needs them). A box lying
+    The cluster keeps its best score, and the keypoints and class probabilities of its best
+    member that has any (only BlazeFace gives eye keypoints, only maskface classes). A box lying
     mostly inside a merged box at least twice its size is a face part (one detector saw
     just the mask or the eyes) and is dropped.
     """
@@ -34,7 +34,8 @@ def merge_detections(found: Sequence[Detection], iou_threshold: float) -> list[D
         weights = scores[cluster][:, None]
         box = (boxes[cluster] * weights).sum(0) / weights.sum()
         keypoints = next((found[k].keypoints for k in cluster if found[k].keypoints), ())
-        out.append(Detection(tuple(float(v) for v in box), float(scores[cluster[0]]), keypoints))
+        classes = next((found[k].class_probabilities for k in cluster if found[k].class_probabilities), None)
+        out.append(Detection(tuple(float(v) for v in box), float(scores[cluster[0]]), keypoints, classes))
     kept = np.array([d.box for d in out], np.float32)
     return [d for k, d in enumerate(out) if not _inside_larger(d.box, np.delete(kept, k, axis=0))]
 

@@ -175,7 +175,8 @@ class MaskFaceDetector:
             x2, y2 = min(float(w), float(box[2])), min(float(h), float(box[3]))
             if x2 <= x1 or y2 <= y1:
                 continue
-            out.append((Detection(box=(x1, y1, x2, y2), score=float(score)), dict(zip(CLASSES, map(float, p)))))
+            classes = dict(zip(CLASSES, map(float, p)))
+            out.append((Detection(box=(x1, y1, x2, y2), score=float(score), class_probabilities=classes), classes))
         return out
 
 
