@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from maskwatch.detectors import create_detector, detector_names
-from maskwatch.detectors.tiled import _cut, _inside_larger, tile_origins
+from maskwatch.detectors.base import inside_larger
+from maskwatch.detectors.tiled import _cut, tile_origins
 from maskwatch.errors import ModelError
 
 
@@ -30,10 +31,10 @@ def test_cut_only_at_inner_tile_edges():
 
 def test_inside_larger_drops_face_parts_only():
     whole = np.array([[100, 100, 200, 200]], np.float32)
-    assert _inside_larger((120, 120, 160, 150), whole)  # an eye region inside a big face
-    assert not _inside_larger((300, 300, 320, 320), whole)  # elsewhere
-    assert not _inside_larger((95, 95, 205, 205), whole)  # the same face, not a part of it
-    assert not _inside_larger((120, 120, 160, 150), np.zeros((0, 4), np.float32))
+    assert inside_larger((120, 120, 160, 150), whole)  # an eye region inside a big face
+    assert not inside_larger((300, 300, 320, 320), whole)  # elsewhere
+    assert not inside_larger((95, 95, 205, 205), whole)  # the same face, not a part of it
+    assert not inside_larger((120, 120, 160, 150), np.zeros((0, 4), np.float32))
 
 
 def test_tiled_finds_the_astronaut_once(astronaut_bgr):

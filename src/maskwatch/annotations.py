@@ -216,6 +216,13 @@ def scene_split(image_name: str | Path) -> Literal["train", "test"]:
     return "train" if image_number(Path(image_name).name) % 2 == 0 else "test"
 
 
+def select_split(images: list[AnnotatedImage], split: str) -> list[AnnotatedImage]:
+    """The images of one half of the fixed split (``train``/``test``), or all; a bad name is a one-line error."""
+    if split not in ("all", "train", "test"):
+        raise InputError(f"--split {split!r}: choose all, train or test")
+    return images if split == "all" else [i for i in images if scene_split(i.image_path.name) == split]
+
+
 __all__ = [
     "AnnotatedImage",
     "GroundTruth",
@@ -226,4 +233,5 @@ __all__ = [
     "load_voc_dir",
     "natural_key",
     "scene_split",
+    "select_split",
 ]

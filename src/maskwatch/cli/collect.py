@@ -144,18 +144,14 @@ def collect_boxes_command(
     keep_difficult: bool = typer.Option(False, "--keep-difficult", help="Also cut faces flagged difficult."),
 ) -> None:
     """Cut the annotated faces of box-annotated photos into OUT/CLASS/ as training crops (never overwriting)."""
-    from maskwatch.annotations import load_annotations, scene_split
+    from maskwatch.annotations import load_annotations, select_split
     from maskwatch.cli.scenes import parse_class_map
     from maskwatch.collect import collect_boxes
     from maskwatch.errors import InputError
 
-    if split not in ("all", "train", "test"):
-        raise InputError(f"--split {split!r}: choose train, test or all")
     if not images_dir.is_dir():
         raise InputError(f"{images_dir}: no such folder of images")
-    images = load_annotations(annotations, images_dir)
-    if split != "all":
-        images = [i for i in images if scene_split(i.image_path.name) == split]
+    images = select_split(load_annotations(annotations, images_dir), split)
     if not images:
         raise InputError(f"{annotations}: no annotated images (split {split})")
     summary = collect_boxes(images, out, parse_class_map(class_map), min_face=min_face, keep_difficult=keep_difficult)

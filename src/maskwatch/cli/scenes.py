@@ -84,7 +84,7 @@ def evaluate_scenes_command(
     limit: int = typer.Option(0, "--limit", min=0, help="Evaluate only the first N images (0: all)."),
 ) -> None:
     """Run the full pipeline on box-annotated photos and report mAP, recall by face size and the worst images."""
-    from maskwatch.annotations import load_annotations, scene_split
+    from maskwatch.annotations import load_annotations, select_split
     from maskwatch.errors import InputError
     from maskwatch.pipeline import Detector
     from maskwatch.scene_metrics import evaluate_scenes
@@ -92,13 +92,9 @@ def evaluate_scenes_command(
 
     if not images_dir.is_dir():
         raise InputError(f"{images_dir}: no such folder of images")
-    if split not in ("all", "train", "test"):
-        raise InputError(f"--split {split!r}: choose all, train or test")
     if any(not 0.0 < t <= 1.0 for t in iou):
         raise InputError("--iou: thresholds must be in (0, 1]")
-    images = load_annotations(annotations, images_dir)
-    if split != "all":
-        images = [i for i in images if scene_split(i.image_path.name) == split]
+    images = select_split(load_annotations(annotations, images_dir), split)
     if limit:
         images = images[:limit]
     if not images:

@@ -34,6 +34,23 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
 
 
+def inside_larger(box: tuple[float, ...], whole: np.ndarray, cover: float = 0.6, ratio: float = 2.0) -> bool:
+    """Whether ``box`` lies mostly (``cover``) inside one of ``whole`` at least ``ratio`` times its area.
+
+    Such a box is a face part (eyes, a cheek, just the mask) that a detector called a face
+    while the real face is boxed too: a zoomed tile sees only part of a face, and two
+    merged detectors may each box a different extent.
+    """
+    if len(whole) == 0:
+        return False
+    x1, y1, x2, y2 = box
+    area = max((x2 - x1) * (y2 - y1), 1e-6)
+    iw = np.clip(np.minimum(whole[:, 2], x2) - np.maximum(whole[:, 0], x1), 0, None)
+    ih = np.clip(np.minimum(whole[:, 3], y2) - np.maximum(whole[:, 1], y1), 0, None)
+    big = (whole[:, 2] - whole[:, 0]) * (whole[:, 3] - whole[:, 1]) >= ratio * area
+    return bool(np.any(big & (iw * ih / area >= cover)))
+
+
 def nms_clusters(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[np.ndarray]:
     """Greedy NMS as clusters: indices of each kept box (first) and of the boxes it suppresses, best first."""
     order = np.argsort(-scores, kind="stable")

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from maskwatch.detectors.base import FaceDetector, create_detector, nms_clusters, register_detector
-from maskwatch.detectors.tiled import _inside_larger
+from maskwatch.detectors.base import FaceDetector, create_detector, inside_larger, nms_clusters, register_detector
 from maskwatch.faces import Detection
 
 
@@ -37,7 +36,7 @@ def merge_detections(found: Sequence[Detection], iou_threshold: float) -> list[D
         classes = next((found[k].class_probabilities for k in cluster if found[k].class_probabilities), None)
         out.append(Detection(tuple(float(v) for v in box), float(scores[cluster[0]]), keypoints, classes))
     kept = np.array([d.box for d in out], np.float32)
-    return [d for k, d in enumerate(out) if not _inside_larger(d.box, np.delete(kept, k, axis=0))]
+    return [d for k, d in enumerate(out) if not inside_larger(d.box, np.delete(kept, k, axis=0))]
 
 
 class EnsembleDetector:

@@ -155,11 +155,12 @@ class MaskFaceDetector:
         self.session = create_session(data if isinstance(data, bytes) else data.read_bytes(), threads=threads)
         self.input_name = self.session.get_inputs()[0].name
 
-    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
-        return [d for d, _ in self.detect_with_classes(image_bgr)]
-
     def detect_with_classes(self, image_bgr: np.ndarray) -> list[tuple[Detection, dict[str, float]]]:
-        """Detections with the head's own class probabilities (the classifier may refine them)."""
+        """Detections paired with the head's own class probabilities (also in ``Detection.class_probabilities``)."""
+        return [(d, d.class_probabilities or {}) for d in self.detect(image_bgr)]
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        """Faces with the head's class guess attached (the pipeline blends it with the classifier's)."""
         tensor, scale = letterbox(image_bgr, self.size)
         maps = self.session.run(None, {self.input_name: tensor})[0][0]
         raw_min = uncalibrate(self.min_score, self.threshold)
@@ -176,7 +177,7 @@ class MaskFaceDetector:
             if x2 <= x1 or y2 <= y1:
                 continue
             classes = dict(zip(CLASSES, map(float, p)))
-            out.append((Detection(box=(x1, y1, x2, y2), score=float(score), class_probabilities=classes), classes))
+            out.append(Detection(box=(x1, y1, x2, y2), score=float(score), class_probabilities=classes))
         return out
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskwatch.detectors.base import FaceDetector, create_detector, register_detector, weighted_nms
+from maskwatch.detectors.base import FaceDetector, create_detector, inside_larger, register_detector, weighted_nms
 from maskwatch.faces import Detection
 
 EDGE = 2.0
@@ -83,7 +83,7 @@ class TiledDetector:
                         if _cut(d.box, pw, ph, x0 > 0, y0 > 0, x0 + pw < w, y0 + ph < h):
                             continue
                         x1, y1, x2, y2 = d.box
-                        if _inside_larger((x1 + x0, y1 + y0, x2 + x0, y2 + y0), whole):
+                        if inside_larger((x1 + x0, y1 + y0, x2 + x0, y2 + y0), whole):
                             continue
                         found.append(
                             Detection(
@@ -119,22 +119,6 @@ class TiledDetector:
             kp = () if points is None else tuple((float(x), float(y)) for x, y in points[i].reshape(-1, 2))
             out.append(Detection((float(x1), float(y1), float(x2), float(y2)), float(score), kp))
         return out
-
-
-def _inside_larger(box: tuple[float, ...], whole: np.ndarray, cover: float = 0.6, ratio: float = 2.0) -> bool:
-    """Whether a tile's box lies mostly inside a whole-frame face at least ``ratio`` times its area.
-
-    A tile smaller than a face sees only part of it, and BlazeFace sometimes calls
-    that part (eyes, a cheek) a face; the whole-frame pass has the real one.
-    """
-    if len(whole) == 0:
-        return False
-    x1, y1, x2, y2 = box
-    area = max((x2 - x1) * (y2 - y1), 1e-6)
-    iw = np.clip(np.minimum(whole[:, 2], x2) - np.maximum(whole[:, 0], x1), 0, None)
-    ih = np.clip(np.minimum(whole[:, 3], y2) - np.maximum(whole[:, 1], y1), 0, None)
-    big = (whole[:, 2] - whole[:, 0]) * (whole[:, 3] - whole[:, 1]) >= ratio * area
-    return bool(np.any(big & (iw * ih / area >= cover)))
 
 
 def _cut(box: tuple[float, ...], pw: int, ph: int, left: bool, top: bool, right: bool, bottom: bool) -> bool:
