@@ -152,7 +152,7 @@ def test_anchor_sampling_puts_the_chosen_face_in_the_canvas_at_a_drawn_size(tmp_
     scenes = load_scenes(root, "train")
     maker = SampleMaker(scenes, {0: [], 1: []}, size=128, seed=3, mosaic_prob=0.0, anchor_prob=1.0)
     sides = []
-    for _ in range(40):
+    for _ in range(100):
         sample = maker._single(128)
         assert len(sample.boxes) == 1 and not sample.ignore[0]
         x1, y1, x2, y2 = sample.boxes[0]
@@ -160,6 +160,26 @@ def test_anchor_sampling_puts_the_chosen_face_in_the_canvas_at_a_drawn_size(tmp_
         assert 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 128
     assert min(sides) >= 7.5 and max(sides) <= 0.7 * 128 + 1
     assert max(sides) / min(sides) > 3  # sizes really vary
+
+
+def test_anchor_pool_balances_classes_by_the_power_of_their_counts():
+    """9 masked + 1 bare face: power 1 draws faces uniformly (bare 10 %), 0 draws classes equally (50 %),
+    0.5 gives the classes weights 3 : 1 (bare 25 %); a face's scene and index come back as given."""
+    from maskwatch.detector_train.data import Scene, anchor_pool
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    boxes = np.tile(np.array([[0, 0, 4, 4]], np.float32), (5, 1))
+    scenes = [
+        Scene(image, boxes, np.zeros(5, np.int64)),
+        Scene(image, boxes[:0], np.zeros(0, np.int64)),
+        Scene(image, boxes, np.array([0, 0, 1, 0, 0])),
+    ]
+    for power, bare_share in ((1.0, 0.1), (0.0, 0.5), (0.5, 0.25)):
+        faces, weights = anchor_pool(scenes, power)
+        assert len(faces) == 10 and faces[7] == (2, 2)
+        assert weights.sum() == pytest.approx(1.0)
+        assert weights[7] == pytest.approx(bare_share)
+    assert anchor_pool(scenes[1:2], 0.5)[0] == []
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,13 @@ def train_detector_command(
     anchor_prob: float = typer.Option(
         0.5, "--anchor-prob", min=0.0, max=1.0, help="Share of scene samples scaled around one face (size balance)."
     ),
+    anchor_class_power: float = typer.Option(
+        0.5,
+        "--anchor-class-power",
+        min=0.0,
+        max=1.0,
+        help="Anchor face classes drawn ∝ count^power: 1 as in the data, 0 balanced.",
+    ),
     threads: int = typer.Option(0, "--threads", min=0, help="TensorFlow intra-op threads (0: TensorFlow's choice)."),
     seed: int = typer.Option(0, "--seed", help="Random seed for sampling and initialisation."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", min=1, help="Save the checkpoint every N steps."),
@@ -66,6 +73,7 @@ def train_detector_command(
         limit_scenes=limit_scenes or None,
         crops_per_class=crops_per_class,
         anchor_prob=anchor_prob,
+        anchor_class_power=anchor_class_power,
         threads=threads or None,
         seed=seed,
         checkpoint_every=checkpoint_every,

@@ -2,13 +2,16 @@
 
 Recipe (also in docs/detectors.md), one sample of T×T pixels:
 - scene crop: a train-half scene rescaled so its long side is T × U_log(0.5, 2.5), randomly cropped or
-  padded (black, like inference letterboxing), flipped; or, with probability ``anchor_prob``, rescaled so
-  that one of its faces gets a size drawn log-uniformly from 8 px to 0.7·T and cropped around that face
-  (data-anchor sampling, as in PyramidBox): scene faces are mostly tiny, and without it large ones are
-  too rare for the detector to learn;
+  padded (black, like inference letterboxing), flipped; or, with probability ``anchor_prob``, one scene
+  face is chosen, the scene rescaled so that face gets a size drawn log-uniformly from 8 px to 0.7·T and
+  cropped around it (data-anchor sampling, as in PyramidBox): scene faces are mostly tiny, and without it
+  large ones are too rare for the detector to learn. The anchor's class is drawn with probability
+  ∝ count^``anchor_class_power`` (0.5: square-root balancing), since ~80 % of the scene faces are masked
+  and bare faces were the ones the detector missed;
 - with probability ``paste_prob``, 1–6 face crops from ``face-mask`` pasted where they overlap no face,
   sized 8–0.6·T px (log-uniform), with a feathered elliptical alpha so no rectangle edge gives them away;
-  pasted bare faces sometimes get a synthetic mask (→ with_mask) or a mask below the nose (→ incorrect);
+  a pasted face is a masked crop (35 %), a bare crop (40 %), or a bare crop given a synthetic mask (17 %,
+  → with_mask) or a mask below the nose (8 %, → incorrect);
 - with probability ``synthetic_bg_prob`` the background is synthetic (gradients, noise, shapes) instead;
 - with probability ``mosaic_prob`` four half-size samples tiled 2×2 (many small faces per image);
 - then colour jitter, blur, JPEG artefacts, lighting gradients on the whole sample.
@@ -119,6 +122,22 @@ def draw_mask(face: np.ndarray, rng: np.random.Generator, below_nose: bool = Fal
     return out
 
 
+def anchor_pool(scenes: list[Scene], class_power: float = 1.0) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Every scene face as (scene, face) with a sampling weight: a class's total weight ∝ its count^power.
+
+    ``class_power`` 1 draws faces uniformly (classes as common as in the data), 0 draws each class equally
+    often, 0.5 in between.
+    """
+    faces = [(i, j) for i, scene in enumerate(scenes) for j in range(len(scene.boxes))]
+    if not faces:
+        return [], np.zeros(0)
+    labels = np.array([int(scenes[i].labels[j]) for i, j in faces])
+    classes, counts = np.unique(labels, return_counts=True)
+    per_face = {int(c): n ** (class_power - 1.0) for c, n in zip(classes, counts)}
+    weights = np.array([per_face[int(label)] for label in labels], np.float64)
+    return faces, weights / weights.sum()
+
+
 def synthetic_background(size: int, rng: np.random.Generator) -> np.ndarray:
     """Gradient + noise + random shapes: a background with no faces in it."""
     a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
@@ -151,9 +170,11 @@ class SampleMaker:
         mosaic_prob: float = 0.25,
         synthetic_bg_prob: float = 0.1,
         anchor_prob: float = 0.0,
+        anchor_class_power: float = 1.0,
     ) -> None:
         self.scenes, self.crops, self.size = scenes, crops, size
         self.anchor_prob = anchor_prob
+        self.anchor_pool = anchor_pool(scenes, anchor_class_power)
         self.rng = np.random.default_rng(seed)
         self.paste_prob = paste_prob if crops[0] or crops[1] else 0.0
         self.mosaic_prob, self.synthetic_bg_prob = mosaic_prob, synthetic_bg_prob
@@ -193,11 +214,16 @@ class SampleMaker:
             boxes, labels = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
             ignore = np.zeros(0, bool)
             return self._paste(Sample(image, boxes, labels, ignore), int(rng.integers(2, 9)))
-        scene = self.scenes[int(rng.integers(len(self.scenes)))]
-        h, w = scene.image.shape[:2]
         anchor = None
-        if len(scene.boxes) and rng.random() < self.anchor_prob:
-            anchor = scene.boxes[int(rng.integers(len(scene.boxes)))]
+        if self.anchor_pool[0] and rng.random() < self.anchor_prob:
+            faces, weights = self.anchor_pool
+            scene_index, face_index = faces[int(rng.choice(len(faces), p=weights))]
+            scene = self.scenes[scene_index]
+            anchor = scene.boxes[face_index]
+        else:
+            scene = self.scenes[int(rng.integers(len(self.scenes)))]
+        h, w = scene.image.shape[:2]
+        if anchor is not None:
             face_side = float(np.sqrt(max(1.0, (anchor[2] - anchor[0]) * (anchor[3] - anchor[1]))))
             target = float(np.exp(rng.uniform(np.log(8), np.log(0.7 * size))))
             scale = min(target / face_side, 4 * size / max(h, w))  # no more than 4× the canvas
@@ -241,15 +267,15 @@ class SampleMaker:
     def _face(self) -> tuple[np.ndarray, int]:
         rng = self.rng
         roll = rng.random()
-        if roll < 0.45 and self.crops[0]:
+        if roll < 0.35 and self.crops[0]:
             return self.crops[0][int(rng.integers(len(self.crops[0])))], 0
         bare = self.crops[1] or self.crops[0]
         face = bare[int(rng.integers(len(bare)))]
         if not self.crops[1]:
             return face, 0
-        if roll < 0.62:
+        if roll < 0.52:
             return draw_mask(face, rng), 0
-        if roll < 0.70:
+        if roll < 0.60:
             return draw_mask(face, rng, below_nose=True), 2
         return face, 1
 

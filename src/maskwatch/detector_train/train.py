@@ -44,6 +44,7 @@ class TrainConfig:
     mosaic_prob: float = 0.25
     synthetic_bg_prob: float = 0.1
     anchor_prob: float = 0.5
+    anchor_class_power: float = 0.5
     width: int = 32
     threads: int | None = None
     checkpoint_every: int = 250
@@ -132,6 +133,7 @@ def train(
         mosaic_prob=config.mosaic_prob,
         synthetic_bg_prob=config.synthetic_bg_prob,
         anchor_prob=config.anchor_prob,
+        anchor_class_power=config.anchor_class_power,
     )
     batches: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
