@@ -8,7 +8,7 @@ import pytest
 from maskwatch.detectors import create_detector, detector_names
 from maskwatch.detectors.base import inside_larger
 from maskwatch.detectors.tiled import _cut, tile_origins
-from maskwatch.errors import ModelError
+from maskwatch.errors import InputError, ModelError
 
 
 def test_tile_origins_hand_cases():
@@ -56,6 +56,24 @@ def test_tiled_finds_a_small_face_blazeface_misses(astronaut_bgr):
     assert len(tiled) == 1
     cx, cy = (tiled[0].box[0] + tiled[0].box[2]) / 2, (tiled[0].box[1] + tiled[0].box[3]) / 2
     assert 500 <= cx <= 540 and 300 <= cy <= 340
+
+
+def test_maskface_coarse_pass_finds_a_close_up_the_main_pass_misses(astronaut_bgr, monkeypatch):
+    """A face filling the frame is bigger than any face maskface trained on at its 320-px input; the
+    coarse pass (128 px) sees it at a trained size. Small faces stay the main pass's job."""
+    import cv2
+
+    from maskwatch.detectors.maskface import COARSE_MIN_SIDE, MaskFaceDetector
+
+    monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
+    close_up = cv2.resize(astronaut_bgr[60:200, 160:300], (400, 400))
+    assert MaskFaceDetector(coarse_size=0, threads=1).detect(close_up) == []
+    faces = MaskFaceDetector(coarse_size=128, threads=1).detect(close_up)
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0].box
+    assert min(x2 - x1, y2 - y1) >= COARSE_MIN_SIDE * 400 and 120 < (x1 + x2) / 2 < 280
+    with pytest.raises(InputError, match="coarse size"):
+        MaskFaceDetector(coarse_size=320)
 
 
 def test_registry_lists_our_detectors_and_maskface_needs_a_model(monkeypatch):

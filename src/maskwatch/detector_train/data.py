@@ -3,13 +3,13 @@
 Recipe (also in docs/detectors.md), one sample of T×T pixels:
 - scene crop: a train-half scene rescaled so its long side is T × U_log(0.5, 2.5), randomly cropped or
   padded (black, like inference letterboxing), flipped; or, with probability ``anchor_prob``, one scene
-  face is chosen, the scene rescaled so that face gets a size drawn log-uniformly from 8 px to 0.7·T and
+  face is chosen, the scene rescaled so that face gets a size drawn log-uniformly from 8 px to 0.95·T and
   cropped around it (data-anchor sampling, as in PyramidBox): scene faces are mostly tiny, and without it
   large ones are too rare for the detector to learn. The anchor's class is drawn with probability
   ∝ count^``anchor_class_power`` (0.5: square-root balancing), since ~80 % of the scene faces are masked
   and bare faces were the ones the detector missed;
 - with probability ``paste_prob``, 1–6 face crops from ``face-mask`` pasted where they overlap no face,
-  sized 8–0.6·T px (log-uniform), with a feathered elliptical alpha so no rectangle edge gives them away;
+  sized 8–0.85·T px (log-uniform), with a feathered elliptical alpha so no rectangle edge gives them away;
   a pasted face is a masked crop (35 %), a bare crop (40 %), or a bare crop given a synthetic mask (17 %,
   → with_mask) or a mask below the nose (8 %, → incorrect);
 - with probability ``synthetic_bg_prob`` the background is synthetic (gradients, noise, shapes) instead;
@@ -35,6 +35,9 @@ RMFD_NAME = re.compile(r"^\d+_\d+_")
 """Tight face crops in face-mask (RMFD naming); the other files are whole photos whose box is not a face."""
 MIN_FACE_PX = 4.0
 MIN_VISIBLE = 0.4
+ANCHOR_MAX_SIDE = 0.95
+PASTE_MAX_SIDE = 0.85
+"""Largest face sides, as a share of the canvas: close-up faces (a webcam, a portrait) fill most of the frame."""
 
 
 @dataclass
@@ -225,7 +228,7 @@ class SampleMaker:
         h, w = scene.image.shape[:2]
         if anchor is not None:
             face_side = float(np.sqrt(max(1.0, (anchor[2] - anchor[0]) * (anchor[3] - anchor[1]))))
-            target = float(np.exp(rng.uniform(np.log(8), np.log(0.7 * size))))
+            target = float(np.exp(rng.uniform(np.log(8), np.log(ANCHOR_MAX_SIDE * size))))
             scale = min(target / face_side, 4 * size / max(h, w))  # no more than 4× the canvas
         else:
             scale = size * float(np.exp(rng.uniform(np.log(0.5), np.log(2.5)))) / max(h, w)
@@ -287,7 +290,7 @@ class SampleMaker:
         for _ in range(count):
             face, label = self._face()
             fh, fw = face.shape[:2]
-            width = float(np.exp(rng.uniform(np.log(8), np.log(max(9, 0.6 * size)))))
+            width = float(np.exp(rng.uniform(np.log(8), np.log(max(9, PASTE_MAX_SIDE * size)))))
             height = width * fh / fw * rng.uniform(0.9, 1.1)
             tw, th = max(4, round(width)), max(4, round(height))
             if th >= size or tw >= size:

@@ -33,6 +33,12 @@ MULTIPLE = 32
 """The network's input height and width must be multiples of its coarsest stride."""
 MODEL_FILE = "maskface.onnx"
 META_FILE = "maskface.json"
+DEFAULT_COARSE = 128
+"""Long side of a second, coarse pass (0: none). The model saw faces up to ~240 px in training, so a face
+filling a 320-px input (a close-up, a webcam) is out of its range; at a coarse size it is in range."""
+COARSE_MIN_SIDE = 0.25
+"""The coarse pass keeps only faces at least this share of its input's long side: smaller ones are the main
+pass's job, and at coarse resolution they are mostly false."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,7 @@ class MaskFaceDetector:
         threads: int | None = None,
         model: str | Path | None = None,
         threshold: float | None = None,
+        coarse_size: int | None = None,
     ) -> None:
         model_path = Path(model) if model is not None else None
         if model_path is not None and not model_path.is_file():
@@ -148,6 +155,9 @@ class MaskFaceDetector:
         self.size = int(size or meta.get("input_size", 320))
         if self.size < MULTIPLE or self.size > 4096:
             raise InputError(f"maskface size must be between {MULTIPLE} and 4096 px, got {self.size}")
+        self.coarse_size = int(coarse_size if coarse_size is not None else meta.get("coarse_size", DEFAULT_COARSE))
+        if self.coarse_size and not MULTIPLE <= self.coarse_size < self.size:
+            raise InputError(f"maskface coarse size must be 0 or {MULTIPLE}..{self.size - 1}, got {self.coarse_size}")
         self.threshold = float(threshold if threshold is not None else meta.get("threshold", 0.5))
         self.min_score = min_score
         self.nms_iou = nms_iou
@@ -161,17 +171,20 @@ class MaskFaceDetector:
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Faces with the head's class guess attached (the pipeline blends it with the classifier's)."""
-        tensor, scale = letterbox(image_bgr, self.size)
-        maps = self.session.run(None, {self.input_name: tensor})[0][0]
         raw_min = uncalibrate(self.min_score, self.threshold)
-        boxes, scores, probs = decode_maps(maps, raw_min)
+        passes = [self._decode(image_bgr, self.size, raw_min)]
+        if self.coarse_size:
+            passes.append(self._decode(image_bgr, self.coarse_size, raw_min, COARSE_MIN_SIDE * self.coarse_size))
+        boxes = np.concatenate([b for b, _, _ in passes])
         if len(boxes) == 0:
             return []
+        scores = np.concatenate([s for _, s, _ in passes])
+        probs = np.concatenate([p for _, _, p in passes])
         boxes, scores, probs = weighted_nms(boxes, scores, self.nms_iou, probs)
         scores = calibrate(scores, self.threshold)
         h, w = image_bgr.shape[:2]
         out = []
-        for box, score, p in zip(boxes / scale, scores, probs):
+        for box, score, p in zip(boxes, scores, probs):
             x1, y1 = max(0.0, float(box[0])), max(0.0, float(box[1]))
             x2, y2 = min(float(w), float(box[2])), min(float(h), float(box[3]))
             if x2 <= x1 or y2 <= y1:
@@ -179,6 +192,19 @@ class MaskFaceDetector:
             classes = dict(zip(CLASSES, map(float, p)))
             out.append(Detection(box=(x1, y1, x2, y2), score=float(score), class_probabilities=classes))
         return out
+
+    def _decode(
+        self, image_bgr: np.ndarray, size: int, raw_min: float, min_side: float = 0.0
+    ) -> tuple[np.ndarray, ...]:
+        """Boxes (in image pixels), raw scores and class probabilities of one pass at ``size``; boxes with a
+        side under ``min_side`` input pixels are dropped."""
+        tensor, scale = letterbox(image_bgr, size)
+        maps = self.session.run(None, {self.input_name: tensor})[0][0]
+        boxes, scores, probs = decode_maps(maps, raw_min)
+        if min_side:
+            keep = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_side
+            boxes, scores, probs = boxes[keep], scores[keep], probs[keep]
+        return boxes / scale, scores, probs
 
 
 ENV_MODEL = "MASKWATCH_MASKFACE"
