@@ -129,3 +129,31 @@ def test_ensemble_runs_every_member_and_is_named_after_them():
     found = ensemble.detect(np.zeros((50, 50, 3), np.uint8))
     assert ensemble.name == "a+b" and a.calls == b.calls == 1
     assert [round(d.score, 2) for d in found] == [0.8, 0.6]
+
+
+def test_crop_cache_folder_follows_the_detector_model(tmp_path, monkeypatch):
+    """Training crops cut by one maskface model must not be reused for another: the cache folder carries
+    the detector's version (hash of its model bytes and settings)."""
+    import json
+    from importlib import resources
+
+    from maskwatch.facecache import FaceCache
+
+    monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
+    packaged = FaceCache(tmp_path, 128, detector="maskface").folder
+    models = resources.files("maskwatch.models")
+    copy = tmp_path / "model" / "maskface.onnx"
+    copy.parent.mkdir()
+    copy.write_bytes(models.joinpath("maskface.onnx").read_bytes())
+    meta = json.loads(models.joinpath("maskface.json").read_text())
+    (copy.parent / "maskface.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("MASKWATCH_MASKFACE", str(copy))
+    assert FaceCache(tmp_path, 128, detector="maskface").folder == packaged  # same model and settings
+    meta["threshold"] = 0.25
+    (copy.parent / "maskface.json").write_text(json.dumps(meta))
+    other = FaceCache(tmp_path, 128, detector="maskface").folder
+    assert other != packaged and other.name.startswith("maskface-")
+    monkeypatch.delenv("MASKWATCH_MASKFACE")
+    blaze = FaceCache(tmp_path, 128, detector="blazeface").folder
+    assert blaze.name.startswith("blazeface-") and blaze != FaceCache(tmp_path, 128, detector="blazeface-tiled").folder
+    assert FaceCache(None, 128).folder is None

@@ -3,8 +3,9 @@
 Training must see what inference sees: the same detector, the same square crop
 with the same margin, the same resize. Detection is the slow part (tens of ms an
 image on a small CPU), so each crop is cached under a key made of the image's
-content hash, the detector, the margin and the size; a renamed or moved file
-reuses its crop, an edited one does not.
+content hash, the detector and its version (a hash of its model and settings), the
+margin and the size; a renamed or moved file reuses its crop, an edited one does not,
+and neither does a new detector model.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from maskwatch.crops import DEFAULT_MARGIN, crop_face, whole_image_box
 from maskwatch.dataset import Dataset, ImageRecord
 from maskwatch.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
+from maskwatch.detectors.base import detector_version
 from maskwatch.imageio import read_image
 
 DETECTION_MIN_SCORE = 0.5
@@ -67,7 +69,7 @@ def face_crop(
 
 
 class FaceCache:
-    """Crops keyed by (content hash, detector, margin, size) under ``root``; ``root=None`` caches nothing."""
+    """Crops keyed by (content hash, detector and version, margin, size) under ``root``; ``None`` caches nothing."""
 
     def __init__(
         self,
@@ -79,9 +81,10 @@ class FaceCache:
     ) -> None:
         self.size, self.margin, self.detector_name, self.min_score = size, margin, detector, min_score
         self._detector: FaceDetector | None = None
-        self.folder = (
-            Path(root) / "faces" / f"{detector}-c{min_score:g}-m{margin:g}-s{size}" if root is not None else None
-        )
+        self.folder = None
+        if root is not None:  # the detector's version (model hash, settings) keeps a new model off old crops
+            version = detector_version(self.detector)
+            self.folder = Path(root) / "faces" / f"{detector}-{version}-c{min_score:g}-m{margin:g}-s{size}"
         self._index: dict[str, list[float]] = {}
         if self.folder is not None and (self.folder / "index.json").is_file():
             try:

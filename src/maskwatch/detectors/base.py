@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -17,6 +18,24 @@ class FaceDetector(Protocol):
     name: str
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]: ...
+
+
+def fingerprint(*parts: bytes | str) -> str:
+    """A short hash of what a detector's boxes depend on (model bytes, settings).
+
+    Detectors expose it as ``version``; the training crop cache keys on it, so a new
+    model behind the same detector name never reuses crops the old one cut.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
+def detector_version(detector: FaceDetector) -> str:
+    """``detector.version``, or its name for detectors (e.g. a user's own) that have none."""
+    return str(getattr(detector, "version", "") or detector.name)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

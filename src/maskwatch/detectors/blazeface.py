@@ -14,7 +14,7 @@ from importlib import resources
 import cv2
 import numpy as np
 
-from maskwatch.detectors.base import register_detector, weighted_nms
+from maskwatch.detectors.base import fingerprint, register_detector, weighted_nms
 from maskwatch.faces import Detection
 from maskwatch.onnx import create_session
 
@@ -66,8 +66,9 @@ class BlazeFaceDetector:
         self.size = spec.size
         self.min_score = min_score
         self.nms_iou = nms_iou
-        model = resources.files("maskwatch.models").joinpath(spec.file)
-        self.session = create_session(model.read_bytes(), threads=threads)
+        model = resources.files("maskwatch.models").joinpath(spec.file).read_bytes()
+        self.version = fingerprint(model, f"nms{nms_iou:g}")
+        self.session = create_session(model, threads=threads)
         self.input_name = self.session.get_inputs()[0].name
         self.anchors = ssd_anchors(spec.size, spec.strides)
 

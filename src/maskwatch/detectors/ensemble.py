@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from maskwatch.detectors.base import FaceDetector, create_detector, inside_larger, nms_clusters, register_detector
+from maskwatch.detectors.base import (
+    FaceDetector,
+    create_detector,
+    detector_version,
+    fingerprint,
+    inside_larger,
+    nms_clusters,
+    register_detector,
+)
 from maskwatch.faces import Detection
 
 
@@ -46,6 +54,7 @@ class EnsembleDetector:
         self.members = list(members)
         self.nms_iou = nms_iou
         self.name = "+".join(m.name for m in self.members)
+        self.version = fingerprint(*(detector_version(m) for m in self.members), f"nms{nms_iou:g}")
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         return merge_detections([d for m in self.members for d in m.detect(image_bgr)], self.nms_iou)

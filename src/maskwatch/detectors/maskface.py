@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.detectors.base import register_detector, weighted_nms
+from maskwatch.detectors.base import fingerprint, register_detector, weighted_nms
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Detection
 from maskwatch.onnx import create_session
@@ -162,7 +162,9 @@ class MaskFaceDetector:
         self.min_score = min_score
         self.nms_iou = nms_iou
         data = model_path.read_bytes() if model_path else resources.files("maskwatch.models").joinpath(MODEL_FILE)
-        self.session = create_session(data if isinstance(data, bytes) else data.read_bytes(), threads=threads)
+        model_bytes = data if isinstance(data, bytes) else data.read_bytes()
+        self.version = fingerprint(model_bytes, f"s{self.size}-c{self.coarse_size}-t{self.threshold:g}-nms{nms_iou:g}")
+        self.session = create_session(model_bytes, threads=threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def detect_with_classes(self, image_bgr: np.ndarray) -> list[tuple[Detection, dict[str, float]]]:

@@ -17,7 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskwatch.detectors.base import FaceDetector, create_detector, inside_larger, register_detector, weighted_nms
+from maskwatch.detectors.base import (
+    FaceDetector,
+    create_detector,
+    detector_version,
+    fingerprint,
+    inside_larger,
+    register_detector,
+    weighted_nms,
+)
 from maskwatch.faces import Detection
 
 EDGE = 2.0
@@ -64,6 +72,8 @@ class TiledDetector:
         self.max_tiles = max_tiles
         self.box_scale = box_scale
         self.tile_min_score = min_score if tile_min_score is None else max(min_score, tile_min_score)
+        settings = f"{self.tiles}-{overlap:g}-{nms_iou:g}-{max_tiles}-{box_scale}-{self.tile_min_score:g}"
+        self.version = fingerprint(detector_version(self.base), settings)
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         h, w = image_bgr.shape[:2]
