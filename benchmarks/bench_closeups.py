@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import time
 from pathlib import Path
 
@@ -27,11 +26,11 @@ import cv2
 import numpy as np
 from bench_scenes import parse_config
 
+from maskwatch.detector_train.data import RMFD_NAME
 from maskwatch.detectors import create_detector
+from maskwatch.imageio import is_image_path
 
 FACE_MASK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "face-mask"
-RMFD_NAME = re.compile(r"^\d+_\d+_")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 def photos(root: Path) -> list[tuple[str, str, Path]]:
@@ -39,7 +38,7 @@ def photos(root: Path) -> list[tuple[str, str, Path]]:
     items = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if is_image_path(path):
                 items.append((folder.name, "rmfd" if RMFD_NAME.match(path.name) else "web", path))
     return items
 

@@ -233,9 +233,9 @@ def test_maskface_loads_by_path_and_by_name(trained: Path, monkeypatch):
     detector = MaskFaceDetector(model=trained, min_score=0.01)
     assert detector.size == 160  # from the run's metadata
     image = np.zeros((120, 160, 3), np.uint8)
-    for d, probs in detector.detect_with_classes(image):
+    for d in detector.detect(image):
         assert 0 <= d.box[0] < d.box[2] <= 160 and 0 <= d.box[1] < d.box[3] <= 120
-        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+        assert sum(d.class_probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     monkeypatch.setenv(ENV_MODEL, str(trained))
     assert create_detector("maskface", min_score=0.5).name == "maskface"
 

@@ -167,10 +167,6 @@ class MaskFaceDetector:
         self.session = create_session(model_bytes, threads=threads)
         self.input_name = self.session.get_inputs()[0].name
 
-    def detect_with_classes(self, image_bgr: np.ndarray) -> list[tuple[Detection, dict[str, float]]]:
-        """Detections paired with the head's own class probabilities (also in ``Detection.class_probabilities``)."""
-        return [(d, d.class_probabilities or {}) for d in self.detect(image_bgr)]
-
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Faces with the head's class guess attached (the pipeline blends it with the classifier's)."""
         raw_min = uncalibrate(self.min_score, self.threshold)
