@@ -78,7 +78,8 @@ def test_maskface_coarse_pass_finds_a_close_up_the_main_pass_misses(astronaut_bg
 
 def test_registry_lists_our_detectors_and_maskface_needs_a_model(monkeypatch):
     names = detector_names()
-    assert {"blazeface", "blazeface-short", "blazeface-tiled", "maskface", "maskface+blazeface"} <= set(names)
+    ours = {"blazeface", "blazeface-short", "blazeface-tiled", "maskface", "maskface-multiscale", "maskface+blazeface"}
+    assert ours <= set(names)
     from importlib import resources
 
     monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
@@ -157,3 +158,54 @@ def test_crop_cache_folder_follows_the_detector_model(tmp_path, monkeypatch):
     blaze = FaceCache(tmp_path, 128, detector="blazeface").folder
     assert blaze.name.startswith("blazeface-") and blaze != FaceCache(tmp_path, 128, detector="blazeface-tiled").folder
     assert FaceCache(None, 128).folder is None
+
+
+def test_fuse_scales_averages_over_the_passes_that_can_see_a_face():
+    """Hand cases: agreement keeps the mean score, a one-pass face is halved, a face too big for the
+    upscaled pass is judged by the other pass alone; boxes and classes are score-weighted means."""
+    from maskwatch.detectors.maskface import IN_RANGE_SIDE, fuse_scales
+
+    def one(box, score, probs):
+        return np.array([box], np.float32), np.array([score], np.float32), np.array([probs], np.float32)
+
+    small_a = one((0, 0, 20, 20), 0.8, (1.0, 0.0, 0.0))
+    small_b = one((2, 0, 22, 20), 0.4, (0.0, 1.0, 0.0))  # IoU 18·20 / 22·20 = 0.82 with small_a
+    lone = one((100, 100, 120, 120), 0.6, (0.0, 0.0, 1.0))
+    big = one((200, 0, 400, 200), 0.9, (1.0, 0.0, 0.0))  # side 200: 400 px in a 2× pass > IN_RANGE_SIDE
+    assert 200 * 2 > IN_RANGE_SIDE >= 200
+
+    def cat(*parts):
+        return tuple(np.concatenate(p) for p in zip(*parts))
+
+    boxes, scores, probs = fuse_scales([cat(small_a, lone, big), small_b], [1.0, 2.0], 0.4)
+    order = np.argsort(boxes[:, 0])
+    boxes, scores, probs = boxes[order], scores[order], probs[order]
+    np.testing.assert_allclose(scores, [(0.8 + 0.4) / 2, 0.6 / 2, 0.9], rtol=1e-6)
+    np.testing.assert_allclose(boxes[0], [(0 * 0.8 + 2 * 0.4) / 1.2, 0, (20 * 0.8 + 22 * 0.4) / 1.2, 20], rtol=1e-6)
+    np.testing.assert_allclose(probs[0], [0.8 / 1.2, 0.4 / 1.2, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(boxes[2], [200, 0, 400, 200])
+    empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 3), np.float32))
+    boxes, scores, probs = fuse_scales([empty, empty], [1.0, 2.0], 0.4)
+    assert boxes.shape == (0, 4) and scores.shape == (0,) and probs.shape == (0, 3)
+
+
+def test_maskface_multiscale_finds_a_face_too_small_for_one_pass(astronaut_bgr, monkeypatch):
+    """A 400-px photo with a ~16-px face: the 320-px pass shrinks it below what maskface finds; the
+    multi-scale passes (up to 640 px) enlarge it. It is a separate detector with its own version."""
+    import cv2
+
+    from maskwatch.detectors.maskface import MULTISCALE_SIZES
+
+    monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
+    canvas = np.full((300, 400, 3), 90, np.uint8)
+    canvas[100:180, 150:230] = cv2.resize(astronaut_bgr, (80, 80), interpolation=cv2.INTER_AREA)
+    single, multi = create_detector("maskface", threads=1), create_detector("maskface-multiscale", threads=1)
+    assert multi.sizes == MULTISCALE_SIZES and multi.version != single.version
+    assert single.detect(canvas) == []
+    faces = multi.detect(canvas)
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0].box
+    assert 165 < (x1 + x2) / 2 < 200 and 100 < (y1 + y2) / 2 < 135 and 10 < x2 - x1 < 30
+    assert set(faces[0].class_probabilities) == {"with_mask", "without_mask", "incorrect_mask"}
+    with pytest.raises(InputError, match="sizes"):
+        create_detector("maskface", sizes=(16, 320))

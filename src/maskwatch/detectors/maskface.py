@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.detectors.base import fingerprint, register_detector, weighted_nms
+from maskwatch.detectors.base import fingerprint, nms_clusters, register_detector, weighted_nms
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Detection
 from maskwatch.onnx import create_session
@@ -39,6 +40,15 @@ filling a 320-px input (a close-up, a webcam) is out of its range; at a coarse s
 COARSE_MIN_SIDE = 0.25
 """The coarse pass keeps only faces at least this share of its input's long side: smaller ones are the main
 pass's job, and at coarse resolution they are mostly false."""
+MULTISCALE_SIZES = (384, 512, 640)
+"""Main-pass long sides of ``maskface-multiscale`` (photos, offline work), chosen on the scenes' train half:
+upscaling a 400-px photo finds the tiny faces a 320-px pass cannot see (docs/detectors.md)."""
+IN_RANGE_SIDE = 240.0
+"""A face bigger than this in a pass's input is bigger than any face in training (0.95 × 256): that pass is
+not expected to find it, so it does not count against the face when multi-scale scores are averaged."""
+
+Pass = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""One pass's boxes (N×4, image pixels), raw face scores (N) and class probabilities (N×C)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,39 @@ def decode_maps(
     return boxes, scores.astype(np.float32), softmax(cells[:, 5:]).astype(np.float32)
 
 
+def fuse_scales(passes: Sequence[Pass], scales: Sequence[float], iou_threshold: float) -> Pass:
+    """Merge passes at several input scales; a face's score is its mean best score over the passes that could see it.
+
+    Taking the best score (as weighted NMS does) would keep every false face any one
+    scale makes; averaging keeps faces that several scales agree on. A pass whose
+    input (``scales``: input pixels per image pixel) would show the face bigger than
+    ``IN_RANGE_SIDE`` is left out of its mean, so large faces are not punished for
+    being out of the larger passes' range. Boxes and class probabilities are
+    score-weighted means of the cluster, as in ``weighted_nms``.
+    """
+    boxes = np.concatenate([b for b, _, _ in passes]).reshape(-1, 4)
+    scores = np.concatenate([s for _, s, _ in passes])
+    probs = np.concatenate([p for _, _, p in passes])
+    origin = np.concatenate([np.full(len(s), k) for k, (_, s, _) in enumerate(passes)])
+    out_boxes, out_scores, out_probs = [], [], []
+    for cluster in nms_clusters(boxes, scores, iou_threshold):
+        weights = scores[cluster][:, None]
+        box = (boxes[cluster] * weights).sum(0) / weights.sum()
+        side = min(box[2] - box[0], box[3] - box[1])
+        seeing = max(1, sum(side * scale <= IN_RANGE_SIDE for scale in scales))
+        best = {int(k): 0.0 for k in origin[cluster]}
+        for k, score in zip(origin[cluster], scores[cluster]):
+            best[int(k)] = max(best[int(k)], float(score))
+        out_boxes.append(box)
+        out_scores.append(min(1.0, sum(best.values()) / seeing))
+        out_probs.append((probs[cluster] * weights).sum(0) / weights.sum())
+    return (
+        np.asarray(out_boxes, np.float32).reshape(-1, 4),
+        np.asarray(out_scores, np.float32),
+        np.asarray(out_probs, np.float32).reshape(len(out_scores), probs.shape[1]),
+    )
+
+
 def letterbox(image_bgr: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     """Scale the long side to ``size`` and pad right/bottom (black) up to multiples of 32; RGB float NHWC.
 
@@ -135,7 +178,11 @@ def load_meta(model_path: Path | None = None) -> dict:
 
 
 class MaskFaceDetector:
-    """Face detector: letterbox, run maskface, pick heatmap peaks, decode boxes, weighted NMS."""
+    """Face detector: letterbox, run maskface, pick heatmap peaks, decode boxes, weighted NMS.
+
+    ``sizes`` (several main-pass long sides) turns on multi-scale inference: each pass
+    runs, and their faces are merged by ``fuse_scales``; it costs one pass per size.
+    """
 
     def __init__(
         self,
@@ -146,15 +193,17 @@ class MaskFaceDetector:
         model: str | Path | None = None,
         threshold: float | None = None,
         coarse_size: int | None = None,
+        sizes: Sequence[int] | None = None,
     ) -> None:
         model_path = Path(model) if model is not None else None
         if model_path is not None and not model_path.is_file():
             raise ModelError(f"{model_path}: no such maskface model")
         meta = load_meta(model_path)
-        self.name = "maskface"
-        self.size = int(size or meta.get("input_size", 320))
-        if self.size < MULTIPLE or self.size > 4096:
-            raise InputError(f"maskface size must be between {MULTIPLE} and 4096 px, got {self.size}")
+        self.sizes = tuple(sorted(int(s) for s in sizes)) if sizes else (int(size or meta.get("input_size", 320)),)
+        self.name = "maskface-multiscale" if len(self.sizes) > 1 else "maskface"
+        self.size = self.sizes[0]
+        if self.size < MULTIPLE or self.sizes[-1] > 4096:
+            raise InputError(f"maskface sizes must be between {MULTIPLE} and 4096 px, got {list(self.sizes)}")
         self.coarse_size = int(coarse_size if coarse_size is not None else meta.get("coarse_size", DEFAULT_COARSE))
         if self.coarse_size and not MULTIPLE <= self.coarse_size < self.size:
             raise InputError(f"maskface coarse size must be 0 or {MULTIPLE}..{self.size - 1}, got {self.coarse_size}")
@@ -163,14 +212,22 @@ class MaskFaceDetector:
         self.nms_iou = nms_iou
         data = model_path.read_bytes() if model_path else resources.files("maskwatch.models").joinpath(MODEL_FILE)
         model_bytes = data if isinstance(data, bytes) else data.read_bytes()
-        self.version = fingerprint(model_bytes, f"s{self.size}-c{self.coarse_size}-t{self.threshold:g}-nms{nms_iou:g}")
+        sizes_text = "+".join(map(str, self.sizes))
+        self.version = fingerprint(model_bytes, f"s{sizes_text}-c{self.coarse_size}-t{self.threshold:g}-nms{nms_iou:g}")
         self.session = create_session(model_bytes, threads=threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Faces with the head's class guess attached (the pipeline blends it with the classifier's)."""
         raw_min = uncalibrate(self.min_score, self.threshold)
-        passes = [self._decode(image_bgr, self.size, raw_min)]
+        if len(self.sizes) == 1:
+            passes = [self._decode(image_bgr, self.size, raw_min)]
+        else:
+            # A pass contributes to a face's mean wherever it scores at least 1/n of the threshold.
+            views = [self._decode(image_bgr, size, raw_min / len(self.sizes)) for size in self.sizes]
+            fused = fuse_scales(views, [size / max(image_bgr.shape[:2]) for size in self.sizes], self.nms_iou)
+            keep = fused[1] >= raw_min
+            passes = [(fused[0][keep], fused[1][keep], fused[2][keep])]
         if self.coarse_size:
             passes.append(self._decode(image_bgr, self.coarse_size, raw_min, COARSE_MIN_SIDE * self.coarse_size))
         boxes = np.concatenate([b for b, _, _ in passes])
@@ -191,9 +248,7 @@ class MaskFaceDetector:
             out.append(Detection(box=(x1, y1, x2, y2), score=float(score), class_probabilities=classes))
         return out
 
-    def _decode(
-        self, image_bgr: np.ndarray, size: int, raw_min: float, min_side: float = 0.0
-    ) -> tuple[np.ndarray, ...]:
+    def _decode(self, image_bgr: np.ndarray, size: int, raw_min: float, min_side: float = 0.0) -> Pass:
         """Boxes (in image pixels), raw scores and class probabilities of one pass at ``size``; boxes with a
         side under ``min_side`` input pixels are dropped."""
         tensor, scale = letterbox(image_bgr, size)
@@ -218,3 +273,4 @@ def _factory(**options: object) -> MaskFaceDetector:
 
 
 register_detector("maskface", _factory)
+register_detector("maskface-multiscale", lambda **options: _factory(sizes=MULTISCALE_SIZES, **options))
