@@ -162,6 +162,28 @@ def test_anchor_sampling_puts_the_chosen_face_in_the_canvas_at_a_drawn_size(tmp_
     assert max(sides) / min(sides) > 3  # sizes really vary
 
 
+def test_closeup_samples_are_one_whole_face_filling_most_of_the_canvas():
+    """--closeup-prob: the face crop is the only box, unblended, 0.6–1.0 of the side, inside the canvas."""
+    from maskwatch.detector_train.data import CLOSEUP_MIN_SIDE, SampleMaker
+
+    rng = np.random.default_rng(0)
+    crops = {0: [rng.integers(0, 255, (60, 50, 3), dtype=np.uint8)], 1: [np.full((40, 40, 3), 200, np.uint8)]}
+    maker = SampleMaker([], crops, size=128, seed=1, mosaic_prob=0.0, closeup_prob=1.0)
+    sides, labels = [], set()
+    for _ in range(60):
+        sample = maker._single(128)
+        assert len(sample.boxes) == 1 and not sample.ignore[0]
+        x1, y1, x2, y2 = (int(v) for v in sample.boxes[0])
+        assert 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 128
+        sides.append(max(x2 - x1, y2 - y1))
+        labels.add(int(sample.labels[0]))
+        if sample.labels[0] == 1:  # the bare crop is pasted as it is: a flat 200 patch, no feathered edge
+            assert (sample.image[y1:y2, x1:x2] == 200).all()
+    assert min(sides) >= CLOSEUP_MIN_SIDE * 128 - 1 and max(sides) <= 128
+    assert labels <= {0, 1, 2} and 1 in labels
+    assert SampleMaker([], {0: [], 1: []}, closeup_prob=1.0).closeup_prob == 0.0  # no crops: no close-ups
+
+
 def test_anchor_pool_balances_classes_by_the_power_of_their_counts():
     """9 masked + 1 bare face: power 1 draws faces uniformly (bare 10 %), 0 draws classes equally (50 %),
     0.5 gives the classes weights 3 : 1 (bare 25 %); a face's scene and index come back as given."""

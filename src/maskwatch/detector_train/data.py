@@ -12,6 +12,9 @@ Recipe (also in docs/detectors.md), one sample of T×T pixels:
   sized 8–0.85·T px (log-uniform), with a feathered elliptical alpha so no rectangle edge gives them away;
   a pasted face is a masked crop (35 %), a bare crop (40 %), or a bare crop given a synthetic mask (17 %,
   → with_mask) or a mask below the nose (8 %, → incorrect);
+- with probability ``closeup_prob``, a close-up instead: one face crop (chosen as for pastes) filling
+  0.6–1.0 of the side, whole and unblended, on black or a synthetic background: a webcam or portrait face fills the
+  frame, bigger than anything the other samples hold;
 - with probability ``synthetic_bg_prob`` the background is synthetic (gradients, noise, shapes) instead;
 - with probability ``mosaic_prob`` four half-size samples tiled 2×2 (many small faces per image);
 - then colour jitter, blur, JPEG artefacts, lighting gradients on the whole sample.
@@ -38,6 +41,8 @@ MIN_VISIBLE = 0.4
 ANCHOR_MAX_SIDE = 0.95
 PASTE_MAX_SIDE = 0.85
 """Largest face sides, as a share of the canvas: close-up faces (a webcam, a portrait) fill most of the frame."""
+CLOSEUP_MIN_SIDE = 0.6
+"""A close-up sample's face fills 0.6–1.0 of the canvas side (log-uniform)."""
 
 
 @dataclass
@@ -174,8 +179,10 @@ class SampleMaker:
         synthetic_bg_prob: float = 0.1,
         anchor_prob: float = 0.0,
         anchor_class_power: float = 1.0,
+        closeup_prob: float = 0.0,
     ) -> None:
         self.scenes, self.crops, self.size = scenes, crops, size
+        self.closeup_prob = closeup_prob if crops[0] or crops[1] else 0.0
         self.anchor_prob = anchor_prob
         self.anchor_pool = anchor_pool(scenes, anchor_class_power)
         self.rng = np.random.default_rng(seed)
@@ -212,6 +219,8 @@ class SampleMaker:
 
     def _single(self, size: int) -> Sample:
         rng = self.rng
+        if rng.random() < self.closeup_prob:
+            return self._closeup(size)
         if rng.random() < self.synthetic_bg_prob and self.paste_prob > 0:
             image = synthetic_background(size, rng)
             boxes, labels = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
@@ -255,6 +264,22 @@ class SampleMaker:
         if rng.random() < self.paste_prob:
             sample = self._paste(sample, int(rng.integers(1, 7)))
         return sample
+
+    def _closeup(self, size: int) -> Sample:
+        """One face crop filling most of the canvas, on black (letterbox padding) or a synthetic background
+        (not a scene: its own faces would be unlabelled there)."""
+        rng = self.rng
+        face, label = self._face()
+        fh, fw = face.shape[:2]
+        side = size * float(np.exp(rng.uniform(np.log(CLOSEUP_MIN_SIDE), 0.0)))
+        scale = side / max(fh, fw)
+        tw, th = max(4, min(size, round(fw * scale))), max(4, min(size, round(fh * scale)))
+        canvas = synthetic_background(size, rng) if rng.random() < 0.5 else np.zeros((size, size, 3), np.uint8)
+        x, y = int(rng.integers(0, size - tw + 1)), int(rng.integers(0, size - th + 1))
+        patch = cv2.resize(face, (tw, th), interpolation=cv2.INTER_AREA if tw < fw else cv2.INTER_LINEAR)
+        canvas[y : y + th, x : x + tw] = patch[:, ::-1] if rng.random() < 0.5 else patch
+        box = np.array([[x, y, x + tw, y + th]], np.float32)
+        return Sample(canvas, box, np.array([label], np.int64), np.zeros(1, bool))
 
     def _clip(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> Sample:
         size = image.shape[0]

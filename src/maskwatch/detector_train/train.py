@@ -45,6 +45,7 @@ class TrainConfig:
     synthetic_bg_prob: float = 0.1
     anchor_prob: float = 0.5
     anchor_class_power: float = 0.5
+    closeup_prob: float = 0.0
     width: int = 32
     threads: int | None = None
     checkpoint_every: int = 250
@@ -134,6 +135,7 @@ def train(
         synthetic_bg_prob=config.synthetic_bg_prob,
         anchor_prob=config.anchor_prob,
         anchor_class_power=config.anchor_class_power,
+        closeup_prob=config.closeup_prob,
     )
     batches: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
