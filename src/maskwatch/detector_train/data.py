@@ -13,8 +13,8 @@ Recipe (also in docs/detectors.md), one sample of T×T pixels:
   a pasted face is a masked crop (35 %), a bare crop (40 %), or a bare crop given a synthetic mask (17 %,
   → with_mask) or a mask below the nose (8 %, → incorrect);
 - with probability ``closeup_prob``, a close-up instead: one face crop (chosen as for pastes) filling
-  0.6–1.0 of the side, whole and unblended, on black or a synthetic background: a webcam or portrait face fills the
-  frame, bigger than anything the other samples hold;
+  0.6–1.0 of the side, whole and unblended, on black or a synthetic background: a webcam or portrait
+  face fills the frame, bigger than anything the other samples hold;
 - with probability ``synthetic_bg_prob`` the background is synthetic (gradients, noise, shapes) instead;
 - with probability ``mosaic_prob`` four half-size samples tiled 2×2 (many small faces per image);
 - then colour jitter, blur, JPEG artefacts, lighting gradients on the whole sample.
