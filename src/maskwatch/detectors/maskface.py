@@ -119,11 +119,10 @@ def fuse_scales(passes: Sequence[Pass], scales: Sequence[float], iou_threshold: 
         box = (boxes[cluster] * weights).sum(0) / weights.sum()
         side = min(box[2] - box[0], box[3] - box[1])
         seeing = max(1, sum(side * scale <= IN_RANGE_SIDE for scale in scales))
-        best = {int(k): 0.0 for k in origin[cluster]}
-        for k, score in zip(origin[cluster], scores[cluster]):
-            best[int(k)] = max(best[int(k)], float(score))
+        best = np.zeros(len(passes), np.float32)  # each pass's best score in the cluster, 0 where it saw nothing
+        np.maximum.at(best, origin[cluster], scores[cluster])
         out_boxes.append(box)
-        out_scores.append(min(1.0, sum(best.values()) / seeing))
+        out_scores.append(min(1.0, float(best.sum()) / seeing))
         out_probs.append((probs[cluster] * weights).sum(0) / weights.sum())
     return (
         np.asarray(out_boxes, np.float32).reshape(-1, 4),
