@@ -159,6 +159,7 @@ def test_cli_folder_lists_bad_files_and_processes_the_rest(tmp_path, photo):
     for name in ("corrupt.jpg", "empty.png", "notes.txt"):
         assert name in result.stderr
     assert "Traceback" not in result.stderr
+    assert any(line.startswith("error: ") and "corrupt.jpg" in line for line in result.stderr.splitlines())
     assert [Path(f.source).name for f in json_lines(js)] == ["good.jpg"]
     assert (out / "good_annotated.jpg").is_file()
 

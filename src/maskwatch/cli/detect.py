@@ -14,11 +14,18 @@ from maskwatch.cli.app import app, console_err
 log = logging.getLogger("maskwatch")
 
 
+class _PlainFormatter(logging.Formatter):
+    """'error: …', 'warning: …': the same lower-case prefix as the CLI's own one-line errors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
 def setup_logging() -> None:
     """Warnings (dropped streams, skipped files) go to stderr as plain lines."""
     if not log.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        handler.setFormatter(_PlainFormatter())
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
