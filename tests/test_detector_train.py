@@ -184,6 +184,24 @@ def test_closeup_samples_are_one_whole_face_filling_most_of_the_canvas():
     assert SampleMaker([], {0: [], 1: []}, closeup_prob=1.0).closeup_prob == 0.0  # no crops: no close-ups
 
 
+def test_negative_samples_hold_distractors_and_only_pasted_faces():
+    """--negative-prob: no scene is used; a sample is face-free or holds only the 1–3 pasted faces, and the
+    distractors really cover the canvas (it is not the flat synthetic background alone)."""
+    from maskwatch.detector_train.data import SampleMaker, distractor_background, synthetic_background
+
+    crops = {0: [np.full((40, 40, 3), 90, np.uint8)], 1: [np.full((40, 40, 3), 200, np.uint8)]}
+    maker = SampleMaker([], crops, size=128, seed=4, mosaic_prob=0.0, negative_prob=1.0)
+    counts = [len(maker._single(128).boxes) for _ in range(80)]
+    assert 0 in counts and max(counts) <= 3 and any(counts)
+    assert {
+        len(SampleMaker([], crops, seed=5, negative_prob=1.0, paste_prob=0.0)._single(64).boxes) for _ in range(20)
+    } == {0}
+    image = distractor_background(128, np.random.default_rng(0))
+    plain = synthetic_background(128, np.random.default_rng(0))  # the same draws, before the distractors
+    assert image.shape == (128, 128, 3) and image.dtype == np.uint8
+    assert np.mean(np.any(image != plain, axis=2)) > 0.05
+
+
 def test_anchor_pool_balances_classes_by_the_power_of_their_counts():
     """9 masked + 1 bare face: power 1 draws faces uniformly (bare 10 %), 0 draws classes equally (50 %),
     0.5 gives the classes weights 3 : 1 (bare 25 %); a face's scene and index come back as given."""

@@ -16,6 +16,10 @@ Recipe (also in docs/detectors.md), one sample of T×T pixels:
   0.6–1.0 of the side, whole and unblended, on black or a synthetic background: a webcam or portrait
   face fills the frame, bigger than anything the other samples hold;
 - with probability ``synthetic_bg_prob`` the background is synthetic (gradients, noise, shapes) instead;
+- with probability ``negative_prob``, a face-free sample of distractors (shaded discs like coins, buttons or
+  clock faces, glowing blobs like lamps or stars, smooth organic textures), half of them with 1–3 faces
+  pasted among the distractors: the scenes hold few round things that are not faces, and without such
+  samples the detector calls coins and galaxies faces;
 - with probability ``mosaic_prob`` four half-size samples tiled 2×2 (many small faces per image);
 - then colour jitter, blur, JPEG artefacts, lighting gradients on the whole sample.
 Faces cut to under 40 % by the crop, or under 4 px, are ignored (neither positive nor background).
@@ -165,6 +169,37 @@ def synthetic_background(size: int, rng: np.random.Generator) -> np.ndarray:
     return image
 
 
+def distractor_background(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic background covered in face-sized things that are not faces: discs, blobs, textured ellipses."""
+    image = synthetic_background(size, rng).astype(np.float32)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    for _ in range(int(rng.integers(3, 20))):
+        cx, cy = rng.uniform(0, size, 2)
+        r = float(np.exp(rng.uniform(np.log(3), np.log(size / 3))))
+        aspect = rng.uniform(0.6, 1.0)
+        d = np.sqrt(((xs - cx) / r) ** 2 + ((ys - cy) / (r * aspect)) ** 2)  # 1 on the rim
+        kind = rng.integers(3)
+        a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        if kind == 0:  # a shaded disc (coin, button, clock face), sometimes with a rim and inner ring
+            light = np.clip(1 - ((xs - cx + 0.4 * r) ** 2 + (ys - cy + 0.4 * r) ** 2) / (2.5 * r * r), 0, 1)
+            relief = cv2.resize(rng.uniform(0.75, 1.15, (8, 8)).astype(np.float32), (size, size))
+            fill = (a * light[..., None] + b * (1 - light[..., None])) * relief[..., None]
+            alpha = np.clip((1 - d) * r, 0, 1)
+            if rng.random() < 0.6:
+                fill = fill * (1 - 0.35 * (np.abs(d - rng.uniform(0.5, 0.85)) < 0.06))[..., None]
+        elif kind == 1:  # a glowing blob (lamp, star, galaxy)
+            alpha = np.exp(-0.5 * (d * rng.uniform(1.5, 3.0)) ** 2)
+            fill = np.broadcast_to(a, image.shape)
+        else:  # an ellipse of smooth random texture (foliage, fabric, skin-coloured shapes)
+            cells = int(rng.integers(2, 8))
+            noise = cv2.resize(rng.uniform(0, 1, (cells, cells)).astype(np.float32), (size, size))
+            fill = a * noise[..., None] + b * (1 - noise[..., None])
+            alpha = np.clip((1 - d) * r / 2, 0, 1)
+        alpha = alpha[..., None]
+        image = alpha * fill + (1 - alpha) * image
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
 class SampleMaker:
     """Draws augmented training samples; every random choice comes from its own generator (reproducible)."""
 
@@ -180,8 +215,10 @@ class SampleMaker:
         anchor_prob: float = 0.0,
         anchor_class_power: float = 1.0,
         closeup_prob: float = 0.0,
+        negative_prob: float = 0.0,
     ) -> None:
         self.scenes, self.crops, self.size = scenes, crops, size
+        self.negative_prob = negative_prob
         self.closeup_prob = closeup_prob if crops[0] or crops[1] else 0.0
         self.anchor_prob = anchor_prob
         self.anchor_pool = anchor_pool(scenes, anchor_class_power)
@@ -221,6 +258,10 @@ class SampleMaker:
         rng = self.rng
         if rng.random() < self.closeup_prob:
             return self._closeup(size)
+        if rng.random() < self.negative_prob:
+            image = distractor_background(size, rng)
+            empty = Sample(image, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
+            return self._paste(empty, int(rng.integers(1, 4))) if rng.random() < 0.5 and self.paste_prob else empty
         if rng.random() < self.synthetic_bg_prob and self.paste_prob > 0:
             image = synthetic_background(size, rng)
             boxes, labels = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)

@@ -46,6 +46,7 @@ class TrainConfig:
     anchor_prob: float = 0.5
     anchor_class_power: float = 0.5
     closeup_prob: float = 0.0
+    negative_prob: float = 0.0
     width: int = 32
     threads: int | None = None
     checkpoint_every: int = 250
@@ -136,6 +137,7 @@ def train(
         anchor_prob=config.anchor_prob,
         anchor_class_power=config.anchor_class_power,
         closeup_prob=config.closeup_prob,
+        negative_prob=config.negative_prob,
     )
     batches: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
