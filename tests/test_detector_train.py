@@ -295,3 +295,67 @@ def test_detector_swap_through_the_pipeline(trained: Path, monkeypatch):
         pipeline = Detector(detector=name)
         assert pipeline.face_detector.name == name
         assert isinstance(pipeline.detect(np.zeros((120, 160, 3), np.uint8)), list)
+
+
+def test_onnx_export_loads_back_into_keras_for_fine_tuning(trained: Path):
+    """``--init``: a fresh model set from the export computes the export's maps, in inference and training mode."""
+    from maskwatch.detector_train.model import build_model
+    from maskwatch.detector_train.onnx_import import load_onnx_weights, onnx_width
+    from maskwatch.onnx import create_session
+
+    data = trained.read_bytes()
+    assert onnx_width(data) == 8
+    model = build_model(weights=None, width=8)
+    batch = np.random.default_rng(2).uniform(0, 255, (3, 64, 96, 3)).astype(np.float32)
+    assert load_onnx_weights(model, data, [batch]) > 20
+    session = create_session(data, threads=1)
+    expected = session.run(None, {session.get_inputs()[0].name: batch})[0]
+    np.testing.assert_allclose(model(batch, training=False).numpy(), expected, atol=1e-3, rtol=1e-3)
+    # Batch statistics of the calibration batch are the calibrated ones: training mode starts where the export is.
+    np.testing.assert_allclose(model(batch, training=True).numpy(), expected, atol=1e-3, rtol=1e-3)
+
+
+def test_train_from_an_onnx_model_and_its_bad_inputs(trained: Path, tmp_path: Path):
+    from maskwatch.detector_train.train import TrainConfig, train
+    from maskwatch.errors import InputError
+
+    scenes = trained.parents[1] / "scenes"
+    config = TrainConfig(
+        scenes=str(scenes),
+        face_mask=None,
+        backbone_weights="/nonexistent/weights.h5",  # not needed when starting from a model
+        out=str(tmp_path / "tuned"),
+        steps=2,
+        batch=2,
+        size=64,
+        width=32,  # taken from the model instead
+        warmup=1,
+        threads=1,
+        input_size=160,
+        init=str(trained),
+    )
+    lines: list[str] = []
+    onnx_path, losses = train(config, log=lines.append)
+    assert onnx_path.is_file() and all(math.isfinite(v) for v in losses.values())
+    assert any("using it instead of 32" in line for line in lines)
+    assert any(line.startswith(f"started from {trained}") for line in lines)
+
+    with pytest.raises(InputError, match="pick one"):
+        train(config, resume=True, log=lines.append)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    for init, message in ((str(tmp_path / "missing.onnx"), "not found"), (str(broken), "not a readable ONNX")):
+        config.init = init
+        with pytest.raises(InputError, match=message):
+            train(config, log=lines.append)
+
+
+def test_train_detector_cli_rejects_a_missing_init_model(trained: Path, tmp_path: Path):
+    from conftest import run_cli
+
+    scenes = trained.parents[1] / "scenes"
+    result = run_cli(
+        "train-detector", "--scenes", str(scenes), "--init", str(tmp_path / "x.onnx"), "--out", str(tmp_path)
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'x.onnx'}: --init model not found"]

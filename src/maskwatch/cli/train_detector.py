@@ -63,6 +63,11 @@ def train_detector_command(
     seed: int = typer.Option(0, "--seed", help="Random seed for sampling and initialisation."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", min=1, help="Save the checkpoint every N steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+    init: str = typer.Option(
+        "",
+        "--init",
+        help="Start from a maskface ONNX file ('packaged': the shipped model) to fine-tune it; use a lower --lr.",
+    ),
 ) -> None:
     """Train maskface (MobileNetV2 + FPN + CenterNet head) on the scenes train half plus synthetic scenes."""
     from maskwatch.errors import InputError
@@ -73,6 +78,10 @@ def train_detector_command(
         raise InputError(f"train-detector needs TensorFlow (pip install 'maskwatch[train]'): {exc}") from None
     if not (scenes / "annotations").is_dir() or not (scenes / "images").is_dir():
         raise InputError(f"{scenes}: expected images/ and annotations/ folders")
+    if init:  # checked before TensorFlow starts, so a bad path gets one clean line
+        from maskwatch.detector_train.onnx_import import onnx_width, resolve_init
+
+        onnx_width(resolve_init(init))
     config = TrainConfig(
         scenes=str(scenes),
         face_mask=_optional(face_mask),
@@ -93,6 +102,7 @@ def train_detector_command(
         threads=threads or None,
         seed=seed,
         checkpoint_every=checkpoint_every,
+        init=init or None,
     )
     onnx_path, losses = train(config, resume=resume, log=lambda line: console_err.print(line, highlight=False))
     console.print(f"model: {onnx_path}", highlight=False)

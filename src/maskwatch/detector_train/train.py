@@ -22,6 +22,8 @@ from maskwatch.errors import InputError
 
 WEIGHTS_FILE = "maskface.weights.h5"
 STATE_FILE = "state.json"
+CALIBRATION_BATCHES = 8
+"""Batches of training samples that measure the batch-norm statistics of an ``--init`` model."""
 
 
 @dataclass
@@ -51,6 +53,7 @@ class TrainConfig:
     threads: int | None = None
     checkpoint_every: int = 250
     input_size: int = 320
+    init: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -85,7 +88,8 @@ def train(
 
     if config.size % 32 or config.size < 64:
         raise InputError(f"--size must be a multiple of 32 and at least 64, got {config.size}")
-    if config.backbone_weights not in (None, "imagenet") and not Path(config.backbone_weights).is_file():
+    weights = config.backbone_weights
+    if not config.init and weights not in (None, "imagenet") and not Path(weights).is_file():
         raise InputError(f"{config.backbone_weights}: backbone weights not found (pass --backbone-weights none)")
     if config.threads:
         tf.config.threading.set_intra_op_parallelism_threads(config.threads)
@@ -94,11 +98,23 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     tf.random.set_seed(config.seed)
 
+    init = None
+    if config.init:
+        from maskwatch.detector_train.onnx_import import load_onnx_weights, onnx_width, resolve_init
+
+        if resume:
+            raise InputError("--init starts a new run from an ONNX model; --resume continues a checkpoint: pick one")
+        init = resolve_init(config.init)
+        if onnx_width(init) != config.width:
+            log(f"--init model has width {onnx_width(init)}; using it instead of {config.width}")
+            config.width = onnx_width(init)
+
     scenes = load_scenes(config.scenes, "train", limit=config.limit_scenes)
     crops = load_face_crops(config.face_mask, per_class=config.crops_per_class, seed=config.seed)
     log(f"data: {len(scenes)} train-half scenes, {len(crops[0])} + {len(crops[1])} face crops")
 
-    model = build_model(weights=config.backbone_weights if not resume else None, width=config.width)
+    fresh = not resume and init is None
+    model = build_model(weights=config.backbone_weights if fresh else None, width=config.width)
     start = 0
     elapsed_before = 0.0
     if resume:
@@ -139,6 +155,10 @@ def train(
         closeup_prob=config.closeup_prob,
         negative_prob=config.negative_prob,
     )
+    if init is not None:
+        calibration = (maker.batch(config.batch)[0] for _ in range(CALIBRATION_BATCHES))
+        layers = load_onnx_weights(model, init, calibration)
+        log(f"started from {config.init}: {layers} layers set, batch norms calibrated on {CALIBRATION_BATCHES} batches")
     batches: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
     worker = threading.Thread(target=_producer, args=(maker, config.batch, batches, stop), daemon=True)
