@@ -169,8 +169,11 @@ def synthetic_background(size: int, rng: np.random.Generator) -> np.ndarray:
     return image
 
 
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
 def distractor_background(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A synthetic background covered in face-sized things that are not faces: discs, blobs, textured ellipses."""
+    """A synthetic background covered in face-sized things that are not faces: discs, blobs, textures, badges."""
     image = synthetic_background(size, rng).astype(np.float32)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     for _ in range(int(rng.integers(3, 20))):
@@ -178,7 +181,7 @@ def distractor_background(size: int, rng: np.random.Generator) -> np.ndarray:
         r = float(np.exp(rng.uniform(np.log(3), np.log(size / 3))))
         aspect = rng.uniform(0.6, 1.0)
         d = np.sqrt(((xs - cx) / r) ** 2 + ((ys - cy) / (r * aspect)) ** 2)  # 1 on the rim
-        kind = rng.integers(3)
+        kind = rng.integers(4)
         a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
         if kind == 0:  # a shaded disc (coin, button, clock face), sometimes with a rim and inner ring
             light = np.clip(1 - ((xs - cx + 0.4 * r) ** 2 + (ys - cy + 0.4 * r) ** 2) / (2.5 * r * r), 0, 1)
@@ -190,11 +193,21 @@ def distractor_background(size: int, rng: np.random.Generator) -> np.ndarray:
         elif kind == 1:  # a glowing blob (lamp, star, galaxy)
             alpha = np.exp(-0.5 * (d * rng.uniform(1.5, 3.0)) ** 2)
             fill = np.broadcast_to(a, image.shape)
-        else:  # an ellipse of smooth random texture (foliage, fabric, skin-coloured shapes)
+        elif kind == 2:  # an ellipse of smooth random texture (foliage, fabric, skin-coloured shapes)
             cells = int(rng.integers(2, 8))
             noise = cv2.resize(rng.uniform(0, 1, (cells, cells)).astype(np.float32), (size, size))
             fill = a * noise[..., None] + b * (1 - noise[..., None])
             alpha = np.clip((1 - d) * r / 2, 0, 1)
+        else:  # a badge (mission patch, logo, coin face): a rimmed disc holding shapes and lettering
+            badge = synthetic_background(size, rng)
+            for _ in range(int(rng.integers(1, 4))):
+                text = "".join(rng.choice(list(_LETTERS), int(rng.integers(3, 9))))
+                org = (int(cx - 0.8 * r), int(cy + rng.uniform(-0.7, 0.8) * r))
+                colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+                cv2.putText(badge, text, org, cv2.FONT_HERSHEY_SIMPLEX, max(0.15, r / 70), colour, 1 + int(r > 40))
+            fill = badge.astype(np.float32)
+            fill[np.abs(d - 0.9) < rng.uniform(0.04, 0.12)] = a
+            alpha = np.clip((1 - d) * r, 0, 1)
         alpha = alpha[..., None]
         image = alpha * fill + (1 - alpha) * image
     return np.clip(image, 0, 255).astype(np.uint8)
