@@ -27,11 +27,31 @@ from bench_scenes import parse_config
 
 from maskwatch.detectors import create_detector
 
-FACE_FREE = (
-    "binary_blobs brick chelsea checkerboard clock coffee coins colorwheel grass gravel horse "
-    "hubble_deep_field immunohistochemistry logo moon page retina rocket text shepp_logan_phantom "
-    "microaneurysms stereo_motorcycle cell"
-).split()
+FACE_FREE = [
+    "binary_blobs",
+    "brick",
+    "chelsea",
+    "checkerboard",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "horse",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "logo",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
+    "shepp_logan_phantom",
+    "microaneurysms",
+    "stereo_motorcycle",
+    "cell",
+]
 """Every sample bundled with scikit-image except those showing a person (astronaut, camera, lfw_subset)."""
 
 
