@@ -170,19 +170,26 @@ def synthetic_background(size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+NIGHT_SHARE = 0.25
+"""Share of distractor canvases that are dark with many small lights (street lamps, lit windows, stars)."""
 
 
 def distractor_background(size: int, rng: np.random.Generator) -> np.ndarray:
     """A synthetic background covered in face-sized things that are not faces: discs, blobs, textures, badges."""
     image = synthetic_background(size, rng).astype(np.float32)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    for _ in range(int(rng.integers(3, 20))):
+    night = rng.random() < NIGHT_SHARE
+    if night:
+        image *= rng.uniform(0.05, 0.3)
+    count = int(rng.integers(20, 80)) if night else int(rng.integers(3, 20))
+    radius = (np.log(1.5), np.log(12)) if night else (np.log(3), np.log(size / 3))
+    for _ in range(count):
         cx, cy = rng.uniform(0, size, 2)
-        r = float(np.exp(rng.uniform(np.log(3), np.log(size / 3))))
+        r = float(np.exp(rng.uniform(*radius)))
         aspect = rng.uniform(0.6, 1.0)
         d = np.sqrt(((xs - cx) / r) ** 2 + ((ys - cy) / (r * aspect)) ** 2)  # 1 on the rim
-        kind = rng.integers(4)
-        a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        kind = 1 if night else rng.integers(4)
+        a, b = rng.uniform(120 if night else 0, 255, 3), rng.uniform(0, 255, 3)
         if kind == 0:  # a shaded disc (coin, button, clock face), sometimes with a rim and inner ring
             light = np.clip(1 - ((xs - cx + 0.4 * r) ** 2 + (ys - cy + 0.4 * r) ** 2) / (2.5 * r * r), 0, 1)
             relief = cv2.resize(rng.uniform(0.75, 1.15, (8, 8)).astype(np.float32), (size, size))
