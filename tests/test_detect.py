@@ -105,6 +105,14 @@ def test_api_classifies_the_unmasked_astronaut(detector, astronaut_bgr):
     assert set(face.probabilities) == set(detector.classes)
 
 
+def test_default_pipeline_runs_our_detector_with_the_bundle_cut_by_it(detector):
+    """The shipped default: maskface finds the faces, and the default bundle learnt from maskface's crops."""
+    from maskwatch.detectors import DEFAULT_DETECTOR
+
+    assert DEFAULT_DETECTOR == "maskface"
+    assert detector.face_detector.name == DEFAULT_DETECTOR
+
+
 def test_api_reports_small_faces_instead_of_guessing(astronaut_bgr):
     (face,) = Detector(min_face=400).detect(astronaut_bgr)
     assert face.label == TOO_SMALL and face.score == 0.0 and face.probabilities == {}

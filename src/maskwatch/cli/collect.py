@@ -23,7 +23,7 @@ def collect(
         4, "--dedupe-bits", min=0, help="Skip a face whose perceptual hash is within this many bits of a recent save."
     ),
     no_dedupe: bool = typer.Option(False, "--no-dedupe", help="Keep near-duplicate faces too."),
-    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`) [blazeface]."),
+    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`) [maskface]."),
     conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
     preview: bool = typer.Option(False, "--preview", help="Show each frame with its boxes and the count saved."),
     reconnects: int = typer.Option(5, "--reconnects", min=0, help="Reconnection attempts when a stream drops."),

@@ -24,7 +24,7 @@ def train(
     alpha: float = typer.Option(0.35, help="Width multiplier of MobileNet backbones."),
     size: int = typer.Option(128, help="Input size of the classifier (square crops)."),
     margin: float = typer.Option(DEFAULT_MARGIN, help="Crop margin around the detected face (as detect uses)."),
-    detector: str = typer.Option("blazeface", help="Face detector that cuts the crops."),
+    detector: str = typer.Option(None, help="Face detector that cuts the crops [default: maskface, as detect]."),
     seed: int = typer.Option(0, help="Seed of the split, augmentation and initialisation."),
     val: float = typer.Option(0.1, min=0.0, max=0.5, help="Fraction of images for validation."),
     test: float = typer.Option(0.1, min=0.0, max=0.5, help="Fraction of images for test."),
@@ -43,6 +43,7 @@ def train(
 ) -> None:
     """Train a mask classifier (transfer learning) and export a model bundle with reports."""
     from maskwatch.cli._progress import RichReporter
+    from maskwatch.detectors import DEFAULT_DETECTOR
     from maskwatch.errors import require_extra
     from maskwatch.train import check_backbone_name
     from maskwatch.train.trainer import TrainConfig
@@ -56,7 +57,7 @@ def train(
         alpha=alpha,
         size=size,
         margin=margin,
-        detector=detector,
+        detector=detector or DEFAULT_DETECTOR,
         seed=seed,
         fractions=(round(1.0 - val - test, 6), val, test),
         head_epochs=head_epochs,

@@ -3,6 +3,6 @@
 from maskwatch.detectors import blazeface, ensemble, maskface, tiled  # noqa: F401  (each registers its detectors)
 from maskwatch.detectors.base import FaceDetector, create_detector, detector_names, register_detector
 
-DEFAULT_DETECTOR = "blazeface"
+DEFAULT_DETECTOR = "maskface"
 
 __all__ = ["DEFAULT_DETECTOR", "FaceDetector", "create_detector", "detector_names", "register_detector"]
