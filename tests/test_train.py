@@ -22,7 +22,7 @@ from conftest import run_cli
 pytest.importorskip("keras", reason="training needs the [train] extra")
 
 WEIGHTS = "mobilenet_v2_0.35_no_top.weights.h5"
-SMALL = ["--per-class", "24", "--size", "64", "--head-epochs", "3", "--finetune-epochs", "1", "--augment-copies", "1"]
+SMALL = ["--per-class", "40", "--size", "64", "--head-epochs", "5", "--finetune-epochs", "1", "--augment-copies", "1"]
 
 
 def train_cli(*args: str, cache: Path, timeout: float = 400) -> subprocess.CompletedProcess:
@@ -86,10 +86,13 @@ def test_small_run_writes_every_report_and_a_valid_bundle(small_run: Path):
 
 
 def test_small_run_learns_something(small_run: Path):
-    """Even 24 images per class and two short stages beat chance clearly on the held-out test split."""
+    """Even 40 images per class and two short stages beat chance clearly on held-out images.
+
+    (24 per class left 6 validation images, too few to tell: one more wrong and it read as chance.)
+    """
     metrics = json.loads((small_run / "metrics.json").read_text())
-    assert metrics["test"]["n"] >= 4
-    assert metrics["val_accuracy"] >= 0.6
+    assert metrics["test"]["n"] >= 8
+    assert metrics["val_accuracy"] >= 0.6 and metrics["test"]["accuracy"] >= 0.6
 
 
 def test_onnx_bundle_agrees_with_keras_checkpoint(small_run: Path, weights: Path):
