@@ -14,6 +14,14 @@ def test_help_lists_every_command():
         assert command in result.stdout
 
 
+def test_info_names_the_default_detector_and_the_bundles_detector():
+    result = run_cli("info")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # Rich wraps long lines
+    assert "(default: maskface)" in text and "faces found by: maskface" in text
+    assert "maskwatch:default" in text and "maskface-multiscale" in text
+
+
 def test_error_lines_keep_square_brackets(tmp_path):
     """Rich markup must not eat parts of a message, e.g. a path with brackets or a pip extra."""
     missing = tmp_path / "cam[front].jpg"

@@ -12,15 +12,16 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
     """Show packaged model bundles, available face detectors and a bundle's metrics."""
     from maskwatch import __version__
     from maskwatch.bundle import load_bundle, packaged_bundles
-    from maskwatch.detectors import detector_names
+    from maskwatch.detectors import DEFAULT_DETECTOR, detector_names
 
     console.print(f"maskwatch {__version__}")
     console.print(f"bundles: {', '.join(packaged_bundles()) or 'none'}")
-    console.print(f"detectors: {', '.join(detector_names())}")
+    console.print(f"detectors: {', '.join(detector_names())} (default: {DEFAULT_DETECTOR})")
     bundle = load_bundle(model)
     meta = bundle.meta
     console.print(f"model: {bundle.source}")
     console.print(f"  classes: {', '.join(meta.classes)}  input: {meta.input_size}px  backbone: {meta.backbone}")
+    console.print(f"  faces found by: {meta.crop.detector} (the pipeline's detector unless --detector says otherwise)")
     for key, value in meta.metrics.items():
         if isinstance(value, (int, float, str)):
             console.print(f"  {key}: {value}")
