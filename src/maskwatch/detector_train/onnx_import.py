@@ -73,10 +73,13 @@ def _all_layers(model) -> dict[str, object]:
     return layers
 
 
-def folded_parameters(data: bytes, model) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Set every convolution of ``model`` from the ONNX graph; returns BN name → (scale, bias) folded away."""
-    graph = _load(data).graph
-    values = _initializers(_load(data))
+def folded_parameters(data: bytes, model) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
+    """Set every convolution of ``model`` from the ONNX graph.
+
+    Returns BN name → (scale, bias) that the export folded away, and the number of convolutions set.
+    """
+    onnx_model = _load(data)
+    graph, values = onnx_model.graph, _initializers(onnx_model)
     layers = _all_layers(model)
     consumers: dict[str, list] = {}
     for node in graph.node:
@@ -119,7 +122,8 @@ def folded_parameters(data: bytes, model) -> dict[str, tuple[np.ndarray, np.ndar
         layer.set_weights([kernel])
         if len(node.input) == 3:
             bn_match = _BN.search(node.input[2])
-            scale, bias = np.ones(kernel.shape[-1] if not depthwise else kernel.shape[2]), values[node.input[2]]
+            bias = values[node.input[2]]
+            scale = np.ones_like(bias)
         else:
             mul = next_node(node, "Mul")
             bn_match = _BN.search(mul.name)
@@ -136,7 +140,7 @@ def folded_parameters(data: bytes, model) -> dict[str, tuple[np.ndarray, np.ndar
     ]
     if missing:
         raise InputError(f"--init: the ONNX model has no weights for {', '.join(missing[:4])}")
-    return folded
+    return folded, len(done)
 
 
 def load_onnx_weights(model, data: bytes, calibration: Iterable[np.ndarray]) -> int:
@@ -146,7 +150,7 @@ def load_onnx_weights(model, data: bytes, calibration: Iterable[np.ndarray]) -> 
     """
     import keras
 
-    folded = folded_parameters(data, model)
+    folded, convolutions = folded_parameters(data, model)
     layers = _all_layers(model)
     norms = {name: layers[name] for name in folded}
     for name, layer in norms.items():
@@ -179,4 +183,4 @@ def load_onnx_weights(model, data: bytes, calibration: Iterable[np.ndarray]) -> 
         var = np.maximum(squares[name] / count[name] - mean**2, 0.0)
         gamma = scale * np.sqrt(var + layer.epsilon)
         layer.set_weights([gamma, scale * mean + bias, mean, var])
-    return len(folded) + sum(1 for layer in layers.values() if getattr(layer, "use_bias", False))
+    return convolutions + len(folded)

@@ -105,9 +105,10 @@ def train(
         if resume:
             raise InputError("--init starts a new run from an ONNX model; --resume continues a checkpoint: pick one")
         init = resolve_init(config.init)
-        if onnx_width(init) != config.width:
-            log(f"--init model has width {onnx_width(init)}; using it instead of {config.width}")
-            config.width = onnx_width(init)
+        width = onnx_width(init)
+        if width != config.width:
+            log(f"--init model has width {width}; using it instead of {config.width}")
+            config.width = width
 
     scenes = load_scenes(config.scenes, "train", limit=config.limit_scenes)
     crops = load_face_crops(config.face_mask, per_class=config.crops_per_class, seed=config.seed)
