@@ -359,3 +359,24 @@ def test_train_detector_cli_rejects_a_missing_init_model(trained: Path, tmp_path
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'x.onnx'}: --init model not found"]
+
+
+def test_crowd_samples_paste_many_tiny_faces():
+    """--crowd-prob: without scenes a crowd holds only pasted faces, 10–40 of them, 6–28 px wide, none
+    overlapping; every face is labelled with a known class."""
+    from maskwatch.detector_train.data import CROWD_FACES, CROWD_SIDES, SampleMaker
+    from maskwatch.detector_train.targets import LABELS
+
+    crops = {0: [np.full((40, 36, 3), 90, np.uint8)], 1: [np.full((40, 36, 3), 200, np.uint8)]}
+    maker = SampleMaker([], crops, size=256, seed=7, mosaic_prob=0.0, crowd_prob=1.0)
+    for _ in range(10):
+        sample = maker._single(256)
+        assert CROWD_FACES[0] * 0.7 <= len(sample.boxes) <= CROWD_FACES[1]
+        widths = sample.boxes[:, 2] - sample.boxes[:, 0]
+        assert widths.min() >= round(CROWD_SIDES[0]) and widths.max() <= round(CROWD_SIDES[1])
+        assert set(sample.labels.tolist()) <= set(LABELS.values())
+        for i in range(len(sample.boxes)):
+            for j in range(i):
+                a, b = sample.boxes[i], sample.boxes[j]
+                assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
+    assert SampleMaker([], {0: [], 1: []}, crowd_prob=1.0).crowd_prob == 0.0  # no crops: no crowds

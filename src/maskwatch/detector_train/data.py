@@ -20,6 +20,9 @@ Recipe (also in docs/detectors.md), one sample of T×T pixels:
   clock faces, glowing blobs like lamps or stars, smooth organic textures), half of them with 1–3 faces
   pasted among the distractors: the scenes hold few round things that are not faces, and without such
   samples the detector calls coins and galaxies faces;
+- with probability ``crowd_prob``, a crowd: 10–40 face crops pasted at 6–28 px (log-uniform) on a
+  train-half scene shrunk to 0.3–1 of the canvas (its own faces stay labelled) or on a synthetic or
+  distractor background: most scene faces are tiny, and bare ones were the ones the detector missed;
 - with probability ``mosaic_prob`` four half-size samples tiled 2×2 (many small faces per image);
 - then colour jitter, blur, JPEG artefacts, lighting gradients on the whole sample.
 Faces cut to under 40 % by the crop, or under 4 px, are ignored (neither positive nor background).
@@ -47,6 +50,9 @@ PASTE_MAX_SIDE = 0.85
 """Largest face sides, as a share of the canvas: close-up faces (a webcam, a portrait) fill most of the frame."""
 CLOSEUP_MIN_SIDE = 0.6
 """A close-up sample's face fills 0.6–1.0 of the canvas side (log-uniform)."""
+CROWD_FACES = (10, 40)
+CROWD_SIDES = (6.0, 28.0)
+"""A crowd sample pastes 10–40 faces, 6–28 px wide (log-uniform): the size range where scene faces are missed."""
 
 
 @dataclass
@@ -236,9 +242,11 @@ class SampleMaker:
         anchor_class_power: float = 1.0,
         closeup_prob: float = 0.0,
         negative_prob: float = 0.0,
+        crowd_prob: float = 0.0,
     ) -> None:
         self.scenes, self.crops, self.size = scenes, crops, size
         self.negative_prob = negative_prob
+        self.crowd_prob = crowd_prob if crops[0] or crops[1] else 0.0
         self.closeup_prob = closeup_prob if crops[0] or crops[1] else 0.0
         self.anchor_prob = anchor_prob
         self.anchor_pool = anchor_pool(scenes, anchor_class_power)
@@ -278,6 +286,8 @@ class SampleMaker:
         rng = self.rng
         if rng.random() < self.closeup_prob:
             return self._closeup(size)
+        if rng.random() < self.crowd_prob:
+            return self._crowd(size)
         if rng.random() < self.negative_prob:
             image = distractor_background(size, rng)
             empty = Sample(image, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
@@ -342,6 +352,25 @@ class SampleMaker:
         box = np.array([[x, y, x + tw, y + th]], np.float32)
         return Sample(canvas, box, np.array([label], np.int64), np.zeros(1, bool))
 
+    def _crowd(self, size: int) -> Sample:
+        """Many tiny pasted faces on a shrunk scene (letterboxed at a random place) or a face-free canvas."""
+        rng = self.rng
+        roll = rng.random()
+        if self.scenes and roll < 0.5:
+            scene = self.scenes[int(rng.integers(len(self.scenes)))]
+            h, w = scene.image.shape[:2]
+            scale = size * rng.uniform(0.3, 1.0) / max(h, w)
+            new_w, new_h = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
+            canvas = synthetic_background(size, rng) if rng.random() < 0.5 else np.zeros((size, size, 3), np.uint8)
+            x, y = int(rng.integers(0, size - new_w + 1)), int(rng.integers(0, size - new_h + 1))
+            canvas[y : y + new_h, x : x + new_w] = cv2.resize(scene.image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+            boxes = scene.boxes * np.float32(scale) + np.array([x, y, x, y], np.float32)
+            base = self._clip(canvas, boxes, scene.labels.copy())
+        else:
+            canvas = distractor_background(size, rng) if roll < 0.75 else synthetic_background(size, rng)
+            base = Sample(canvas, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
+        return self._paste(base, int(rng.integers(CROWD_FACES[0], CROWD_FACES[1] + 1)), sides=CROWD_SIDES)
+
     def _clip(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> Sample:
         size = image.shape[0]
         area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-6)
@@ -368,15 +397,18 @@ class SampleMaker:
             return draw_mask(face, rng, below_nose=True), 2
         return face, 1
 
-    def _paste(self, sample: Sample, count: int) -> Sample:
+    def _paste(self, sample: Sample, count: int, sides: tuple[float, float] | None = None) -> Sample:
+        """Paste ``count`` faces where they overlap no face; widths log-uniform in ``sides`` (default 8 px to
+        0.85 of the canvas)."""
         rng = self.rng
         image = sample.image.copy()
         size = image.shape[0]
+        low, high = sides or (8.0, max(9.0, PASTE_MAX_SIDE * size))
         boxes, labels, ignore = list(sample.boxes), list(sample.labels), list(sample.ignore)
         for _ in range(count):
             face, label = self._face()
             fh, fw = face.shape[:2]
-            width = float(np.exp(rng.uniform(np.log(8), np.log(max(9, PASTE_MAX_SIDE * size)))))
+            width = float(np.exp(rng.uniform(np.log(low), np.log(high))))
             height = width * fh / fw * rng.uniform(0.9, 1.1)
             tw, th = max(4, round(width)), max(4, round(height))
             if th >= size or tw >= size:

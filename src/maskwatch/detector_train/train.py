@@ -49,6 +49,7 @@ class TrainConfig:
     anchor_class_power: float = 0.5
     closeup_prob: float = 0.0
     negative_prob: float = 0.0
+    crowd_prob: float = 0.0
     width: int = 32
     threads: int | None = None
     checkpoint_every: int = 250
@@ -155,6 +156,7 @@ def train(
         anchor_class_power=config.anchor_class_power,
         closeup_prob=config.closeup_prob,
         negative_prob=config.negative_prob,
+        crowd_prob=config.crowd_prob,
     )
     if init is not None:
         calibration = (maker.batch(config.batch)[0] for _ in range(CALIBRATION_BATCHES))
