@@ -78,7 +78,8 @@ def test_maskface_coarse_pass_finds_a_close_up_the_main_pass_misses(astronaut_bg
 
 def test_registry_lists_our_detectors_and_maskface_needs_a_model(monkeypatch):
     names = detector_names()
-    ours = {"blazeface", "blazeface-short", "blazeface-tiled", "maskface", "maskface-multiscale", "maskface+blazeface"}
+    ours = {"blazeface", "blazeface-short", "blazeface-tiled", "maskface", "maskface-multiscale", "maskface-flip"}
+    ours.add("maskface+blazeface")
     assert ours <= set(names)
     from importlib import resources
 
@@ -209,3 +210,25 @@ def test_maskface_multiscale_finds_a_face_too_small_for_one_pass(astronaut_bgr, 
     assert set(faces[0].class_probabilities) == {"with_mask", "without_mask", "incorrect_mask"}
     with pytest.raises(InputError, match="sizes"):
         create_detector("maskface", sizes=(16, 320))
+
+
+def test_maskface_flip_is_mirror_symmetric_and_a_separate_version(astronaut_bgr, monkeypatch):
+    """maskface-flip runs each pass on the image and its mirror and merges them, so a mirrored photo gives the
+    mirrored faces (640 px wide: the letterbox pads only the bottom, so the two passes see exact mirrors)."""
+    import cv2
+
+    monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    head = astronaut_bgr[40:240, 130:330]
+    canvas[100:300, 60:260] = cv2.resize(head, (200, 200), interpolation=cv2.INTER_AREA)
+    canvas[250:400, 420:570] = cv2.resize(head[:, ::-1], (150, 150), interpolation=cv2.INTER_AREA)
+    plain, flipped = create_detector("maskface", threads=1), create_detector("maskface-flip", threads=1)
+    assert flipped.name == "maskface-flip" and flipped.version != plain.version
+    faces = sorted(flipped.detect(canvas), key=lambda f: f.box[0])
+    mirrored = sorted(flipped.detect(cv2.flip(canvas, 1)), key=lambda f: -f.box[0])
+    assert len(faces) == 2 and len(mirrored) == 2
+    for face, twin in zip(faces, mirrored):
+        x1, y1, x2, y2 = twin.box
+        np.testing.assert_allclose(face.box, (640 - x2, y1, 640 - x1, y2), atol=0.01)
+        assert face.score == pytest.approx(twin.score, abs=1e-5)
+    assert len(plain.detect(canvas)) == 2

@@ -181,6 +181,8 @@ class MaskFaceDetector:
 
     ``sizes`` (several main-pass long sides) turns on multi-scale inference: each pass
     runs, and their faces are merged by ``fuse_scales``; it costs one pass per size.
+    ``flip`` also runs every main pass on the mirrored image (test-time augmentation,
+    twice the work) and merges it the same way.
     """
 
     def __init__(
@@ -193,13 +195,14 @@ class MaskFaceDetector:
         threshold: float | None = None,
         coarse_size: int | None = None,
         sizes: Sequence[int] | None = None,
+        flip: bool = False,
     ) -> None:
         model_path = Path(model) if model is not None else None
         if model_path is not None and not model_path.is_file():
             raise ModelError(f"{model_path}: no such maskface model")
         meta = load_meta(model_path)
         self.sizes = tuple(sorted(int(s) for s in sizes)) if sizes else (int(size or meta.get("input_size", 320)),)
-        self.name = "maskface-multiscale" if len(self.sizes) > 1 else "maskface"
+        self.name = ("maskface-multiscale" if len(self.sizes) > 1 else "maskface") + ("-flip" if flip else "")
         self.size = self.sizes[0]
         if self.size < MULTIPLE or self.sizes[-1] > 4096:
             raise InputError(f"maskface sizes must be between {MULTIPLE} and 4096 px, got {list(self.sizes)}")
@@ -209,22 +212,29 @@ class MaskFaceDetector:
         self.threshold = float(threshold if threshold is not None else meta.get("threshold", 0.5))
         self.min_score = min_score
         self.nms_iou = nms_iou
+        self.flip = bool(flip)
         data = model_path.read_bytes() if model_path else resources.files("maskwatch.models").joinpath(MODEL_FILE)
         model_bytes = data if isinstance(data, bytes) else data.read_bytes()
         sizes_text = "+".join(map(str, self.sizes))
-        self.version = fingerprint(model_bytes, f"s{sizes_text}-c{self.coarse_size}-t{self.threshold:g}-nms{nms_iou:g}")
+        flip_text = "-flip" if self.flip else ""
+        self.version = fingerprint(
+            model_bytes, f"s{sizes_text}-c{self.coarse_size}-t{self.threshold:g}-nms{nms_iou:g}{flip_text}"
+        )
         self.session = create_session(model_bytes, threads=threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Faces with the head's class guess attached (the pipeline blends it with the classifier's)."""
         raw_min = uncalibrate(self.min_score, self.threshold)
-        if len(self.sizes) == 1:
+        mirrors = (False, True) if self.flip else (False,)
+        count = len(self.sizes) * len(mirrors)
+        if count == 1:
             passes = [self._decode(image_bgr, self.size, raw_min)]
         else:
             # A pass contributes to a face's mean wherever it scores at least 1/n of the threshold.
-            views = [self._decode(image_bgr, size, raw_min / len(self.sizes)) for size in self.sizes]
-            fused = fuse_scales(views, [size / max(image_bgr.shape[:2]) for size in self.sizes], self.nms_iou)
+            views = [self._decode(image_bgr, s, raw_min / count, mirror=m) for s in self.sizes for m in mirrors]
+            scales = [size / max(image_bgr.shape[:2]) for size in self.sizes for _ in mirrors]
+            fused = fuse_scales(views, scales, self.nms_iou)
             keep = fused[1] >= raw_min
             passes = [(fused[0][keep], fused[1][keep], fused[2][keep])]
         if self.coarse_size:
@@ -247,16 +257,22 @@ class MaskFaceDetector:
             out.append(Detection(box=(x1, y1, x2, y2), score=float(score), class_probabilities=classes))
         return out
 
-    def _decode(self, image_bgr: np.ndarray, size: int, raw_min: float, min_side: float = 0.0) -> Pass:
-        """Boxes (in image pixels), raw scores and class probabilities of one pass at ``size``; boxes with a
-        side under ``min_side`` input pixels are dropped."""
-        tensor, scale = letterbox(image_bgr, size)
+    def _decode(
+        self, image_bgr: np.ndarray, size: int, raw_min: float, min_side: float = 0.0, mirror: bool = False
+    ) -> Pass:
+        """Boxes (in image pixels), raw scores and class probabilities of one pass at ``size`` (on the mirrored
+        image if ``mirror``, boxes mapped back); boxes with a side under ``min_side`` input pixels are dropped."""
+        tensor, scale = letterbox(cv2.flip(image_bgr, 1) if mirror else image_bgr, size)
         maps = self.session.run(None, {self.input_name: tensor})[0][0]
         boxes, scores, probs = decode_maps(maps, raw_min)
         if min_side:
             keep = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_side
             boxes, scores, probs = boxes[keep], scores[keep], probs[keep]
-        return boxes / scale, scores, probs
+        boxes = boxes / scale
+        if mirror:
+            width = image_bgr.shape[1]
+            boxes = np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=1)
+        return boxes.reshape(-1, 4), scores, probs
 
 
 ENV_MODEL = "MASKWATCH_MASKFACE"
@@ -273,3 +289,4 @@ def _factory(**options: object) -> MaskFaceDetector:
 
 register_detector("maskface", _factory)
 register_detector("maskface-multiscale", lambda **options: _factory(sizes=MULTISCALE_SIZES, **options))
+register_detector("maskface-flip", lambda **options: _factory(flip=True, **options))
