@@ -344,7 +344,8 @@ def test_train_from_an_onnx_model_and_its_bad_inputs(trained: Path, tmp_path: Pa
         train(config, resume=True, log=lines.append)
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
-    for init, message in ((str(tmp_path / "missing.onnx"), "not found"), (str(broken), "not a readable ONNX")):
+    unreadable = "broken.onnx: --init: not a readable ONNX"
+    for init, message in ((str(tmp_path / "missing.onnx"), "not found"), (str(broken), unreadable)):
         config.init = init
         with pytest.raises(InputError, match=message):
             train(config, log=lines.append)
@@ -359,6 +360,12 @@ def test_train_detector_cli_rejects_a_missing_init_model(trained: Path, tmp_path
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'x.onnx'}: --init model not found"]
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    result = run_cli("train-detector", "--scenes", str(scenes), "--init", str(broken), "--out", str(tmp_path))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1
+    assert lines[0].startswith(f"error: {broken}: --init: not a readable ONNX model")
 
 
 def test_crowd_samples_paste_many_tiny_faces():

@@ -86,9 +86,9 @@ def train_detector_command(
     if not (scenes / "annotations").is_dir() or not (scenes / "images").is_dir():
         raise InputError(f"{scenes}: expected images/ and annotations/ folders")
     if init:  # checked before TensorFlow starts, so a bad path gets one clean line
-        from maskwatch.detector_train.onnx_import import onnx_width, resolve_init
+        from maskwatch.detector_train.onnx_import import read_init
 
-        onnx_width(resolve_init(init))
+        read_init(init)
     config = TrainConfig(
         scenes=str(scenes),
         face_mask=_optional(face_mask),

@@ -40,6 +40,15 @@ def resolve_init(value: str) -> bytes:
     return path.read_bytes()
 
 
+def read_init(value: str) -> tuple[bytes, int]:
+    """The ONNX bytes and FPN width of ``--init``; an unreadable model's error names the file."""
+    data = resolve_init(value)
+    try:
+        return data, onnx_width(data)
+    except InputError as exc:
+        raise InputError(f"{value}: {exc}") from None
+
+
 def onnx_width(data: bytes) -> int:
     """FPN width of a maskface export (channels of its p5 lateral convolution)."""
     initializers = _initializers(_load(data))

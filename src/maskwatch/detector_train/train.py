@@ -101,12 +101,11 @@ def train(
 
     init = None
     if config.init:
-        from maskwatch.detector_train.onnx_import import load_onnx_weights, onnx_width, resolve_init
+        from maskwatch.detector_train.onnx_import import load_onnx_weights, read_init
 
         if resume:
             raise InputError("--init starts a new run from an ONNX model; --resume continues a checkpoint: pick one")
-        init = resolve_init(config.init)
-        width = onnx_width(init)
+        init, width = read_init(config.init)
         if width != config.width:
             log(f"--init model has width {width}; using it instead of {config.width}")
             config.width = width
