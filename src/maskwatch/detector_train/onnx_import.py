@@ -168,6 +168,7 @@ def load_onnx_weights(model, data: bytes, calibration: Iterable[np.ndarray]) -> 
         layer.set_weights([scale, bias, np.zeros_like(scale), np.full_like(scale, 1.0 - eps)])
 
     trunk = model.get_layer("trunk")
+    normalise = model.get_layer("normalise")
     inner = [layer for layer in trunk.layers if layer.name in norms]
     outer = [layer for layer in model.layers if layer.name in norms]
     probe_trunk = keras.Model(trunk.input, [layer.input for layer in inner])
@@ -177,7 +178,7 @@ def load_onnx_weights(model, data: bytes, calibration: Iterable[np.ndarray]) -> 
     count: dict[str, float] = {}
     for images in calibration:
         images = np.asarray(images, np.float32)
-        inside = probe_trunk(images / 127.5 - 1.0, training=False)
+        inside = probe_trunk(normalise(images), training=False)  # the trunk sees the model's own scaling
         heads = probe_head(images, training=False)
         for layer, value in [*zip(inner, inside), *zip(outer, heads)]:
             flat = np.asarray(value, np.float64).reshape(-1, value.shape[-1])

@@ -91,7 +91,7 @@ def train(
         raise InputError(f"--size must be a multiple of 32 and at least 64, got {config.size}")
     weights = config.backbone_weights
     if not config.init and weights not in (None, "imagenet") and not Path(weights).is_file():
-        raise InputError(f"{config.backbone_weights}: backbone weights not found (pass --backbone-weights none)")
+        raise InputError(f"{weights}: backbone weights not found (pass --backbone-weights none)")
     if config.threads:
         tf.config.threading.set_intra_op_parallelism_threads(config.threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
