@@ -40,3 +40,19 @@ def test_missing_extra_names_the_pip_extra(monkeypatch):
         require_extra("no_such_module_here", "batch", "maskwatch batch")
     require_extra("sys", "batch", "anything")  # present: no error
     assert "sys" in sys.modules
+
+
+def test_train_detector_without_the_train_extra_names_it(monkeypatch):
+    """train-detector imports TensorFlow and ONNX lazily; a missing one is named before anything runs."""
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+    from maskwatch.errors import MaskwatchError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    result = CliRunner().invoke(app, ["train-detector", "--init", "packaged"])
+    assert isinstance(result.exception, MaskwatchError)
+    assert str(result.exception) == "maskwatch train-detector needs onnx: pip install 'maskwatch[train]'"

@@ -77,12 +77,12 @@ def train_detector_command(
     ),
 ) -> None:
     """Train maskface (MobileNetV2 + FPN + CenterNet head) on the scenes train half plus synthetic scenes."""
-    from maskwatch.errors import InputError
+    from maskwatch.errors import InputError, require_extra
 
-    try:
-        from maskwatch.detector_train.train import TrainConfig, train
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise InputError(f"train-detector needs TensorFlow (pip install 'maskwatch[train]'): {exc}") from None
+    for module in ("tensorflow", "keras", "onnx"):  # imported lazily below: check before any of it runs
+        require_extra(module, "train", "maskwatch train-detector")
+    from maskwatch.detector_train.train import TrainConfig, train
+
     if not (scenes / "annotations").is_dir() or not (scenes / "images").is_dir():
         raise InputError(f"{scenes}: expected images/ and annotations/ folders")
     if init:  # checked before TensorFlow starts, so a bad path gets one clean line
