@@ -19,6 +19,7 @@ from maskwatch.scene_metrics import (
     evaluate_scenes,
     map_labels,
     match,
+    recall_at_fp_budget,
     size_bucket,
     voc_ap,
 )
@@ -228,3 +229,37 @@ def test_evaluate_scenes_maps_classes_and_ignores() -> None:
     data = report.to_dict()
     assert data["metrics"]["iou_0.5"]["mAP"] == 1.0 and data["faces"] == 2
     assert map_labels(images, {"mask": W})[0].objects[0].label == W
+
+
+def test_recall_at_fp_budget_strict_and_sized() -> None:
+    tiny = (300.0, 300.0, 310.0, 310.0)
+    small_spurious = (400.0, 400.0, 410.0, 410.0)
+    results = [
+        image(
+            [gt(W, A), gt(W, tiny)],
+            # ranked: face A (TP), big spurious C, small spurious, the tiny face (under 24 px: neither TP nor FP)
+            [pred(W, A, 0.9), pred(W, C, 0.8), pred(W, small_spurious, 0.7), pred(W, tiny, 0.6)],
+        ),
+        image([gt(W, B)], [pred(W, B, 0.5)], "a2.jpg"),
+    ]
+    # No false face allowed (0.15 per image over 2 images): only A is kept.
+    strict = recall_at_fp_budget(results, 0.5, 0.15)
+    assert (strict.recall, strict.threshold, strict.fp_per_image) == (0.5, 0.9, 0.0)
+    # One false face allowed: the strict count pays 2 (C and the small one) to reach B; the sized one pays 1.
+    assert recall_at_fp_budget(results, 0.5, 0.5).recall == 0.5
+    sized = recall_at_fp_budget(results, 0.5, 0.5, small_false_positives=False)
+    assert (sized.recall, sized.threshold, sized.fp_per_image) == (1.0, 0.5, 0.5)
+    strict = recall_at_fp_budget(results, 0.5, 1.0)
+    assert (strict.recall, strict.threshold, strict.fp_per_image) == (1.0, 0.5, 1.0)
+    m = compute_metrics(results, 0.5, [W])
+    assert m.at_fp_budget["all"].recall == 0.5 and m.at_fp_budget["sized"].recall == 0.5
+    assert m.to_dict()["face_detection"]["recall_min_side_24px"]["at_max_0.15_fp_per_image"]["all"]["recall"] == 0.5
+
+
+def test_recall_at_fp_budget_ties_and_no_faces() -> None:
+    # A face and a false face with the same score: no threshold keeps one without the other.
+    tied = recall_at_fp_budget([image([gt(W, A)], [pred(W, A, 0.8), pred(W, C, 0.8)])], 0.5, 0.15)
+    assert tied.recall == 0.0 and tied.fp_per_image == 0.0 and math.isinf(tied.threshold)
+    assert recall_at_fp_budget([image([gt(W, A)], [pred(W, A, 0.8), pred(W, C, 0.8)])], 0.5, 1.0).recall == 1.0
+    assert math.isnan(recall_at_fp_budget([image([], [pred(W, A, 0.8)])]).recall)
+    assert math.isnan(recall_at_fp_budget([]).recall)

@@ -49,6 +49,9 @@ SIZE_BUCKETS: tuple[tuple[str, float, float], ...] = (
 RECALL_MIN_SIDE = 24.0
 """The product bar: faces whose shorter side is at least this are the ones users expect found."""
 
+MAX_FP_PER_IMAGE = 0.15
+"""The product bar's false-positive budget that goes with the ≥ 24 px recall."""
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -184,6 +187,68 @@ def shorter_side(box: Sequence[float]) -> float:
     return float(min(box[2] - box[0], box[3] - box[1]))
 
 
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The best ≥ ``RECALL_MIN_SIDE`` face recall a single score threshold reaches within a false-positive budget."""
+
+    threshold: float
+    """Lowest detection score kept (inf: no threshold fits the budget but keeping nothing)."""
+    recall: float
+    fp_per_image: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": _num(self.threshold), "recall": _num(self.recall), "fp_per_image": _num(self.fp_per_image)}
+
+
+def recall_at_fp_budget(
+    results: Sequence[ImageResult],
+    iou: float = 0.5,
+    max_fp_per_image: float = MAX_FP_PER_IMAGE,
+    min_side: float = RECALL_MIN_SIDE,
+    small_false_positives: bool = True,
+) -> OperatingPoint:
+    """Sweep the detection-score threshold (FDDB-style) and keep the best recall of faces ≥ ``min_side``.
+
+    With ``small_false_positives`` every detection that matches no face counts
+    against the budget. Without it the sweep follows COCO's area ranges: a
+    detection smaller than ``min_side`` that matches no face, or that matches a
+    face smaller than ``min_side``, is left out. The difference matters on crowd
+    photos, where many small faces carry no annotation, so a detector that finds
+    them is charged for it. VOC matching in score order makes every prefix's
+    matching the same as a run at that threshold, so one matching serves all.
+    """
+    scores, true_pos, false_pos = [], [], []
+    n_faces = 0
+    for r in results:
+        gt_boxes, gt_difficult = _gt_arrays(r.ground_truth)
+        gt_sides = np.array([shorter_side(g.box) for g in r.ground_truth], np.float64)
+        n_faces += int(((gt_sides >= min_side) & ~gt_difficult).sum())
+        pred_boxes = np.array([p.box for p in r.predictions], np.float64).reshape(-1, 4)
+        det_scores = np.array([p.detection_score for p in r.predictions], np.float64)
+        status, matched = match(gt_boxes, gt_difficult, pred_boxes, det_scores, iou)
+        pred_sides = np.array([shorter_side(p.box) for p in r.predictions], np.float64)
+        scores.append(det_scores)
+        true_pos.append((status == 1) & (gt_sides[matched] >= min_side if len(gt_sides) else False))
+        false_pos.append((status == 0) & (small_false_positives | (pred_sides >= min_side)))
+    if not n_faces:
+        return OperatingPoint(math.nan, math.nan, math.nan)
+    all_scores = np.concatenate(scores) if scores else np.zeros(0)
+    order = np.argsort(-all_scores, kind="stable")
+    ranked = all_scores[order]
+    tp = np.concatenate([[0], np.cumsum(np.concatenate(true_pos)[order])]) if len(order) else np.zeros(1)
+    fp = np.concatenate([[0], np.cumsum(np.concatenate(false_pos)[order])]) if len(order) else np.zeros(1)
+    # A threshold keeps every detection with an equal score: cut only where the score changes.
+    cuts = [0] + [k + 1 for k in range(len(ranked)) if k + 1 == len(ranked) or ranked[k + 1] < ranked[k]]
+    n_images = max(1, len(results))
+    fits = [k for k in cuts if fp[k] / n_images <= max_fp_per_image + 1e-12]
+    best = max(fits, key=lambda k: (tp[k], -fp[k]))
+    return OperatingPoint(
+        threshold=float(ranked[best - 1]) if best else math.inf,
+        recall=float(tp[best]) / n_faces,
+        fp_per_image=float(fp[best]) / n_images,
+    )
+
+
 # --------------------------------------------------------------------------- all metrics at one IoU
 
 
@@ -221,6 +286,8 @@ class SceneMetrics:
     confusion_cols: list[str]
     confusion: np.ndarray
     images: list[ImageErrors]
+    at_fp_budget: dict[str, OperatingPoint] = field(default_factory=dict)
+    """``all``: every unmatched detection is a false positive; ``sized``: only those ≥ RECALL_MIN_SIDE (COCO)."""
 
     def mean_ap(self, classes: Iterable[str] | None = None) -> float:
         """Mean AP over ``classes`` (default: every class with ground truth); classes without ground truth skip."""
@@ -257,6 +324,7 @@ class SceneMetrics:
                     "found": found,
                     "total": total,
                     "recall": _num(found / total if total else math.nan),
+                    f"at_max_{MAX_FP_PER_IMAGE:g}_fp_per_image": {k: v.to_dict() for k, v in self.at_fp_budget.items()},
                 },
             },
             "classification": {"matched": self.matched, "correct": self.correct, "accuracy": _num(self.accuracy)},
@@ -351,6 +419,10 @@ def compute_metrics(results: Sequence[ImageResult], iou: float = 0.5, classes: S
         confusion_cols=cols,
         confusion=confusion,
         images=errors,
+        at_fp_budget={
+            "all": recall_at_fp_budget(results, iou),
+            "sized": recall_at_fp_budget(results, iou, small_false_positives=False),
+        },
     )
 
 

@@ -19,7 +19,14 @@ import numpy as np
 from maskwatch.draw import colour_for
 from maskwatch.errors import InputError
 from maskwatch.faces import TOO_SMALL
-from maskwatch.scene_metrics import RECALL_MIN_SIDE, SIZE_BUCKETS, ImageResult, SceneMetrics, SceneReport
+from maskwatch.scene_metrics import (
+    MAX_FP_PER_IMAGE,
+    RECALL_MIN_SIDE,
+    SIZE_BUCKETS,
+    ImageResult,
+    SceneMetrics,
+    SceneReport,
+)
 
 JSON_FILE = "scene_report.json"
 IMAGES_FILE = "scene_images.jsonl"
@@ -202,8 +209,16 @@ def render_html(report: SceneReport, gallery: list[tuple[ImageResult, Path]]) ->
         found, total = m.recall_min_side
         parts.append(
             f"<tr><th>≥ {RECALL_MIN_SIDE:g} px</th><th>{found}</th><th>{total}</th>"
-            f"<th>{_fmt(found / total if total else math.nan)}</th></tr></table>"
+            f"<th>{_fmt(found / total if total else math.nan)}</th></tr>"
         )
+        for key, what in (("all", "every false face counted"), ("sized", f"false faces ≥ {RECALL_MIN_SIDE:g} px only")):
+            point = m.at_fp_budget.get(key)
+            if point is not None:
+                parts.append(
+                    f"<tr><td colspan='3'>≥ {RECALL_MIN_SIDE:g} px at ≤ {MAX_FP_PER_IMAGE:g} false faces per image "
+                    f"({what}; score ≥ {_fmt(point.threshold)})</td><td>{_fmt(point.recall)}</td></tr>"
+                )
+        parts.append("</table>")
         parts.append("<table><tr><th>ground truth ↓ / predicted →</th>")
         parts.extend(f"<th>{e(c)}</th>" for c in m.confusion_cols)
         parts.append("</tr>")

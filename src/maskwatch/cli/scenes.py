@@ -152,9 +152,23 @@ def _print(report) -> None:
             f"mAP {_f(report.metrics[iou].mean_ap(report.map_classes))}"
             + (f" over {', '.join(report.map_classes)}" if report.map_classes else "")
             + f" · detection recall: {sizes}; ≥ 24 px {_f(found / total if total else float('nan'))} ({total})"
+            + _budget_text(m)
             + f" · accuracy on found faces {_f(m.accuracy)} ({m.matched})",
             highlight=False,
         )
+
+
+def _budget_text(m) -> str:
+    """The ≥ 24 px recall at the bar's false-positive budget, strict and COCO-sized (see recall_at_fp_budget)."""
+    from maskwatch.scene_metrics import MAX_FP_PER_IMAGE
+
+    strict, sized = m.at_fp_budget.get("all"), m.at_fp_budget.get("sized")
+    if strict is None or sized is None:
+        return ""
+    return (
+        f"; at ≤ {MAX_FP_PER_IMAGE:g} false faces/img {_f(strict.recall)} (score ≥ {_f(strict.threshold)}),"
+        f" {_f(sized.recall)} counting only false faces ≥ 24 px"
+    )
 
 
 def _f(value: float) -> str:
