@@ -239,3 +239,28 @@ def test_maskface_flip_is_mirror_symmetric_and_a_separate_version(astronaut_bgr,
         np.testing.assert_allclose(face.box, (640 - x2, y1, 640 - x1, y2), atol=0.01)
         assert face.score == pytest.approx(twin.score, abs=1e-5)
     assert len(plain.detect(canvas)) == 2
+
+
+def test_maskface_multiscale_passes_grow_with_a_large_photo(astronaut_bgr, monkeypatch):
+    """A ~30-px face in a 1800-px photo: fixed passes (up to 640 px) shrink it below what maskface finds;
+    passes scaled with the photo (the largest at its own resolution, capped) keep it at its size."""
+    import cv2
+
+    from maskwatch.detectors.maskface import MULTISCALE_LARGE_MAX, MULTISCALE_SIZES
+
+    monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
+    multi = create_detector("maskface-multiscale", threads=1)
+    assert multi.pass_sizes(400) == MULTISCALE_SIZES == multi.pass_sizes(640)
+    assert multi.pass_sizes(1280) == (768, 1024, 1280)
+    assert multi.pass_sizes(8000) == (MULTISCALE_LARGE_MAX,)
+    fixed = create_detector("maskface-multiscale", large_max=0, threads=1)
+    assert fixed.pass_sizes(1280) == MULTISCALE_SIZES and fixed.version != multi.version
+    frame = np.full((1350, 1800, 3), 90, np.uint8)
+    frame[900:1060, 1200:1360] = cv2.resize(astronaut_bgr, (160, 160), interpolation=cv2.INTER_AREA)
+    assert fixed.detect(frame) == []
+    faces = multi.detect(frame)
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0].box
+    assert 1250 < (x1 + x2) / 2 < 1290 and 920 < (y1 + y2) / 2 < 955 and 20 < x2 - x1 < 45
+    with pytest.raises(InputError, match="large_max"):
+        create_detector("maskface-multiscale", large_max=100)

@@ -43,6 +43,10 @@ pass's job, and at coarse resolution they are mostly false."""
 MULTISCALE_SIZES = (384, 512, 640)
 """Main-pass long sides of ``maskface-multiscale`` (photos, offline work), chosen on the scenes' train half:
 upscaling a 400-px photo finds the tiny faces a 320-px pass cannot see (docs/detectors.md)."""
+MULTISCALE_LARGE_MAX = 2048
+"""For a photo larger than ``maskface-multiscale``'s largest size, its passes grow with the photo (the largest at the
+photo's own resolution, none beyond this long side), so small faces in large photos are not shrunk away: on 3 × 3
+mosaics of train-half photos (1800 × 1215 px) face AP rose from 0.568 to 0.906 (benchmarks/bench_large_photos.py)."""
 IN_RANGE_SIDE = 240.0
 """A face bigger than this in a pass's input is bigger than any face in training (0.95 × 256): that pass is
 not expected to find it, so it does not count against the face when multi-scale scores are averaged."""
@@ -182,7 +186,10 @@ class MaskFaceDetector:
     ``sizes`` (several main-pass long sides) turns on multi-scale inference: each pass
     runs, and their faces are merged by ``fuse_scales``; it costs one pass per size.
     ``flip`` also runs every main pass on the mirrored image (test-time augmentation,
-    twice the work) and merges it the same way.
+    twice the work) and merges it the same way. With ``large_max``, an image larger
+    than the largest size gets every size scaled by the same factor, so the largest
+    pass runs at the image's own resolution (capped at ``large_max``) and small
+    faces in large photos are not shrunk away.
     """
 
     def __init__(
@@ -196,6 +203,7 @@ class MaskFaceDetector:
         coarse_size: int | None = None,
         sizes: Sequence[int] | None = None,
         flip: bool = False,
+        large_max: int = 0,
     ) -> None:
         model_path = Path(model) if model is not None else None
         if model_path is not None and not model_path.is_file():
@@ -213,12 +221,15 @@ class MaskFaceDetector:
         self.min_score = min_score
         self.nms_iou = nms_iou
         self.flip = bool(flip)
+        self.large_max = int(large_max)
+        if self.large_max and not self.sizes[-1] <= self.large_max <= 4096:
+            raise InputError(f"maskface large_max must be 0 or {self.sizes[-1]}..4096, got {self.large_max}")
         data = model_path.read_bytes() if model_path else resources.files("maskwatch.models").joinpath(MODEL_FILE)
         model_bytes = data if isinstance(data, bytes) else data.read_bytes()
         sizes_text = "+".join(map(str, self.sizes))
-        flip_text = "-flip" if self.flip else ""
+        extra_text = ("-flip" if self.flip else "") + (f"-l{self.large_max}" if self.large_max else "")
         self.version = fingerprint(
-            model_bytes, f"s{sizes_text}-c{self.coarse_size}-t{self.threshold:g}-nms{nms_iou:g}{flip_text}"
+            model_bytes, f"s{sizes_text}-c{self.coarse_size}-t{self.threshold:g}-nms{nms_iou:g}{extra_text}"
         )
         self.session = create_session(model_bytes, threads=threads)
         self.input_name = self.session.get_inputs()[0].name
@@ -227,13 +238,14 @@ class MaskFaceDetector:
         """Faces with the head's class guess attached (the pipeline blends it with the classifier's)."""
         raw_min = uncalibrate(self.min_score, self.threshold)
         mirrors = (False, True) if self.flip else (False,)
-        count = len(self.sizes) * len(mirrors)
+        sizes = self.pass_sizes(max(image_bgr.shape[:2]))
+        count = len(sizes) * len(mirrors)
         if count == 1:
-            passes = [self._decode(image_bgr, self.size, raw_min)]
+            passes = [self._decode(image_bgr, sizes[0], raw_min)]
         else:
             # A pass contributes to a face's mean wherever it scores at least 1/n of the threshold.
-            views = [self._decode(image_bgr, s, raw_min / count, mirror=m) for s in self.sizes for m in mirrors]
-            scales = [size / max(image_bgr.shape[:2]) for size in self.sizes for _ in mirrors]
+            views = [self._decode(image_bgr, s, raw_min / count, mirror=m) for s in sizes for m in mirrors]
+            scales = [size / max(image_bgr.shape[:2]) for size in sizes for _ in mirrors]
             fused = fuse_scales(views, scales, self.nms_iou)
             keep = fused[1] >= raw_min
             passes = [(fused[0][keep], fused[1][keep], fused[2][keep])]
@@ -256,6 +268,14 @@ class MaskFaceDetector:
             classes = dict(zip(CLASSES, map(float, p)))
             out.append(Detection(box=(x1, y1, x2, y2), score=float(score), class_probabilities=classes))
         return out
+
+    def pass_sizes(self, long_side: int) -> tuple[int, ...]:
+        """Main-pass long sides for an image: ``sizes``, or for a larger image (with ``large_max``) ``sizes`` scaled
+        so the largest equals the image's long side, each capped at ``large_max``."""
+        if not self.large_max or long_side <= self.sizes[-1]:
+            return self.sizes
+        factor = long_side / self.sizes[-1]
+        return tuple(sorted({min(round(size * factor), self.large_max) for size in self.sizes}))
 
     def _decode(
         self, image_bgr: np.ndarray, size: int, raw_min: float, min_side: float = 0.0, mirror: bool = False
@@ -288,5 +308,8 @@ def _factory(**options: object) -> MaskFaceDetector:
 
 
 register_detector("maskface", _factory)
-register_detector("maskface-multiscale", lambda **options: _factory(sizes=MULTISCALE_SIZES, **options))
+register_detector(
+    "maskface-multiscale",
+    lambda **options: _factory(**{"sizes": MULTISCALE_SIZES, "large_max": MULTISCALE_LARGE_MAX, **options}),
+)
 register_detector("maskface-flip", lambda **options: _factory(flip=True, **options))
