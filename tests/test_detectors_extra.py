@@ -264,3 +264,21 @@ def test_maskface_multiscale_passes_grow_with_a_large_photo(astronaut_bgr, monke
     assert 1250 < (x1 + x2) / 2 < 1290 and 920 < (y1 + y2) / 2 < 955 and 20 < x2 - x1 < 45
     with pytest.raises(InputError, match="large_max"):
         create_detector("maskface-multiscale", large_max=100)
+
+
+def test_maskface_640_is_one_bigger_pass(astronaut_bgr, monkeypatch):
+    """maskface-640 runs one main pass at 640 px (HD streams; its gain on large frames is measured by
+    benchmarks/bench_large_photos.py), plus the coarse pass, and still finds an ordinary face."""
+    monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
+    default, hd = create_detector("maskface", threads=1), create_detector("maskface-640", threads=1)
+    assert hd.name == "maskface-640" and hd.sizes == (640,) and hd.version != default.version
+    seen = []
+    decode = hd._decode
+    monkeypatch.setattr(hd, "_decode", lambda image, size, *a, **k: seen.append(size) or decode(image, size, *a, **k))
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[400:912, 700:1212] = astronaut_bgr
+    faces = hd.detect(frame)
+    assert seen == [640, hd.coarse_size]
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0].box
+    assert 850 < (x1 + x2) / 2 < 980 and 440 < (y1 + y2) / 2 < 560
