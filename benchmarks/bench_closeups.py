@@ -17,14 +17,12 @@ the ``web`` photos are the ones no detector here has trained on. Example::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-from bench_scenes import parse_config
+from bench_scenes import machine, merge_results, parse_config
 
 from maskwatch.detector_train.data import RMFD_NAME
 from maskwatch.detectors import create_detector
@@ -74,11 +72,7 @@ def main() -> None:
         shown = "  ".join(f"{key} {hit / total:.3f}" for key, (hit, total) in sorted(found.items()))
         print(f"{spec:24s} {shown}")
     if args.json:
-        merged = json.loads(args.json.read_text()) if args.json.is_file() else {}
-        merged.setdefault("results", {}).update(results)
-        merged["machine"] = {"platform": platform.platform(), "python": platform.python_version()}
-        merged["data"] = str(args.data.name)
-        args.json.write_text(json.dumps(merged, indent=2) + "\n")
+        merge_results(args.json, "results", results, machine=machine(), data=str(args.data.name))
 
 
 if __name__ == "__main__":

@@ -15,15 +15,13 @@ looking at its false faces here (coins, galaxies), so this is not an unbiased te
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from pathlib import Path
 
 import cv2
 import numpy as np
 import skimage
 import skimage.data
-from bench_scenes import parse_config
+from bench_scenes import machine, merge_results, parse_config
 
 from maskwatch.detectors import create_detector
 
@@ -93,12 +91,14 @@ def main() -> None:
         shown = ", ".join(f"{key} {n}" for key, n in sorted(per_image.items(), key=lambda kv: -kv[1]) if n)
         print(f"{spec:28s} {results[spec]['false_faces']:3d} false faces on {len(images)} images  ({shown})")
     if args.json:
-        merged = json.loads(args.json.read_text()) if args.json.is_file() else {}
-        merged.setdefault("results", {}).update(results)
-        merged["images"] = {key: list(image.shape[:2]) for key, image in images.items()}
-        merged["skimage"] = skimage.__version__
-        merged["machine"] = {"platform": platform.platform(), "python": platform.python_version()}
-        args.json.write_text(json.dumps(merged, indent=2) + "\n")
+        merge_results(
+            args.json,
+            "results",
+            results,
+            images={key: list(image.shape[:2]) for key, image in images.items()},
+            skimage=skimage.__version__,
+            machine=machine(),
+        )
 
 
 if __name__ == "__main__":

@@ -18,13 +18,12 @@ beforehand. Example::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-from bench_scenes import SCENES, parse_config
+from bench_scenes import SCENES, machine, merge_results, parse_config
 
 from maskwatch.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_split
 from maskwatch.detectors import create_detector
@@ -106,11 +105,9 @@ def main() -> None:
                 flush=True,
             )
     if args.json:
-        data = json.loads(args.json.read_text()) if args.json.is_file() else {}
-        data.update({"split": args.split, "grid": args.grid, "mosaics": len(grids)})
-        data.setdefault("runs", {}).update(results)
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(data, indent=2) + "\n")
+        merge_results(
+            args.json, "runs", results, split=args.split, grid=args.grid, mosaics=len(grids), machine=machine()
+        )
 
 
 if __name__ == "__main__":

@@ -98,6 +98,25 @@ def evaluate(detector, images: list[AnnotatedImage], frames: list[np.ndarray]) -
     }
 
 
+def machine() -> dict:
+    """Where a benchmark ran: timings only compare within one machine."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "onnx_threads": os.environ.get("MASKWATCH_THREADS", "default"),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def merge_results(path: Path, key: str, results: dict, **fields: object) -> None:
+    """Merge ``results`` into the file's ``key`` section (earlier configurations kept) and set ``fields``."""
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault(key, {}).update(results)
+    data.update(fields)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def frame_ms(detector, frame: np.ndarray, repeats: int = 60) -> float:
     """Median ms of one detect() call on a 640×480 frame."""
     for _ in range(5):
@@ -157,19 +176,14 @@ def main() -> None:
             flush=True,
         )
     if args.json:
-        data = json.loads(args.json.read_text()) if args.json.is_file() else {}
-        data.setdefault("runs", {})
-        data["split"] = args.split
-        data["images"] = len(images)
-        data["machine"] = {
-            "cpu_count": os.cpu_count(),
-            "onnx_threads": os.environ.get("MASKWATCH_THREADS", "default"),
-            "platform": platform.platform(),
-            "note": "shared CPU, other jobs running: timings are upper bounds",
-        }
-        data["runs"].update(results)
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(data, indent=2) + "\n")
+        merge_results(
+            args.json,
+            "runs",
+            results,
+            split=args.split,
+            images=len(images),
+            machine={**machine(), "note": "shared CPU, other jobs running: timings are upper bounds"},
+        )
 
 
 if __name__ == "__main__":
