@@ -350,7 +350,8 @@ def test_serve_subprocess(detector, astronaut_bgr):
     port = free_port()
     env = {**os.environ, "MASKWATCH_TOKEN": "tok"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "maskwatch", "serve", "--port", str(port), "--workers", "1", "--max-upload-mb", "1"],
+        [sys.executable, "-m", "maskwatch", "serve", "--port", str(port), "--workers", "1", "--max-upload-mb", "1"]
+        + ["--detector", "maskface-multiscale", "--conf", "0.4"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -373,6 +374,8 @@ def test_serve_subprocess(detector, astronaut_bgr):
         response = httpx.post(f"{base}/v1/detect", files=files, headers={"Authorization": "Bearer tok"}, timeout=30)
         assert response.status_code == 200
         check_frame(response.json(), detector.classes, 512, 512)
+        model = httpx.get(f"{base}/v1/model", headers={"Authorization": "Bearer tok"}, timeout=30).json()
+        assert model["detector"] == "maskface-multiscale"
         big = {"file": ("big.png", os.urandom(2_000_000), "image/png")}
         assert httpx.post(f"{base}/v1/detect", files=big, headers={"Authorization": "Bearer tok"}).status_code == 413
     finally:
@@ -392,10 +395,13 @@ def test_serve_cli_errors_are_one_line(tmp_path):
         port = busy.getsockname()[1]
         taken = run_cli("serve", "--port", str(port))
     assert taken.returncode == 2 and "cannot listen" in taken.stderr and "Traceback" not in taken.stderr
+    unknown = run_cli("serve", "--detector", "nope", "--port", str(free_port()))
+    assert unknown.returncode != 0 and "unknown detector 'nope'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
 
 
 def test_serve_help_mentions_options():
     result = run_cli("serve", "--help")
     assert result.returncode == 0
-    for option in ("--host", "--port", "--model", "--token", "--max-upload-mb", "--workers"):
+    for option in ("--host", "--port", "--model", "--token", "--max-upload-mb", "--workers", "--detector", "--conf"):
         assert option in result.stdout

@@ -34,6 +34,11 @@ def serve(
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.01, help="Largest upload accepted (413 above)."),
     workers: int = typer.Option(None, "--workers", min=1, max=64, help="Inference threads [min(4, CPU cores)]."),
     max_video_frames: int = typer.Option(3000, "--max-video-frames", min=1, help="Longest video accepted, in frames."),
+    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`) [bundle's]."),
+    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    min_face: int = typer.Option(
+        16, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
+    ),
 ) -> None:
     """Serve the web page (upload, live webcam) and the REST API (/v1/detect, /docs)."""
     import uvicorn
@@ -47,6 +52,9 @@ def serve(
         max_upload_mb=max_upload_mb,
         workers=workers,
         max_video_frames=max_video_frames,
+        face_detector=detector,
+        conf=conf,
+        min_face=min_face,
     )
     shown = f"[{host}]" if ":" in host else host
     console_err.print(f"maskwatch serving on http://{shown}:{port}  (API docs: /docs; Ctrl-C stops)", highlight=False)

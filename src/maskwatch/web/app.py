@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 
 from maskwatch.errors import MaskwatchError
 from maskwatch.imageio import MAX_PIXELS
-from maskwatch.pipeline import Detector
+from maskwatch.pipeline import DEFAULT_MIN_FACE, Detector
 from maskwatch.tracker import FaceTracker
 from maskwatch.web.jobs import JobStore, probe_video
 from maskwatch.web.limits import BodyLimitMiddleware, input_error_status
@@ -55,18 +55,23 @@ def create_app(
     max_pixels: int = MAX_PIXELS,
     max_video_frames: int = DEFAULT_MAX_VIDEO_FRAMES,
     max_jobs: int = 4,
+    face_detector: str | None = None,
+    conf: float = 0.5,
+    min_face: int = DEFAULT_MIN_FACE,
 ) -> FastAPI:
     """The maskwatch web app.
 
     ``model`` is a bundle folder or ``maskwatch:NAME`` (``None``: ``$MASKWATCH_MODEL`` or the default);
-    pass a ready ``detector`` to share one. ``token``: when set, every ``/v1`` call needs it
+    pass a ready ``detector`` to share one, or name a ``face_detector`` (default: the bundle's) with its
+    ``conf`` and ``min_face``, as ``maskwatch detect`` takes them. ``token``: when set, every ``/v1`` call needs it
     (``Authorization: Bearer T``, ``X-Maskwatch-Token: T`` or ``?token=T``). Uploads above
     ``max_upload_mb`` get 413; inference runs in a pool of ``workers`` threads.
     """
     workers = workers or default_workers()
     if detector is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
-        detector = Detector(model=model, threads=threads)  # ModelError here: before the server starts
+        # ModelError here: before the server starts
+        detector = Detector(model=model, detector=face_detector, conf=conf, min_face=min_face, threads=threads)
     max_bytes = int(max_upload_mb * 1024 * 1024)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maskwatch-infer")
     temp_root = Path(tempfile.mkdtemp(prefix="maskwatch-serve-"))
