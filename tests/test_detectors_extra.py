@@ -243,7 +243,7 @@ def test_maskface_flip_is_mirror_symmetric_and_a_separate_version(astronaut_bgr,
 
 def test_maskface_multiscale_passes_grow_with_a_large_photo(astronaut_bgr, monkeypatch):
     """A ~30-px face in a 1800-px photo: fixed passes (up to 640 px) shrink it below what maskface finds;
-    passes scaled with the photo (the largest at its own resolution, capped) keep it at its size."""
+    passes grown with the photo (the largest at its own resolution, capped) keep it at its size."""
     import cv2
 
     from maskwatch.detectors.maskface import MULTISCALE_LARGE_MAX, MULTISCALE_SIZES
@@ -262,6 +262,14 @@ def test_maskface_multiscale_passes_grow_with_a_large_photo(astronaut_bgr, monke
     assert len(faces) == 1
     x1, y1, x2, y2 = faces[0].box
     assert 1250 < (x1 + x2) / 2 < 1290 and 920 < (y1 + y2) / 2 < 955 and 20 < x2 - x1 < 45
+    # Big faces in a large photo (the demo enlarged 5.2 times): the regular passes still find them.
+    from importlib import resources
+
+    demo = cv2.imread(str(resources.files("maskwatch.assets").joinpath("demo.jpg")))
+    found = multi.detect(cv2.resize(demo, (4000, 2000)))
+    centres = [((f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2) for f in found]
+    for x, y in ((1005, 667), (3016, 677)):
+        assert any(abs(cx - x) < 150 and abs(cy - y) < 150 for cx, cy in centres), centres
     with pytest.raises(InputError, match="large_max"):
         create_detector("maskface-multiscale", large_max=100)
 

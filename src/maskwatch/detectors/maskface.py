@@ -44,9 +44,10 @@ MULTISCALE_SIZES = (384, 512, 640)
 """Main-pass long sides of ``maskface-multiscale`` (photos, offline work), chosen on the scenes' train half:
 upscaling a 400-px photo finds the tiny faces a 320-px pass cannot see (docs/detectors.md)."""
 MULTISCALE_LARGE_MAX = 2048
-"""For a photo larger than ``maskface-multiscale``'s largest size, its passes grow with the photo (the largest at the
-photo's own resolution, none beyond this long side), so small faces in large photos are not shrunk away: on 3 × 3
-mosaics of train-half photos (1800 × 1215 px) face AP rose from 0.568 to 0.906 (benchmarks/bench_large_photos.py)."""
+"""For a photo larger than ``maskface-multiscale``'s largest size, a second set of passes grows with the photo (the
+largest at the photo's own resolution, none beyond this long side), so small faces in large photos are not shrunk
+away: on 3 × 3 mosaics of train-half photos (1800 × 1215 px) face AP rose from 0.568 to 0.892, while photos
+enlarged 4 × keep their big faces (0.936; 0.875 with grown passes alone; benchmarks/bench_large_photos.py)."""
 HD_SIZE = 640
 """``maskface-640``: one pass at this long side, for HD streams where the 320-px default shrinks faces away
 (3 × 3 mosaics of train-half photos, ~1500 px: recall ≥ 24 px at conf 0.5 0.732 vs 0.469, 25 ms a frame)."""
@@ -190,9 +191,10 @@ class MaskFaceDetector:
     runs, and their faces are merged by ``fuse_scales``; it costs one pass per size.
     ``flip`` also runs every main pass on the mirrored image (test-time augmentation,
     twice the work) and merges it the same way. With ``large_max``, an image larger
-    than the largest size gets every size scaled by the same factor, so the largest
-    pass runs at the image's own resolution (capped at ``large_max``) and small
-    faces in large photos are not shrunk away.
+    than the largest size also gets the sizes scaled by the same factor, so the
+    largest such pass runs at the image's own resolution (capped at ``large_max``)
+    and small faces in large photos are not shrunk away; the regular passes still
+    find its big faces.
     """
 
     def __init__(
@@ -241,18 +243,12 @@ class MaskFaceDetector:
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Faces with the head's class guess attached (the pipeline blends it with the classifier's)."""
         raw_min = uncalibrate(self.min_score, self.threshold)
-        mirrors = (False, True) if self.flip else (False,)
-        sizes = self.pass_sizes(max(image_bgr.shape[:2]))
-        count = len(sizes) * len(mirrors)
-        if count == 1:
-            passes = [self._decode(image_bgr, sizes[0], raw_min)]
-        else:
-            # A pass contributes to a face's mean wherever it scores at least 1/n of the threshold.
-            views = [self._decode(image_bgr, s, raw_min / count, mirror=m) for s in sizes for m in mirrors]
-            scales = [size / max(image_bgr.shape[:2]) for size in sizes for _ in mirrors]
-            fused = fuse_scales(views, scales, self.nms_iou)
-            keep = fused[1] >= raw_min
-            passes = [(fused[0][keep], fused[1][keep], fused[2][keep])]
+        passes = [self._fused(image_bgr, self.sizes, raw_min)]
+        grown = self.pass_sizes(max(image_bgr.shape[:2]))
+        if grown != self.sizes:
+            # A large photo: the regular passes still find its big faces (grown ones see them larger than any
+            # trained face), the grown passes its small ones; each set is fused, and the two merged below.
+            passes.append(self._fused(image_bgr, grown, raw_min))
         if self.coarse_size:
             passes.append(self._decode(image_bgr, self.coarse_size, raw_min, COARSE_MIN_SIDE * self.coarse_size))
         boxes = np.concatenate([b for b, _, _ in passes])
@@ -272,6 +268,19 @@ class MaskFaceDetector:
             classes = dict(zip(CLASSES, map(float, p)))
             out.append(Detection(box=(x1, y1, x2, y2), score=float(score), class_probabilities=classes))
         return out
+
+    def _fused(self, image_bgr: np.ndarray, sizes: tuple[int, ...], raw_min: float) -> Pass:
+        """One pass, or several (sizes, mirrors) fused by ``fuse_scales``, keeping faces at ``raw_min`` or more."""
+        mirrors = (False, True) if self.flip else (False,)
+        count = len(sizes) * len(mirrors)
+        if count == 1:
+            return self._decode(image_bgr, sizes[0], raw_min)
+        # A pass contributes to a face's mean wherever it scores at least 1/n of the threshold.
+        views = [self._decode(image_bgr, s, raw_min / count, mirror=m) for s in sizes for m in mirrors]
+        scales = [size / max(image_bgr.shape[:2]) for size in sizes for _ in mirrors]
+        boxes, scores, probs = fuse_scales(views, scales, self.nms_iou)
+        keep = scores >= raw_min
+        return boxes[keep], scores[keep], probs[keep]
 
     def pass_sizes(self, long_side: int) -> tuple[int, ...]:
         """Main-pass long sides for an image: ``sizes``, or for a larger image (with ``large_max``) ``sizes`` scaled
