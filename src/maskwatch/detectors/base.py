@@ -87,6 +87,12 @@ def nms_clusters(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) ->
     return clusters
 
 
+def score_weighted_mean(values: np.ndarray, scores: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """Mean of ``values[cluster]`` (boxes, keypoints, probabilities) weighted by the members' scores."""
+    weights = scores[cluster][:, None]
+    return (values[cluster] * weights).sum(0) / weights.sum()
+
+
 def weighted_nms(
     boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, extra: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -97,11 +103,10 @@ def weighted_nms(
     """
     out_boxes, out_scores, out_extra = [], [], []
     for cluster in nms_clusters(boxes, scores, iou_threshold):
-        weights = scores[cluster][:, None]
-        out_boxes.append((boxes[cluster] * weights).sum(0) / weights.sum())
+        out_boxes.append(score_weighted_mean(boxes, scores, cluster))
         out_scores.append(scores[cluster[0]])
         if extra is not None:
-            out_extra.append((extra[cluster] * weights).sum(0) / weights.sum())
+            out_extra.append(score_weighted_mean(extra, scores, cluster))
     if not out_boxes:
         empty_extra = np.zeros((0,) + extra.shape[1:], np.float32) if extra is not None else None
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), empty_extra

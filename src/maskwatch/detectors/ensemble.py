@@ -20,6 +20,7 @@ from maskwatch.detectors.base import (
     inside_larger,
     nms_clusters,
     register_detector,
+    score_weighted_mean,
 )
 from maskwatch.faces import Detection
 
@@ -38,8 +39,7 @@ def merge_detections(found: Sequence[Detection], iou_threshold: float) -> list[D
     scores = np.array([d.score for d in found], np.float32)
     out = []
     for cluster in nms_clusters(boxes, scores, iou_threshold):
-        weights = scores[cluster][:, None]
-        box = (boxes[cluster] * weights).sum(0) / weights.sum()
+        box = score_weighted_mean(boxes, scores, cluster)
         keypoints = next((found[k].keypoints for k in cluster if found[k].keypoints), ())
         classes = next((found[k].class_probabilities for k in cluster if found[k].class_probabilities), None)
         out.append(Detection(tuple(float(v) for v in box), float(scores[cluster[0]]), keypoints, classes))

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.detectors.base import fingerprint, nms_clusters, register_detector, weighted_nms
+from maskwatch.detectors.base import fingerprint, nms_clusters, register_detector, score_weighted_mean, weighted_nms
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Detection
 from maskwatch.onnx import create_session
@@ -123,15 +123,14 @@ def fuse_scales(passes: Sequence[Pass], scales: Sequence[float], iou_threshold: 
     origin = np.concatenate([np.full(len(s), k) for k, (_, s, _) in enumerate(passes)])
     out_boxes, out_scores, out_probs = [], [], []
     for cluster in nms_clusters(boxes, scores, iou_threshold):
-        weights = scores[cluster][:, None]
-        box = (boxes[cluster] * weights).sum(0) / weights.sum()
+        box = score_weighted_mean(boxes, scores, cluster)
         side = min(box[2] - box[0], box[3] - box[1])
         seeing = max(1, sum(side * scale <= IN_RANGE_SIDE for scale in scales))
         best = np.zeros(len(passes), np.float32)  # each pass's best score in the cluster, 0 where it saw nothing
         np.maximum.at(best, origin[cluster], scores[cluster])
         out_boxes.append(box)
         out_scores.append(min(1.0, float(best.sum()) / seeing))
-        out_probs.append((probs[cluster] * weights).sum(0) / weights.sum())
+        out_probs.append(score_weighted_mean(probs, scores, cluster))
     return (
         np.asarray(out_boxes, np.float32).reshape(-1, 4),
         np.asarray(out_scores, np.float32),
