@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from conftest import run_cli
@@ -56,3 +57,16 @@ def test_train_detector_without_the_train_extra_names_it(monkeypatch):
     result = CliRunner().invoke(app, ["train-detector", "--init", "packaged"])
     assert isinstance(result.exception, MaskwatchError)
     assert str(result.exception) == "maskwatch train-detector needs onnx: pip install 'maskwatch[train]'"
+
+
+def test_bench_runs_at_another_frame_size(tmp_path):
+    """`maskwatch bench` times the real pipeline; --size scales the synthetic scene (HD streams)."""
+    out = tmp_path / "bench.json"
+    result = run_cli("bench", "--frames", "3", "--faces", "1", "--faces", "5", "--size", "960x540", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert [r["frame_size"] for r in report["results"]] == ["960x540", "960x540"]
+    assert [r["faces_found_per_frame"] for r in report["results"]] == [1.0, 5.0]
+    assert all(r["fps"] > 0 and "detect" in r["ms_per_stage"] for r in report["results"])
+    bad = run_cli("bench", "--size", "12")
+    assert bad.returncode == 2 and "--size '12'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -1,4 +1,4 @@
-"""Speed benchmark: end-to-end frames per second at 640×480, with the time per stage.
+"""Speed benchmark: end-to-end frames per second at 640×480 (or another frame size), with the time per stage.
 
 Frames are composed from the packaged astronaut photo (scikit-image's sample,
 public domain) pasted onto a generated background, so anyone can reproduce the
@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from maskwatch.draw import annotate
+from maskwatch.errors import InputError
 from maskwatch.pipeline import Detector
 from maskwatch.tracker import FaceTracker
 
@@ -29,28 +30,45 @@ def sample_head() -> np.ndarray:
     return image[30:250, 120:330]
 
 
-def bench_frame(faces: int, seed: int = 0) -> np.ndarray:
-    """A 640×480 frame with ``faces`` copies of the sample head on a textured background."""
+def bench_frame(faces: int, seed: int = 0, size: tuple[int, int] = (FRAME_W, FRAME_H)) -> np.ndarray:
+    """A frame (default 640×480) with ``faces`` copies of the sample head on a textured background.
+
+    Another ``size`` (width, height) scales the 640×480 layout with it, so an HD frame shows the same scene.
+    """
+    width, height = size
     rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[0:FRAME_H, 0:FRAME_W]
+    ys, xs = np.mgrid[0:height, 0:width]
     background = np.stack([(xs * 0.25) % 255, (ys * 0.3) % 255, (xs + ys) * 0.1 % 255], axis=-1)
-    frame = (background * 0.6 + rng.integers(0, 40, (FRAME_H, FRAME_W, 3))).astype(np.uint8)
+    frame = (background * 0.6 + rng.integers(0, 40, (height, width, 3))).astype(np.uint8)
     head = sample_head()
+    scale = min(width / FRAME_W, height / FRAME_H)
     if faces == 1:
         slots = [(FRAME_W // 2 - 90, FRAME_H // 2 - 110, 180)]
     else:
         cols = 3
         slots = [(20 + (i % cols) * 210, 20 + (i // cols) * 235, 150) for i in range(faces)]
-    for x, y, width in slots:
-        h = int(width * head.shape[0] / head.shape[1])
-        h = min(h, FRAME_H - y)
-        frame[y : y + h, x : x + width] = cv2.resize(head, (width, int(width * head.shape[0] / head.shape[1])))[:h]
+    for x, y, side in ((round(x * scale), round(y * scale), max(8, round(w * scale))) for x, y, w in slots):
+        if x + side > width or y >= height:
+            continue  # more faces than the layout holds at this size
+        full = cv2.resize(head, (side, int(side * head.shape[0] / head.shape[1])))
+        h = min(full.shape[0], height - y)
+        frame[y : y + h, x : x + side] = full[:h]
     return frame
 
 
-def run_bench(detector: Detector, faces: int, frames: int = 200, warmup: int = 10) -> dict:
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` → (1920, 1080); anything else is a one-line ``InputError``."""
+    width, sep, height = text.lower().replace("×", "x").partition("x")
+    if not (sep and width.isdigit() and height.isdigit() and 64 <= int(width) <= 8192 and 64 <= int(height) <= 8192):
+        raise InputError(f"--size {text!r}: give WIDTHxHEIGHT in pixels, each 64..8192 (e.g. 1920x1080)")
+    return int(width), int(height)
+
+
+def run_bench(
+    detector: Detector, faces: int, frames: int = 200, warmup: int = 10, size: tuple[int, int] = (FRAME_W, FRAME_H)
+) -> dict:
     """Time the pipeline on one synthetic frame repeated: per-stage ms and end-to-end fps."""
-    frame = bench_frame(faces)
+    frame = bench_frame(faces, size=size)
     tracker = FaceTracker(detector.classes)
     for i in range(warmup):
         tracker.update(detector.detect(frame), i)
@@ -69,6 +87,7 @@ def run_bench(detector: Detector, faces: int, frames: int = 200, warmup: int = 1
         found += len(result)
     total = time.perf_counter() - start
     return {
+        "frame_size": f"{size[0]}x{size[1]}",
         "faces_in_frame": faces,
         "faces_found_per_frame": round(found / frames, 2),
         "frames": frames,

@@ -16,17 +16,20 @@ def bench(
     model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
     detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`)."),
     frames: int = typer.Option(200, "--frames", min=1, help="Frames timed per scenario."),
-    faces: list[int] = typer.Option([1, 5], "--faces", help="Faces per frame, one scenario each."),
+    faces: list[int] = typer.Option([1, 5], "--faces", min=1, max=6, help="Faces per frame, one scenario each."),
+    size: str = typer.Option("640x480", "--size", help="Frame size WIDTHxHEIGHT, e.g. 1920x1080 for an HD stream."),
     out: Path = typer.Option(None, "--out", help="Also write the figures as JSON here."),
 ) -> None:
-    """Frames per second at 640×480 with 1 and 5 faces on this machine, with time per stage."""
-    from maskwatch.bench import machine_info, run_bench
+    """Frames per second (640×480 unless --size) with 1 and 5 faces on this machine, with time per stage."""
+    from maskwatch.bench import machine_info, parse_size, run_bench
     from maskwatch.pipeline import Detector
 
+    frame_size = parse_size(size)
     pipeline = Detector(model=model, detector=detector)
-    results = [run_bench(pipeline, n, frames=frames) for n in faces]
+    results = [run_bench(pipeline, n, frames=frames, size=frame_size) for n in faces]
     stages = sorted({s for r in results for s in r["ms_per_stage"]})
-    table = Table(title=f"maskwatch bench — 640×480, detector {pipeline.face_detector.name}")
+    width, height = frame_size
+    table = Table(title=f"maskwatch bench — {width}×{height}, detector {pipeline.face_detector.name}")
     for column in ["faces", "found", "fps", "ms/frame", *[f"{s} ms" for s in stages]]:
         table.add_column(column, justify="right")
     for r in results:
