@@ -20,17 +20,15 @@ beforehand. Example::
 from __future__ import annotations
 
 import argparse
-import math
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-from bench_scenes import SCENES, machine, merge_results, parse_config
+from bench_scenes import SCENES, detect_all, machine, merge_results, parse_config
 
 from maskwatch.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_split
 from maskwatch.detectors import create_detector
-from maskwatch.scene_metrics import ImageResult, Prediction, compute_metrics
+from maskwatch.scene_metrics import compute_metrics, json_number
 
 
 def mosaics(images: list[AnnotatedImage], k: int) -> list[tuple[np.ndarray, list[GroundTruth]]]:
@@ -65,29 +63,18 @@ def upscaled(images: list[AnnotatedImage], factor: float) -> list[tuple[np.ndarr
 
 
 def score(detector, named: list[tuple[str, np.ndarray, list[GroundTruth]]]) -> dict:
-    results, seconds = [], 0.0
-    for name, image, truth in named:
-        t0 = time.perf_counter()
-        found = detector.detect(image)
-        seconds += time.perf_counter() - t0
-        predictions = [Prediction(d.box, "face", float(d.score), float(d.score)) for d in found]
-        results.append(ImageResult(Path(name), truth, predictions))
+    results, seconds = detect_all(detector, named)
     m = compute_metrics(results, 0.5)
     found24, total24 = m.recall_min_side
     return {
         "images": len(named),
         "face_ap_iou50": m.face.ap,
         "recall_ge24_iou50": found24 / max(1, total24),
-        "recall_tiny_iou50": _num(m.recall_for("tiny")),
-        "recall_small_iou50": _num(m.recall_for("small")),
+        "recall_tiny_iou50": json_number(m.recall_for("tiny")),
+        "recall_small_iou50": json_number(m.recall_for("small")),
         "fp_per_image_iou50": m.face.fp / max(1, len(named)),
         "ms_per_image": 1000 * seconds / max(1, len(named)),
     }
-
-
-def _num(value: float) -> float | None:
-    """JSON has no NaN: a size bucket without faces is null."""
-    return None if math.isnan(value) else value
 
 
 def _show(value: float | None) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.annotations import AnnotatedImage, load_voc_dir, scene_split
+from maskwatch.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_split
 from maskwatch.detectors import create_detector
 from maskwatch.scene_metrics import (
     MAX_FP_PER_IMAGE,
@@ -61,21 +61,27 @@ def parse_config(spec: str) -> tuple[str, float, dict]:
     return name, float(conf_text or 0.5), options
 
 
-def evaluate(detector, images: list[AnnotatedImage], frames: list[np.ndarray]) -> dict:
-    """Class-agnostic face figures through the library's VOC matching (``maskwatch.scene_metrics``)."""
-    by_class = {c: [0, 0] for c in CLASSES}
-    results = []
-    seconds = 0.0
-    for item, image in zip(images, frames):
+def detect_all(detector, items: list[tuple[str, np.ndarray, list[GroundTruth]]]) -> tuple[list[ImageResult], float]:
+    """Run the detector on (name, image, ground truth) items: class-agnostic results and seconds spent detecting."""
+    results, seconds = [], 0.0
+    for name, image, truth in items:
         t0 = time.perf_counter()
         found = detector.detect(image)
         seconds += time.perf_counter() - t0
         predictions = [Prediction(d.box, "face", float(d.score), float(d.score)) for d in found]
-        results.append(ImageResult(item.image_path, list(item.objects), predictions))
+        results.append(ImageResult(Path(name), truth, predictions))
+    return results, seconds
+
+
+def evaluate(detector, images: list[AnnotatedImage], frames: list[np.ndarray]) -> dict:
+    """Class-agnostic face figures through the library's VOC matching (``maskwatch.scene_metrics``)."""
+    by_class = {c: [0, 0] for c in CLASSES}
+    results, seconds = detect_all(detector, [(i.image_path.name, f, list(i.objects)) for i, f in zip(images, frames)])
+    for item, result in zip(images, results):
         gt = np.array([o.box for o in item.objects], np.float64).reshape(-1, 4)
         difficult = np.array([o.difficult for o in item.objects], bool)
-        det = np.array([p.box for p in predictions], np.float64).reshape(-1, 4)
-        status, matched = match(gt, difficult, det, np.array([p.score for p in predictions]), 0.3)
+        det = np.array([p.box for p in result.predictions], np.float64).reshape(-1, 4)
+        status, matched = match(gt, difficult, det, np.array([p.score for p in result.predictions]), 0.3)
         hit30 = np.zeros(len(gt), bool)
         hit30[matched[status == 1]] = True
         for obj, hit in zip(item.objects, hit30):

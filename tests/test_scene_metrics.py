@@ -260,6 +260,7 @@ def test_recall_at_fp_budget_ties_and_no_faces() -> None:
     # A face and a false face with the same score: no threshold keeps one without the other.
     tied = recall_at_fp_budget([image([gt(W, A)], [pred(W, A, 0.8), pred(W, C, 0.8)])], 0.5, 0.15)
     assert tied.recall == 0.0 and tied.fp_per_image == 0.0 and math.isinf(tied.threshold)
+    assert tied.to_dict()["threshold"] is None  # JSON has no infinity
     assert recall_at_fp_budget([image([gt(W, A)], [pred(W, A, 0.8), pred(W, C, 0.8)])], 0.5, 1.0).recall == 1.0
     assert math.isnan(recall_at_fp_budget([image([], [pred(W, A, 0.8)])]).recall)
     assert math.isnan(recall_at_fp_budget([]).recall)

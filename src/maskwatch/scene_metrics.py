@@ -144,9 +144,9 @@ class ClassMetrics:
             "n_pred": self.n_pred,
             "tp": self.tp,
             "fp": self.fp,
-            "ap": _num(self.ap),
-            "precision": _num(self.precision),
-            "recall": _num(self.recall),
+            "ap": json_number(self.ap),
+            "precision": json_number(self.precision),
+            "recall": json_number(self.recall),
         }
 
 
@@ -197,7 +197,75 @@ class OperatingPoint:
     fp_per_image: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"threshold": _num(self.threshold), "recall": _num(self.recall), "fp_per_image": _num(self.fp_per_image)}
+        return {
+            "threshold": json_number(self.threshold),
+            "recall": json_number(self.recall),
+            "fp_per_image": json_number(self.fp_per_image),
+        }
+
+
+@dataclass
+class _FaceHits:
+    """Per prediction of a set of images, what the threshold sweep of ``recall_at_fp_budget`` needs."""
+
+    scores: np.ndarray
+    true_pos: np.ndarray
+    """Matched a face of at least ``min_side``."""
+    false_pos: np.ndarray
+    """Matched no face (duplicates included)."""
+    small: np.ndarray
+    """Shorter than ``min_side`` itself."""
+    n_faces: int
+    n_images: int
+
+
+def _face_hits(results: Sequence[ImageResult], iou: float, min_side: float) -> _FaceHits:
+    """Match every image's predictions once (class-agnostic, by detection score)."""
+    scores, true_pos, false_pos, small = [], [], [], []
+    n_faces = 0
+    for r in results:
+        gt_boxes, gt_difficult = _gt_arrays(r.ground_truth)
+        gt_sides = np.array([shorter_side(g.box) for g in r.ground_truth], np.float64)
+        n_faces += int(((gt_sides >= min_side) & ~gt_difficult).sum())
+        pred_boxes = np.array([p.box for p in r.predictions], np.float64).reshape(-1, 4)
+        det_scores = np.array([p.detection_score for p in r.predictions], np.float64)
+        status, matched = match(gt_boxes, gt_difficult, pred_boxes, det_scores, iou)
+        scores.append(det_scores)
+        true_pos.append((status == 1) & (gt_sides[matched] >= min_side if len(gt_sides) else False))
+        false_pos.append(status == 0)
+        small.append(np.array([shorter_side(p.box) < min_side for p in r.predictions], bool))
+
+    def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    return _FaceHits(
+        joined(scores, np.float64),
+        joined(true_pos, bool),
+        joined(false_pos, bool),
+        joined(small, bool),
+        n_faces,
+        len(results),
+    )
+
+
+def _best_point(hits: _FaceHits, false_pos: np.ndarray, max_fp_per_image: float) -> OperatingPoint:
+    """The threshold sweep over ``hits`` with ``false_pos`` as the boxes charged to the budget."""
+    if not hits.n_faces:
+        return OperatingPoint(math.nan, math.nan, math.nan)
+    order = np.argsort(-hits.scores, kind="stable")
+    ranked = hits.scores[order]
+    tp = np.concatenate([[0], np.cumsum(hits.true_pos[order])])
+    fp = np.concatenate([[0], np.cumsum(false_pos[order])])
+    # A threshold keeps every detection with an equal score: cut only where the score changes.
+    cuts = [0] + [k + 1 for k in range(len(ranked)) if k + 1 == len(ranked) or ranked[k + 1] < ranked[k]]
+    n_images = max(1, hits.n_images)
+    fits = [k for k in cuts if fp[k] / n_images <= max_fp_per_image + 1e-12]
+    best = max(fits, key=lambda k: (tp[k], -fp[k]))
+    return OperatingPoint(
+        threshold=float(ranked[best - 1]) if best else math.inf,
+        recall=float(tp[best]) / hits.n_faces,
+        fp_per_image=float(fp[best]) / n_images,
+    )
 
 
 def recall_at_fp_budget(
@@ -217,36 +285,9 @@ def recall_at_fp_budget(
     them is charged for it. VOC matching in score order makes every prefix's
     matching the same as a run at that threshold, so one matching serves all.
     """
-    scores, true_pos, false_pos = [], [], []
-    n_faces = 0
-    for r in results:
-        gt_boxes, gt_difficult = _gt_arrays(r.ground_truth)
-        gt_sides = np.array([shorter_side(g.box) for g in r.ground_truth], np.float64)
-        n_faces += int(((gt_sides >= min_side) & ~gt_difficult).sum())
-        pred_boxes = np.array([p.box for p in r.predictions], np.float64).reshape(-1, 4)
-        det_scores = np.array([p.detection_score for p in r.predictions], np.float64)
-        status, matched = match(gt_boxes, gt_difficult, pred_boxes, det_scores, iou)
-        pred_sides = np.array([shorter_side(p.box) for p in r.predictions], np.float64)
-        scores.append(det_scores)
-        true_pos.append((status == 1) & (gt_sides[matched] >= min_side if len(gt_sides) else False))
-        false_pos.append((status == 0) & (small_false_positives | (pred_sides >= min_side)))
-    if not n_faces:
-        return OperatingPoint(math.nan, math.nan, math.nan)
-    all_scores = np.concatenate(scores) if scores else np.zeros(0)
-    order = np.argsort(-all_scores, kind="stable")
-    ranked = all_scores[order]
-    tp = np.concatenate([[0], np.cumsum(np.concatenate(true_pos)[order])]) if len(order) else np.zeros(1)
-    fp = np.concatenate([[0], np.cumsum(np.concatenate(false_pos)[order])]) if len(order) else np.zeros(1)
-    # A threshold keeps every detection with an equal score: cut only where the score changes.
-    cuts = [0] + [k + 1 for k in range(len(ranked)) if k + 1 == len(ranked) or ranked[k + 1] < ranked[k]]
-    n_images = max(1, len(results))
-    fits = [k for k in cuts if fp[k] / n_images <= max_fp_per_image + 1e-12]
-    best = max(fits, key=lambda k: (tp[k], -fp[k]))
-    return OperatingPoint(
-        threshold=float(ranked[best - 1]) if best else math.inf,
-        recall=float(tp[best]) / n_faces,
-        fp_per_image=float(fp[best]) / n_images,
-    )
+    hits = _face_hits(results, iou, min_side)
+    charged = hits.false_pos if small_false_positives else hits.false_pos & ~hits.small
+    return _best_point(hits, charged, max_fp_per_image)
 
 
 # --------------------------------------------------------------------------- all metrics at one IoU
@@ -312,22 +353,26 @@ class SceneMetrics:
         found, total = self.recall_min_side
         out: dict[str, Any] = {
             "iou": self.iou,
-            "mAP": _num(self.mean_ap()),
+            "mAP": json_number(self.mean_ap()),
             "per_class": {c: m.to_dict() for c, m in self.per_class.items()},
             "face_detection": {
                 **self.face.to_dict(),
                 "recall_by_size": {
-                    b: {"found": f, "total": t, "recall": _num(f / t if t else math.nan)}
+                    b: {"found": f, "total": t, "recall": json_number(f / t if t else math.nan)}
                     for b, (f, t) in self.recall_by_size.items()
                 },
                 f"recall_min_side_{RECALL_MIN_SIDE:g}px": {
                     "found": found,
                     "total": total,
-                    "recall": _num(found / total if total else math.nan),
+                    "recall": json_number(found / total if total else math.nan),
                     f"at_max_{MAX_FP_PER_IMAGE:g}_fp_per_image": {k: v.to_dict() for k, v in self.at_fp_budget.items()},
                 },
             },
-            "classification": {"matched": self.matched, "correct": self.correct, "accuracy": _num(self.accuracy)},
+            "classification": {
+                "matched": self.matched,
+                "correct": self.correct,
+                "accuracy": json_number(self.accuracy),
+            },
             "confusion": {
                 "rows_ground_truth": self.confusion_rows,
                 "cols_predicted": self.confusion_cols,
@@ -335,7 +380,7 @@ class SceneMetrics:
             },
         }
         if map_classes:
-            out["mAP_selected"] = {"classes": list(map_classes), "mAP": _num(self.mean_ap(map_classes))}
+            out["mAP_selected"] = {"classes": list(map_classes), "mAP": json_number(self.mean_ap(map_classes))}
         return out
 
 
@@ -400,6 +445,7 @@ def compute_metrics(results: Sequence[ImageResult], iou: float = 0.5, classes: S
                 spurious += 1
                 confusion[rows.index(SPURIOUS), cols.index(label)] += 1
         errors.append(ImageErrors(r.name, missed, spurious, wrong, small, found.tolist(), [int(v) for v in status]))
+    hits = _face_hits(results, iou, RECALL_MIN_SIDE)  # one matching for both budget counts
     face = ranked_metrics(
         "face",
         np.concatenate(face_scores) if face_scores else np.zeros(0),
@@ -420,8 +466,8 @@ def compute_metrics(results: Sequence[ImageResult], iou: float = 0.5, classes: S
         confusion=confusion,
         images=errors,
         at_fp_budget={
-            "all": recall_at_fp_budget(results, iou),
-            "sized": recall_at_fp_budget(results, iou, small_false_positives=False),
+            "all": _best_point(hits, hits.false_pos, MAX_FP_PER_IMAGE),
+            "sized": _best_point(hits, hits.false_pos & ~hits.small, MAX_FP_PER_IMAGE),
         },
     )
 
@@ -453,9 +499,9 @@ def _class_metrics(results: Sequence[ImageResult], cls: str, iou: float) -> Clas
     )
 
 
-def _num(value: float) -> float | None:
-    """JSON-safe rounding: NaN (undefined, e.g. no ground truth) becomes null."""
-    return None if value is None or math.isnan(value) else round(float(value), 4)
+def json_number(value: float | None) -> float | None:
+    """JSON-safe rounding: NaN (undefined, e.g. no ground truth) and infinity (no threshold fits) become null."""
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
 
 
 # --------------------------------------------------------------------------- running the pipeline
