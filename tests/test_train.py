@@ -46,7 +46,7 @@ def weights(shared_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory, shared_dir: Path, weights: Path) -> Path:
-    """One small real run: split → crops → head → fine-tune → export → reports."""
+    """One small real run: split → crops → head → fine-tune → export → reports (classes balanced per source)."""
     root = tmp_path_factory.mktemp("train")
     out = root / "run"
     result = train_cli(
@@ -56,6 +56,7 @@ def small_run(tmp_path_factory, shared_dir: Path, weights: Path) -> Path:
         "--weights",
         str(weights),
         *SMALL,
+        "--balance-sources",
         cache=root / "cache",
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -78,6 +79,7 @@ def test_small_run_writes_every_report_and_a_valid_bundle(small_run: Path):
     meta = json.loads((small_run / "bundle" / "bundle.json").read_text())
     assert meta["classes"] == ["with_mask", "without_mask"]
     assert meta["input_size"] == 64
+    assert json.loads((small_run / "config.json").read_text())["balance_sources"] is True
     assert meta["train_command"].startswith("maskwatch train ")
     assert meta["split_manifest_sha256"] and meta["versions"]["keras"]
     assert meta["metrics"]["onnx_keras_max_abs_diff"] < 1e-4
@@ -319,6 +321,23 @@ def test_backbone_names_match_what_can_be_built():
     from maskwatch.train.backbones import BACKBONES
 
     assert tuple(BACKBONES) == BACKBONE_NAMES
+
+
+def test_loss_weights_balance_classes_overall_or_within_each_source():
+    from maskwatch.train.trainer import Split, sample_weights
+
+    # source "crowd": 3 masked, 1 bare; "close": 1 masked, 5 bare; "one": 2 masked, no bare face
+    labels = np.array([0, 0, 0, 1, 0, 1, 1, 1, 1, 1, 0, 0])
+    sources = ["crowd"] * 4 + ["close"] * 6 + ["one"] * 2
+    split = Split(np.zeros((12, 1, 1, 3), np.uint8), labels, [""] * 12, 0, sources)
+    overall = sample_weights(split, 2, balance_sources=False)
+    assert overall == pytest.approx([1.0] * 12)  # 6 and 6: already balanced overall
+    per_source = sample_weights(split, 2, balance_sources=True)
+    assert per_source.mean() == pytest.approx(1.0)
+    crowd, close = per_source[:4], per_source[4:10]
+    assert crowd[labels[:4] == 0].sum() == pytest.approx(crowd[labels[:4] == 1].sum())  # 2 and 2
+    assert close[labels[4:10] == 0].sum() == pytest.approx(close[labels[4:10] == 1].sum())  # 3 and 3
+    assert per_source[10:] == pytest.approx([1.0, 1.0])  # a one-class source keeps its own weight
 
 
 def test_reports_handle_no_errors_and_all_errors(tmp_path: Path):

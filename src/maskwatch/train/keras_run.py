@@ -34,15 +34,15 @@ from maskwatch.train.trainer import (  # noqa: E402
     TrainConfig,
     _one_hot,
     _write_json,
-    class_weights,
     now_iso,
+    sample_weights,
     steps,
     versions,
 )
 
 
 class AugmentedCrops(keras.utils.PyDataset):
-    """Shuffled, augmented batches of crops with per-sample class weights; seeded by epoch."""
+    """Shuffled, augmented batches of crops with their loss weights (one per crop); seeded by epoch."""
 
     def __init__(self, split: Split, n_classes: int, batch: int, seed: int, weights: np.ndarray) -> None:
         super().__init__()
@@ -60,7 +60,7 @@ class AugmentedCrops(keras.utils.PyDataset):
         idx = self.order[index * self.batch : (index + 1) * self.batch]
         images = augment_batch(self.split.images[idx], self.rng).astype(np.float32)
         labels = self.split.labels[idx]
-        return images, _one_hot(labels, self.n_classes), self.weights[labels]
+        return images, _one_hot(labels, self.n_classes), self.weights[idx]
 
 
 class ProgressCallback(keras.callbacks.Callback):
@@ -111,16 +111,16 @@ def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Sp
     folder = Path(config.out) / CHECKPOINT_DIR
     folder.mkdir(exist_ok=True)
     state = _load_state(folder)
-    weights_by_class = class_weights(splits["train"].labels, n)
+    weights_by_crop = sample_weights(splits["train"], n, config.balance_sources)
     val_x, val_y = splits["val"].images.astype(np.float32), _one_hot(splits["val"].labels, n)
     has_val = len(val_y) > 0
     try:
         if state.get("stage") is None:
-            state = _train_head(clf, config, splits, weights_by_class, reporter, folder)
+            state = _train_head(clf, config, splits, weights_by_crop, reporter, folder)
         if config.finetune_epochs > 0:
             fraction = config.finetune_fraction if weights is not None else 1.0  # from scratch: train it all
             state = _finetune(
-                clf, config, splits, weights_by_class, reporter, folder, state, val_x, val_y, has_val, fraction
+                clf, config, splits, weights_by_crop, reporter, folder, state, val_x, val_y, has_val, fraction
             )
     except KeyboardInterrupt:
         done = state.get("epoch", 0) if state.get("stage") == "finetune" else 0
@@ -158,7 +158,7 @@ def _train_head(
     reporter: Reporter,
     folder: Path,
 ) -> dict[str, Any]:
-    n = weights.shape[0]
+    n = clf.model.output_shape[-1]
     train_f, train_l = _augmented_features(clf, splits["train"], config.augment_copies, config.seed, reporter)
     val = splits["val"]
     val_f = clf.features.predict(val.images.astype(np.float32), batch_size=64, verbose=0)
@@ -174,7 +174,7 @@ def _train_head(
     history = clf.head.fit(
         train_f,
         _one_hot(train_l, n),
-        sample_weight=weights[train_l],
+        sample_weight=np.tile(weights, config.augment_copies + 1),  # the crops, then each augmented copy
         batch_size=batch,
         epochs=config.head_epochs,
         validation_data=(val_f, _one_hot(val.labels, n)) if has_val else None,
@@ -220,7 +220,7 @@ def _finetune(
     clf.model.compile(
         optimizer=keras.optimizers.Adam(config.finetune_lr), loss="categorical_crossentropy", metrics=["accuracy"]
     )
-    data = AugmentedCrops(splits["train"], weights.shape[0], config.batch_size, config.seed, weights)
+    data = AugmentedCrops(splits["train"], clf.model.output_shape[-1], config.batch_size, config.seed, weights)
     start = state.get("epoch", 0) if state.get("stage") == "finetune" else 0
     reporter.start("Fine-tuning", (config.finetune_epochs - start) * len(data))
     for epoch in range(start, config.finetune_epochs):

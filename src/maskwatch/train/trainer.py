@@ -34,6 +34,7 @@ from maskwatch.dataset import (
 )
 from maskwatch.detectors import DEFAULT_DETECTOR
 from maskwatch.errors import InputError
+from maskwatch.evaluation import source_of
 from maskwatch.facecache import FaceCache, cache_root
 from maskwatch.reports import CURVES_PNG, plot_curves, write_evaluation
 from maskwatch.train import TrainingInterrupted
@@ -68,6 +69,7 @@ class TrainConfig:
     finetune_lr: float = 1e-4
     dropout: float = 0.2
     augment_copies: int = 2
+    balance_sources: bool = False
     patience: int = 3
     manifest: str | None = None
     cache: str | None = None
@@ -103,6 +105,8 @@ class Split:
     labels: np.ndarray
     names: list[str]
     no_face: int
+    sources: list[str] = field(default_factory=list)
+    """Source of each crop (a subfolder inside the class folder), for per-source class balance."""
 
 
 def prepare_run(config: TrainConfig, resume: bool) -> None:
@@ -186,6 +190,7 @@ def load_crops(config: TrainConfig, dataset: Dataset, reporter: Reporter) -> dic
             np.array([index[r.label] for r in records], np.int64),
             [r.path for r in records],
             crops.no_face,
+            [source_of(r) for r in records],
         )
     return splits
 
@@ -194,6 +199,25 @@ def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Balanced weights: each class contributes equally to the loss, whatever its size."""
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     return (len(labels) / (n_classes * np.maximum(counts, 1))).astype(np.float32)
+
+
+def sample_weights(split: Split, n_classes: int, balance_sources: bool) -> np.ndarray:
+    """A loss weight per crop (mean 1): balanced by class, or by class within each source.
+
+    Per source matters when sources hold the classes in different shares (crowd
+    photos mostly masked, close-ups half and half): a class balanced only overall
+    lets a model tie "looks like a crowd photo" to the crowd's majority class.
+    """
+    labels = split.labels
+    if not balance_sources:
+        return class_weights(labels, n_classes)[labels]
+    weights = np.empty(len(labels), np.float32)
+    sources = np.array(split.sources)
+    for source in np.unique(sources):
+        mine = sources == source
+        present = len(np.unique(labels[mine]))  # a source may lack a class: its others share its weight
+        weights[mine] = class_weights(labels[mine], n_classes)[labels[mine]] * n_classes / present
+    return weights
 
 
 def _one_hot(labels: np.ndarray, n: int) -> np.ndarray:
