@@ -230,6 +230,24 @@ def test_cli_video_writes_playable_annotated_video_and_tracks(tmp_path, video):
     assert "12 frame(s)" in result.stderr
 
 
+def test_cli_video_to_webm_plays_in_browsers_and_a_bad_suffix_fails_in_one_line(tmp_path, video):
+    """A .webm output is VP8 (browsers play it; MPEG-4 Part 2 in .mp4 they do not), written without FFmpeg noise."""
+    out = tmp_path / "annotated.webm"
+    result = run_cli("detect", str(video), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "FFMPEG" not in result.stderr
+    capture = cv2.VideoCapture(str(out))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    codec = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("ascii", "replace")
+    capture.release()
+    assert frames == 12 and codec.upper().startswith("VP8")
+    bad = run_cli("detect", str(video), "--out", str(tmp_path / "annotated.txt"))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert [line for line in bad.stderr.splitlines() if "cannot write video" in line][0].startswith("error: ")
+
+
 def test_cli_truncated_video_keeps_what_it_could_read(tmp_path, astronaut_bgr):
     path = write_video(tmp_path / "long.mp4", moving_face_frames(astronaut_bgr, count=30))
     data = path.read_bytes()

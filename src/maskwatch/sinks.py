@@ -7,9 +7,11 @@ and renamed, and videos are closed (finalised) on exit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -57,8 +59,42 @@ def write_image_atomic(path: Path, image) -> None:
     os.replace(tmp, path)
 
 
+VIDEO_CODECS = {".webm": "VP80"}
+"""FourCC by output suffix: WebM (VP8) plays in any browser; every other container gets MPEG-4
+Part 2 (``mp4v``), which OpenCV's wheels can always write but browsers do not play (their H.264
+encoder is not in the wheels)."""
+DEFAULT_VIDEO_CODEC = "mp4v"
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """OpenCV's FFmpeg backend prints a harmless codec-tag notice for WebM straight to fd 2."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr (e.g. a daemon): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def open_video_writer(target: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """A video writer whose codec suits the file's suffix; ``InputError`` if it cannot be opened."""
+    codec = VIDEO_CODECS.get(target.suffix.lower(), DEFAULT_VIDEO_CODEC)
+    with _stderr_silenced():
+        writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*codec), fps, size)
+    if not writer.isOpened():
+        raise InputError(f"{target}: cannot write video (use .mp4, .webm, .avi, .mov or .mkv)")
+    return writer
+
+
 class AnnotatedSink:
-    """Annotated output: a picture per image source, an MP4 per video or stream.
+    """Annotated output: a picture per image source, a video (MP4, or WebM by suffix) per video or stream.
 
     ``out`` is a file name when there is a single source of a matching kind
     (``photo.jpg`` → ``out.jpg``), otherwise a folder holding one output per source.
@@ -88,9 +124,7 @@ class AnnotatedSink:
             target = self._target(result, video=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             h, w = image.shape[:2]
-            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0, (w, h))
-            if not writer.isOpened():
-                raise InputError(f"{target}: cannot write video")
+            writer = open_video_writer(target, fps or 25.0, (w, h))
             self.writers[result.source] = writer
             self.written.append(target)
         writer.write(image)
