@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from maskwatch.bundle import load_bundle
+from maskwatch.bundle import Bundle, load_bundle
 from maskwatch.classifier import MaskClassifier
 from maskwatch.dataset import Dataset, ImageRecord, class_folders, read_manifest, scan_dataset
 from maskwatch.errors import InputError
-from maskwatch.facecache import FaceCache, cache_root
+from maskwatch.facecache import FaceCache, FaceCrops, cache_root
 from maskwatch.reports import Evaluation, write_evaluation
 
 SOURCE_RULES: tuple[tuple[str, str], ...] = (
@@ -59,6 +60,36 @@ def load_eval_dataset(folder: str | Path, classes: list[str], manifest: str | No
     return dataset
 
 
+@dataclass
+class FolderPredictions:
+    """A bundle's probabilities for a folder dataset's images (sorted by path), with their crops."""
+
+    records: list[ImageRecord]
+    crops: FaceCrops
+    probabilities: np.ndarray
+    skipped: list[tuple[str, str]]
+    """Unreadable files, with the reason."""
+
+
+def classify_folder(
+    bundle: Bundle,
+    folder: str | Path,
+    manifest: str | None = None,
+    split: str | None = None,
+    cache: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FolderPredictions:
+    """Classify every image of a folder dataset, cut as training cuts it (cached crops)."""
+    dataset = load_eval_dataset(folder, list(bundle.meta.classes), manifest, split)
+    records = sorted(dataset.records, key=lambda r: r.path)
+    meta = bundle.meta
+    cache_of_crops = FaceCache(cache_root(cache), meta.input_size, meta.crop.margin, meta.crop.detector)
+    crops = cache_of_crops.crops(dataset, records, progress)
+    classifier = MaskClassifier(bundle)
+    probabilities = np.concatenate([classifier.predict(crops.images[i : i + 64]) for i in range(0, len(records), 64)])
+    return FolderPredictions(records, crops, probabilities, list(dataset.skipped))
+
+
 def evaluate_bundle(
     model: str | Path | None,
     folder: str | Path,
@@ -71,22 +102,17 @@ def evaluate_bundle(
     """Score a bundle on a folder dataset; writes the report files to ``out`` when given; returns the summary."""
     bundle = load_bundle(model)
     classes = list(bundle.meta.classes)
-    dataset = load_eval_dataset(folder, classes, manifest, split)
-    records = sorted(dataset.records, key=lambda r: r.path)
-    meta = bundle.meta
-    cache_of_crops = FaceCache(cache_root(cache), meta.input_size, meta.crop.margin, meta.crop.detector)
-    crops = cache_of_crops.crops(dataset, records, progress)
-    classifier = MaskClassifier(bundle)
-    probabilities = np.concatenate([classifier.predict(crops.images[i : i + 64]) for i in range(0, len(records), 64)])
+    scored = classify_folder(bundle, folder, manifest, split, cache, progress)
+    records = scored.records
     evaluation = Evaluation(
         classes,
         np.array([classes.index(r.label) for r in records]),
-        probabilities,
+        scored.probabilities,
         sources=[source_of(r) for r in records],
     )
     summary = evaluation.summary()
-    summary["no_face"] = crops.no_face
-    summary["skipped"] = [f"{p}: {why}" for p, why in dataset.skipped]
+    summary["no_face"] = scored.crops.no_face
+    summary["skipped"] = [f"{p}: {why}" for p, why in scored.skipped]
     if out is not None:
-        write_evaluation(evaluation, out, images=crops.images, names=[r.path for r in records])
+        write_evaluation(evaluation, out, images=scored.crops.images, names=[r.path for r in records])
     return summary
