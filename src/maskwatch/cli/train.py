@@ -38,7 +38,7 @@ def train(
     balance_sources: bool = typer.Option(
         False,
         "--balance-sources",
-        help="Balance classes within each source subfolder (sources holding the classes in different shares).",
+        help="Balance classes within each source (a subfolder of the class folder, else a file-name family).",
     ),
     patience: int = typer.Option(3, min=1, help="Early stopping: epochs without a better validation loss."),
     manifest: str = typer.Option(None, help="Reuse the split of an earlier run (its split.csv)."),
