@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,7 @@ def train_folds(work: Path, recipe: str, options: list[str], folds: int, weights
     for k in range(folds):
         run = work / "runs" / recipe / f"fold{k}"
         if not (run / "bundle" / "bundle.json").is_file():
-            subprocess.run(["rm", "-rf", str(run)], check=True)
+            shutil.rmtree(run, ignore_errors=True)  # an interrupted run: start that fold again
             print(f"training {recipe} fold {k} ...", flush=True)
             cli("train", str(work / f"fold{k}"), "--out", str(run), "--weights", str(weights), *options)
         bundles.append(run / "bundle")

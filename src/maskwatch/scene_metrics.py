@@ -219,17 +219,25 @@ class _FaceHits:
     n_images: int
 
 
-def _face_hits(results: Sequence[ImageResult], iou: float, min_side: float) -> _FaceHits:
-    """Match every image's predictions once (class-agnostic, by detection score)."""
+def _match_faces(r: ImageResult, iou: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class-agnostic VOC matching of one image's predictions by detection score: (scores, status, matched)."""
+    gt_boxes, gt_difficult = _gt_arrays(r.ground_truth)
+    pred_boxes = np.array([p.box for p in r.predictions], np.float64).reshape(-1, 4)
+    det_scores = np.array([p.detection_score for p in r.predictions], np.float64)
+    status, matched = match(gt_boxes, gt_difficult, pred_boxes, det_scores, iou)
+    return det_scores, status, matched
+
+
+def _face_hits(
+    results: Sequence[ImageResult], matches: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], min_side: float
+) -> _FaceHits:
+    """What the threshold sweep needs, from each image's ``_match_faces``."""
     scores, true_pos, false_pos, small = [], [], [], []
     n_faces = 0
-    for r in results:
-        gt_boxes, gt_difficult = _gt_arrays(r.ground_truth)
+    for r, (det_scores, status, matched) in zip(results, matches):
         gt_sides = np.array([shorter_side(g.box) for g in r.ground_truth], np.float64)
+        gt_difficult = np.array([g.difficult for g in r.ground_truth], bool)
         n_faces += int(((gt_sides >= min_side) & ~gt_difficult).sum())
-        pred_boxes = np.array([p.box for p in r.predictions], np.float64).reshape(-1, 4)
-        det_scores = np.array([p.detection_score for p in r.predictions], np.float64)
-        status, matched = match(gt_boxes, gt_difficult, pred_boxes, det_scores, iou)
         scores.append(det_scores)
         true_pos.append((status == 1) & (gt_sides[matched] >= min_side if len(gt_sides) else False))
         false_pos.append(status == 0)
@@ -285,7 +293,7 @@ def recall_at_fp_budget(
     them is charged for it. VOC matching in score order makes every prefix's
     matching the same as a run at that threshold, so one matching serves all.
     """
-    hits = _face_hits(results, iou, min_side)
+    hits = _face_hits(results, [_match_faces(r, iou) for r in results], min_side)
     charged = hits.false_pos if small_false_positives else hits.false_pos & ~hits.small
     return _best_point(hits, charged, max_fp_per_image)
 
@@ -406,14 +414,11 @@ def compute_metrics(results: Sequence[ImageResult], iou: float = 0.5, classes: S
     confusion = np.zeros((len(rows), len(cols)), np.int64)
     matched_n = correct_n = 0
     errors = []
-    for r in results:
-        gt_boxes, gt_difficult = _gt_arrays(r.ground_truth)
-        pred_boxes = np.array([p.box for p in r.predictions], np.float64).reshape(-1, 4)
-        det_scores = np.array([p.detection_score for p in r.predictions], np.float64)
-        status, matched = match(gt_boxes, gt_difficult, pred_boxes, det_scores, iou)
+    matches = [_match_faces(r, iou) for r in results]  # one matching for every face-level figure
+    for r, (det_scores, status, matched) in zip(results, matches):
         face_scores.append(det_scores)
         face_status.append(status)
-        found = np.zeros(len(gt_boxes), bool)
+        found = np.zeros(len(r.ground_truth), bool)
         found[matched[status == 1]] = True
         missed = spurious = wrong = small = 0
         for j, g in enumerate(r.ground_truth):
@@ -445,7 +450,7 @@ def compute_metrics(results: Sequence[ImageResult], iou: float = 0.5, classes: S
                 spurious += 1
                 confusion[rows.index(SPURIOUS), cols.index(label)] += 1
         errors.append(ImageErrors(r.name, missed, spurious, wrong, small, found.tolist(), [int(v) for v in status]))
-    hits = _face_hits(results, iou, RECALL_MIN_SIDE)  # one matching for both budget counts
+    hits = _face_hits(results, matches, RECALL_MIN_SIDE)
     face = ranked_metrics(
         "face",
         np.concatenate(face_scores) if face_scores else np.zeros(0),
