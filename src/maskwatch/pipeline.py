@@ -15,6 +15,7 @@ import numpy as np
 from maskwatch.bundle import Bundle
 from maskwatch.classifier import MaskClassifier
 from maskwatch.crops import crop_face
+from maskwatch.defaults import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 from maskwatch.detectors import create_detector
 from maskwatch.detectors.base import FaceDetector
 from maskwatch.errors import InputError
@@ -22,12 +23,6 @@ from maskwatch.faces import TOO_SMALL, Face
 from maskwatch.schemas import FrameOut, ModelOut
 from maskwatch.sources import Source, expand_sources
 from maskwatch.tracker import FaceTracker
-
-DEFAULT_MIN_FACE = 16
-"""Faces whose shorter side is below this many pixels are reported as too small, not classified."""
-DEFAULT_HEAD_WEIGHT = 0.5
-"""Share of a mask-aware detector's own class guess in a face's probabilities (the classifier has the rest).
-Fixed at an even split, not tuned: both were trained on the scenes' train half, so it cannot tune it fairly."""
 
 
 def fuse_probabilities(
@@ -80,7 +75,7 @@ class Detector:
         self,
         model: str | Path | Bundle | None = None,
         detector: str | FaceDetector | None = None,
-        conf: float = 0.5,
+        conf: float = DEFAULT_CONF,
         min_face: int = DEFAULT_MIN_FACE,
         threads: int | None = None,
         head_weight: float = DEFAULT_HEAD_WEIGHT,

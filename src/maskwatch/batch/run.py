@@ -34,6 +34,7 @@ from maskwatch.batch.plan import (
 )
 from maskwatch.batch.worker import CRASH_ENV, ChunkResult, ChunkWorker
 from maskwatch.bundle import load_bundle
+from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
 from maskwatch.errors import InputError, MaskwatchError
 
 log = logging.getLogger("maskwatch")
@@ -57,8 +58,8 @@ class BatchOptions:
     out: Path
     model: str | None = None
     detector: str | None = None
-    conf: float = 0.5
-    min_face: int = 16
+    conf: float = DEFAULT_CONF
+    min_face: int = DEFAULT_MIN_FACE
     workers: int | None = None
     ray_address: str | None = None
     resume: bool = False

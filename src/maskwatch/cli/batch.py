@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console_err
+from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
 
 
 @app.command()
@@ -31,9 +32,9 @@ def batch(
         help="Model bundle folder or maskwatch:NAME (default: $MASKWATCH_MODEL, else the packaged default).",
     ),
     detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`)."),
-    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
     min_face: int = typer.Option(
-        16, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
+        DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
     ),
     resume: bool = typer.Option(False, "--resume", help="Skip inputs whose outputs are complete from an earlier run."),
     chunk_frames: int = typer.Option(256, "--chunk-frames", min=1, help="Frames per video chunk (scheduling grain)."),

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console_err
+from maskwatch.defaults import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 log = logging.getLogger("maskwatch")
 
@@ -52,12 +53,16 @@ def detect(
     out: str = typer.Option(None, "--out", "-o", help="Annotated output: a file for one source, else a folder."),
     json_out: str = typer.Option(None, "--json", help="Write JSON lines per frame to this file, or - for stdout."),
     show: bool = typer.Option(False, "--show", help="Show annotated frames in a window (needs a display)."),
-    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
     min_face: int = typer.Option(
-        16, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
+        DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
     ),
     head_weight: float = typer.Option(
-        0.5, "--head-weight", min=0.0, max=1.0, help="Share of maskface's own class guess blended into the class."
+        DEFAULT_HEAD_WEIGHT,
+        "--head-weight",
+        min=0.0,
+        max=1.0,
+        help="Share of maskface's own class guess blended into the class.",
     ),
     no_track: bool = typer.Option(False, "--no-track", help="Do not track faces across video frames."),
     reconnects: int = typer.Option(5, "--reconnects", min=0, help="Reconnection attempts when a stream drops."),

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console, console_err
+from maskwatch.defaults import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 KNOWN_ALIASES = {
     "mask_weared_incorrect": "incorrect_mask",
@@ -74,10 +75,16 @@ def evaluate_scenes_command(
     map_classes: str = typer.Option(
         None, "--map-classes", help="Comma-separated classes for the headline mAP [every class with ground truth]."
     ),
-    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
-    min_face: int = typer.Option(16, "--min-face", min=1, help="Faces under this (px) are too_small, unclassified."),
+    conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    min_face: int = typer.Option(
+        DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces under this (px) are too_small, unclassified."
+    ),
     head_weight: float = typer.Option(
-        0.5, "--head-weight", min=0.0, max=1.0, help="Share of maskface's own class guess blended into the class."
+        DEFAULT_HEAD_WEIGHT,
+        "--head-weight",
+        min=0.0,
+        max=1.0,
+        help="Share of maskface's own class guess blended into the class.",
     ),
     iou: list[float] = typer.Option([0.5, 0.3], "--iou", help="IoU thresholds for a match (repeatable)."),
     worst: int = typer.Option(12, "--worst", min=0, help="How many of the worst images to draw in the report."),

@@ -8,6 +8,7 @@ import socket
 import typer
 
 from maskwatch.cli.app import app, console_err
+from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -35,9 +36,9 @@ def serve(
     workers: int = typer.Option(None, "--workers", min=1, max=64, help="Inference threads [min(4, CPU cores)]."),
     max_video_frames: int = typer.Option(3000, "--max-video-frames", min=1, help="Longest video accepted, in frames."),
     detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`) [bundle's]."),
-    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
     min_face: int = typer.Option(
-        16, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
+        DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
     ),
 ) -> None:
     """Serve the web page (upload, live webcam) and the REST API (/v1/detect, /docs)."""

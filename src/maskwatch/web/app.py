@@ -23,9 +23,10 @@ from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, Uploa
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
 from maskwatch.errors import MaskwatchError
 from maskwatch.imageio import MAX_PIXELS
-from maskwatch.pipeline import DEFAULT_MIN_FACE, Detector
+from maskwatch.pipeline import Detector
 from maskwatch.tracker import FaceTracker
 from maskwatch.web.jobs import JobStore, probe_video
 from maskwatch.web.limits import BodyLimitMiddleware, input_error_status
@@ -56,7 +57,7 @@ def create_app(
     max_video_frames: int = DEFAULT_MAX_VIDEO_FRAMES,
     max_jobs: int = 4,
     face_detector: str | None = None,
-    conf: float = 0.5,
+    conf: float = DEFAULT_CONF,
     min_face: int = DEFAULT_MIN_FACE,
 ) -> FastAPI:
     """The maskwatch web app.
