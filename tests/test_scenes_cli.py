@@ -163,6 +163,12 @@ def test_class_map_parsing(tmp_path: Path) -> None:
     path.write_text("[1]", encoding="utf-8")
     with pytest.raises(InputError, match="JSON object"):
         parse_class_map(str(path))
+    path.write_bytes(b"\xff\xfe{")
+    with pytest.raises(InputError, match="--class-map .*cannot read"):
+        parse_class_map(str(path))
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(InputError, match="--class-map .*cannot read"):
+        parse_class_map(str(tmp_path / "folder.json"))
     assert resolve_class_map({}, {"mask_weared_incorrect", "with_mask"}, CLASSES) == {
         "mask_weared_incorrect": "incorrect_mask"
     }

@@ -7,14 +7,13 @@ naming the file, so a bad dataset never ends in a traceback.
 
 from __future__ import annotations
 
-import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from maskwatch.errors import InputError
+from maskwatch.errors import InputError, read_json_input
 
 Box = tuple[float, float, float, float]
 
@@ -26,14 +25,6 @@ class GroundTruth:
     label: str
     box: Box
     difficult: bool = False
-
-    @property
-    def width(self) -> float:
-        return self.box[2] - self.box[0]
-
-    @property
-    def height(self) -> float:
-        return self.box[3] - self.box[1]
 
 
 @dataclass
@@ -139,14 +130,7 @@ def load_voc_dir(annotations_dir: str | Path, images_dir: str | Path) -> list[An
 def load_coco(json_path: str | Path, images_dir: str | Path) -> list[AnnotatedImage]:
     """A COCO detection JSON (images, annotations with ``bbox`` = x, y, w, h, categories)."""
     json_path, images_dir = Path(json_path), Path(images_dir)
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{json_path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{json_path}: malformed JSON ({exc.msg}, line {exc.lineno})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{json_path}: cannot read ({exc})") from None
+    data = read_json_input(json_path)
     where = str(json_path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise InputError(f"{where}: not a COCO file (no 'images' list)")

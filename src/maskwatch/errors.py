@@ -1,5 +1,11 @@
 """User-facing errors: one clear line, non-zero exit, never a traceback."""
 
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
 
 class MaskwatchError(Exception):
     """An error caused by the user's input or environment, shown as one line.
@@ -29,3 +35,17 @@ def require_extra(module: str, extra: str, what: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise MaskwatchError(f"{what} needs {module}: pip install 'maskwatch[{extra}]'")
+
+
+def read_json_input(path: str | Path, label: str | None = None) -> Any:
+    """A user-supplied JSON file's content, or a one-line ``InputError`` naming ``label`` (default: the path)."""
+    path = Path(path)
+    label = label or str(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{label}: malformed JSON ({exc.msg}, line {exc.lineno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{label}: cannot read ({exc})") from None

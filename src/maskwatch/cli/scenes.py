@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -26,18 +25,13 @@ KNOWN_ALIASES = {
 
 def parse_class_map(spec: str | None) -> dict[str, str]:
     """``a=b,c=d`` or a JSON file holding {"a": "b"}; ``b`` may be ``-`` to ignore class ``a``."""
-    from maskwatch.errors import InputError
+    from maskwatch.errors import InputError, read_json_input
 
     if not spec:
         return {}
     path = Path(spec)
     if spec.endswith(".json") or path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"--class-map {spec}: no such file") from None
-        except json.JSONDecodeError as exc:
-            raise InputError(f"--class-map {spec}: malformed JSON ({exc.msg}, line {exc.lineno})") from None
+        data = read_json_input(path, f"--class-map {spec}")
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise InputError(f"--class-map {spec}: expected a JSON object of dataset name → bundle name")
         return {str(k): v for k, v in data.items()}
