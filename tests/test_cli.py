@@ -19,7 +19,8 @@ def test_info_names_the_default_detector_and_the_bundles_detector():
     result = run_cli("info")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())  # Rich wraps long lines
-    assert "(default: maskface)" in text and "faces found by: maskface" in text
+    assert "(default: maskface for video, maskface-multiscale for photos)" in text
+    assert "faces found by: maskface in video, maskface-multiscale in photos" in text
     assert "maskwatch:default" in text and "maskface-multiscale" in text
 
 

@@ -113,6 +113,43 @@ def test_default_pipeline_runs_our_detector_with_the_bundle_cut_by_it(detector):
     assert detector.face_detector.name == DEFAULT_DETECTOR
 
 
+def small_faces_photo(astronaut_bgr: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A 1280x960 photo (scikit-image's coffee) with the astronaut's face pasted twelve times at 24x30 px."""
+    from skimage import data
+
+    face = cv2.resize(astronaut_bgr[40:240, 150:310], (24, 30), interpolation=cv2.INTER_AREA)
+    photo = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (1280, 960))
+    corners = [(128 + i * 320, 120 + j * 320) for i in range(4) for j in range(3)]
+    for x, y in corners:
+        photo[y : y + 30, x : x + 24] = face
+    return photo, corners
+
+
+def test_photos_get_the_multiscale_detector_unless_one_is_named(detector, astronaut_bgr):
+    """A still photo is searched at three sizes: small faces the fast video detector misses are found."""
+    assert detector.photo_detector.name == "maskface-multiscale"
+    assert detector.model_info().photo_detector == "maskface-multiscale"
+    photo, corners = small_faces_photo(astronaut_bgr)
+
+    def pasted(faces):
+        return {c for c in corners for f in faces if abs(f.box[0] - c[0]) < 8 and abs(f.box[1] - c[1]) < 8}
+
+    live, still = pasted(detector.detect(photo)), pasted(detector.detect(photo, photo=True))
+    assert len(still) >= 6 and len(still) >= 2 * len(live), (len(live), len(still))
+    named = Detector(detector="maskface")
+    assert named.photo_detector is named.face_detector  # a detector the user names serves photos too
+
+
+def test_cli_searches_image_files_as_photos(tmp_path, astronaut_bgr):
+    photo, corners = small_faces_photo(astronaut_bgr)
+    path = tmp_path / "crowd.jpg"
+    cv2.imwrite(str(path), photo)
+    result = run_cli("detect", str(path), "--json", "-")
+    assert result.returncode == 0, result.stderr
+    (frame,) = [FrameOut.model_validate_json(line) for line in result.stdout.splitlines()]
+    assert len(frame.faces) >= 6
+
+
 def test_api_reports_small_faces_instead_of_guessing(astronaut_bgr):
     (face,) = Detector(min_face=400).detect(astronaut_bgr)
     assert face.label == TOO_SMALL and face.score == 0.0 and face.probabilities == {}

@@ -208,7 +208,8 @@ class _Fixed:
     def __init__(self, faces: list[list[Face]]) -> None:
         self.faces = faces
 
-    def detect(self, image_bgr: np.ndarray) -> list[Face]:
+    def detect(self, image_bgr: np.ndarray, *, photo: bool = False) -> list[Face]:
+        assert photo, "scene photos are still photos"
         return self.faces.pop(0)
 
 

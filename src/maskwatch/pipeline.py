@@ -16,7 +16,7 @@ from maskwatch.bundle import Bundle
 from maskwatch.classifier import MaskClassifier
 from maskwatch.crops import crop_face
 from maskwatch.defaults import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
-from maskwatch.detectors import create_detector
+from maskwatch.detectors import PHOTO_DETECTORS, create_detector
 from maskwatch.detectors.base import FaceDetector
 from maskwatch.errors import InputError
 from maskwatch.faces import TOO_SMALL, Face
@@ -66,7 +66,12 @@ class FrameResult:
 class Detector:
     """Finds faces and classifies each one with a model bundle.
 
-    >>> faces = Detector().detect(cv2.imread("photo.jpg"))          # doctest: +SKIP
+    Two face detectors: ``face_detector`` for video frames (fast) and ``photo_detector`` for still
+    photos (``detect(image, photo=True)``, image sources, uploads). Unless a detector is named, they
+    are the bundle's detector and its multi-scale sibling (``PHOTO_DETECTORS``); a named detector
+    serves both.
+
+    >>> faces = Detector().detect(cv2.imread("photo.jpg"), photo=True)  # doctest: +SKIP
     >>> for result in Detector(model="my_bundle").stream("video.mp4"):  # doctest: +SKIP
     ...     print(result.index, [f.label for f in result.faces])
     """
@@ -89,6 +94,10 @@ class Detector:
             self.face_detector: FaceDetector = create_detector(name, min_score=conf, threads=threads)
         else:
             self.face_detector = detector
+        photo_name = PHOTO_DETECTORS.get(self.face_detector.name) if detector is None else None
+        self.photo_detector: FaceDetector = (
+            create_detector(photo_name, min_score=conf, threads=threads) if photo_name else self.face_detector
+        )
         self.min_face = min_face
 
     @property
@@ -103,15 +112,21 @@ class Detector:
             input_size=meta.input_size,
             backbone=meta.backbone,
             detector=self.face_detector.name,
+            photo_detector=self.photo_detector.name,
             metrics=meta.metrics,
         )
 
-    def detect(self, image_bgr: np.ndarray, timings: dict[str, float] | None = None) -> list[Face]:
-        """Every face in a BGR frame with its class; faces under ``min_face`` px are labelled too_small."""
+    def detect(
+        self, image_bgr: np.ndarray, timings: dict[str, float] | None = None, *, photo: bool = False
+    ) -> list[Face]:
+        """Every face in a BGR frame with its class; faces under ``min_face`` px are labelled too_small.
+
+        ``photo``: a still photo, searched by the photo detector (slower, finds more small faces).
+        """
         if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
             raise InputError("detect() expects a BGR image array of shape (height, width, 3)")
         t0 = time.perf_counter()
-        detections = self.face_detector.detect(image_bgr)
+        detections = (self.photo_detector if photo else self.face_detector).detect(image_bgr)
         t1 = time.perf_counter()
         size, margin = self.classifier.input_size, self.classifier.margin
         large = [d for d in detections if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= self.min_face]
@@ -149,7 +164,7 @@ class Detector:
         tracker = FaceTracker(self.classes) if track and source.kind != "image" else None
         for frame in source.frames():
             timings: dict[str, float] = {}
-            faces = self.detect(frame.image, timings)
+            faces = self.detect(frame.image, timings, photo=source.kind == "image")
             if tracker is not None:
                 t = time.perf_counter()
                 faces = tracker.update(faces, frame.index)

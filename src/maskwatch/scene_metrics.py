@@ -515,7 +515,7 @@ def json_number(value: float | None) -> float | None:
 class FaceFinder(Protocol):
     """Anything with the pipeline's ``detect``: ``maskwatch.pipeline.Detector`` or a test double."""
 
-    def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
+    def detect(self, image_bgr: np.ndarray, *, photo: bool = False) -> list[Face]: ...
 
 
 def map_labels(images: Iterable[AnnotatedImage], class_map: dict[str, str]) -> list[AnnotatedImage]:
@@ -585,7 +585,7 @@ def evaluate_scenes(
     for i, image in enumerate(mapped):
         bgr = read(image.image_path)
         t0 = time.perf_counter()
-        faces = detector.detect(bgr)
+        faces = detector.detect(bgr, photo=True)
         seconds = time.perf_counter() - t0
         results.append(ImageResult(image.image_path, image.objects, [Prediction.from_face(f) for f in faces], seconds))
         if progress:

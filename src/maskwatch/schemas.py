@@ -35,6 +35,9 @@ class ModelOut(BaseModel):
     input_size: int
     backbone: str
     detector: str
+    """Face detector for video frames, streams and the webcam."""
+    photo_detector: str
+    """Face detector for still photos (uploads, image files)."""
     metrics: dict
 
 

@@ -128,7 +128,7 @@ def process_chunk(detector, chunk: Chunk) -> ChunkResult:
                 result.errors.append(str(exc).replace(item.target, item.name))
                 continue
             h, w = image.shape[:2]
-            result.frames.append(FrameRecord(item.name, 0, None, w, h, detector.detect(image)))
+            result.frames.append(FrameRecord(item.name, 0, None, w, h, detector.detect(image, photo=True)))
     else:
         item = chunk.items[0]
         try:

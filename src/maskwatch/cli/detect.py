@@ -49,7 +49,12 @@ def detect(
         ..., help="Images, folders, globs, video files, camera indices (0) or rtsp:// / http(s):// streams."
     ),
     model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
-    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`)."),
+    detector: str = typer.Option(
+        None,
+        "--detector",
+        help="Face detector for every source (see `maskwatch info`); default: the bundle's for video, "
+        "its multi-scale sibling for photos.",
+    ),
     out: str = typer.Option(None, "--out", "-o", help="Annotated output: a file for one source, else a folder."),
     json_out: str = typer.Option(None, "--json", help="Write JSON lines per frame to this file, or - for stdout."),
     show: bool = typer.Option(False, "--show", help="Show annotated frames in a window (needs a display)."),

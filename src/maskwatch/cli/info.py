@@ -12,16 +12,22 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
     """Show packaged model bundles, available face detectors and a bundle's metrics."""
     from maskwatch import __version__
     from maskwatch.bundle import load_bundle, packaged_bundles
-    from maskwatch.detectors import DEFAULT_DETECTOR, detector_names
+    from maskwatch.detectors import DEFAULT_DETECTOR, PHOTO_DETECTORS, detector_names
 
     console.print(f"maskwatch {__version__}")
     console.print(f"bundles: {', '.join(packaged_bundles()) or 'none'}")
-    console.print(f"detectors: {', '.join(detector_names())} (default: {DEFAULT_DETECTOR})")
+    photo_default = PHOTO_DETECTORS.get(DEFAULT_DETECTOR, DEFAULT_DETECTOR)
+    console.print(
+        f"detectors: {', '.join(detector_names())} (default: {DEFAULT_DETECTOR} for video, {photo_default} for photos)"
+    )
     bundle = load_bundle(model)
     meta = bundle.meta
     console.print(f"model: {bundle.source}")
     console.print(f"  classes: {', '.join(meta.classes)}  input: {meta.input_size}px  backbone: {meta.backbone}")
-    console.print(f"  faces found by: {meta.crop.detector} (the pipeline's detector unless --detector says otherwise)")
+    photo = PHOTO_DETECTORS.get(meta.crop.detector, meta.crop.detector)
+    console.print(
+        f"  faces found by: {meta.crop.detector} in video, {photo} in photos (unless --detector names one for both)"
+    )
     for key, value in meta.metrics.items():
         if isinstance(value, (int, float, str)):
             console.print(f"  {key}: {value}")

@@ -37,7 +37,7 @@ def detect_bytes(
     """Decode an uploaded image and find its faces; ``InputError`` for empty, corrupt or huge input."""
     start = time.perf_counter()
     image = decode_image(data, name, max_pixels)
-    faces = detector.detect(image)
+    faces = detector.detect(image, photo=tracker is None)  # an upload is a photo; a webcam frame is not
     if tracker is not None:
         faces = tracker.update(faces, index)
     frame = FrameResult(name, index, None, image, faces).to_schema()

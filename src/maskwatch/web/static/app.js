@@ -73,7 +73,7 @@ async function loadModel() {
       .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${typeof v === "number" ? +v.toFixed(4) : escapeHtml(v)}</td></tr>`)
       .join("");
     box.innerHTML = `<p>Classes: <span id="model-classes">${chips}</span></p>
-      <p>Bundle <code>${escapeHtml(m.source)}</code> · backbone ${escapeHtml(m.backbone)} · input ${m.input_size}px · detector ${escapeHtml(m.detector)}
+      <p>Bundle <code>${escapeHtml(m.source)}</code> · backbone ${escapeHtml(m.backbone)} · input ${m.input_size}px · detector ${escapeHtml(m.detector)} (photos: ${escapeHtml(m.photo_detector)})
       · uploads up to ${m.max_upload_mb} MB</p>
       ${metrics ? `<table id="model-metrics"><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>${metrics}</tbody></table>` : "<p>No metrics recorded in this bundle.</p>"}`;
   } catch (e) {
