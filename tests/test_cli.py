@@ -71,3 +71,10 @@ def test_bench_runs_at_another_frame_size(tmp_path):
     assert all(r["fps"] > 0 and "detect" in r["ms_per_stage"] for r in report["results"])
     bad = run_cli("bench", "--size", "12")
     assert bad.returncode == 2 and "--size '12'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_help_keeps_bracketed_defaults():
+    """Help texts are plain text: '[default bundle]' is a default, not a Rich style tag to swallow."""
+    result = run_cli("detect", "--help")
+    assert result.returncode == 0
+    assert "[default bundle]" in " ".join(result.stdout.split())

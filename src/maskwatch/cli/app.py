@@ -9,6 +9,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[default bundle]" must stay, not be read as a style tag
 )
 console = Console()
 console_err = Console(stderr=True)
