@@ -75,10 +75,24 @@ def test_decode_image_rejects_bad_bytes(data, message):
         decode_image(data, "upload")
 
 
-def test_decode_image_rejects_decompression_bombs_before_decoding():
-    ok, png = cv2.imencode(".png", np.zeros((3000, 3000, 3), np.uint8))
-    with pytest.raises(InputError, match="over the limit"):
-        decode_image(png.tobytes(), "bomb.png", max_pixels=1_000_000)
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tiff", "padded.jpg"])
+def test_decode_image_rejects_decompression_bombs_before_decoding(suffix, monkeypatch):
+    """Every advertised format is sized from its header; a JPEG whose size marker lies beyond 64 KiB of
+    metadata segments too (it once slipped through to a full decode)."""
+    import maskwatch.imageio
+
+    ok, encoded = cv2.imencode(suffix.removeprefix("padded"), np.zeros((3000, 3000, 3), np.uint8))
+    data = encoded.tobytes()
+    if suffix.startswith("padded"):
+        app2 = b"\xff\xe2\xff\xff" + b"\0" * 65533  # two 64 KiB APP2 segments after the start marker
+        data = data[:2] + app2 * 2 + data[2:]
+
+    def no_decode(*args):
+        raise AssertionError("decoded a bomb")
+
+    monkeypatch.setattr(maskwatch.imageio.cv2, "imdecode", no_decode)
+    with pytest.raises(InputError, match="3000x3000 pixels is over the limit"):
+        decode_image(data, "bomb" + suffix, max_pixels=1_000_000)
 
 
 def test_bundle_errors_are_one_line(tmp_path):

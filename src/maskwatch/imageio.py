@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from maskwatch.errors import InputError
 
@@ -22,11 +25,10 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
     """Decode encoded image bytes into a BGR uint8 array, or raise ``InputError``."""
     if not data:
         raise InputError(f"{name}: empty file")
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    width, height = _header_size(buffer)
+    width, height = _header_size(data, name, max_pixels)
     if width * height > max_pixels:
         raise InputError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise InputError(f"{name}: not a readable image (corrupt or unsupported format)")
     if image.shape[0] * image.shape[1] > max_pixels:
@@ -48,19 +50,18 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return decode_image(data, str(path), max_pixels)
 
 
-def _header_size(buffer: np.ndarray) -> tuple[int, int]:
-    """Width and height from a PNG/JPEG header without decoding pixels (0, 0 if unknown)."""
-    data = buffer[:65536].tobytes()
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-                return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
-            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-    return 0, 0
+def _header_size(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
+    """Width and height from the file's header, read by Pillow without decoding pixels (0, 0 if it cannot tell).
+
+    Pillow reads JPEG, PNG, WebP, TIFF, BMP … headers however far into the file they lie, so a
+    decompression bomb is refused before OpenCV allocates its pixels.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Image.DecompressionBombError:  # over Pillow's own limit (~179 Mpx), far over ours
+        raise InputError(f"{name}: over the limit of {max_pixels} pixels") from None
+    except (OSError, ValueError, SyntaxError):  # not an image Pillow knows: OpenCV decides below
+        return 0, 0
