@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -105,6 +106,11 @@ def test_healthz_model_and_docs(client, detector):
     assert isinstance(model["metrics"], dict) and model["max_upload_mb"] == 20.0
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    for page in ("/docs", "/redoc"):  # offline: every script and style comes from this server, none from a CDN
+        html = client.get(page).text
+        assert "http://" not in html and "https://" not in html, page
+        for asset in re.findall(r'(?:src|href)="(/[^"]+)"', html):
+            assert client.get(asset).status_code == 200, asset
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/detect", "/v1/detect/video", "/v1/jobs/{job_id}", "/v1/model", "/healthz"} <= set(paths)
 
@@ -177,7 +183,15 @@ def test_detect_truncated_jpeg(client, astronaut_bgr):
 
 def test_detect_missing_file_field(client):
     response = client.post("/v1/detect", data={"other": "x"})
-    assert response.status_code == 422
+    assert response.status_code == 422 and response.json() == {"detail": "file: Field required"}  # one line
+
+
+def test_detect_unknown_or_bad_query_parameter(client, astronaut_bgr):
+    """A per-request conf is not a feature: saying so beats silently answering with the server's threshold."""
+    response = post_image(client, jpeg(astronaut_bgr), conf=0.9)
+    assert response.status_code == 422 and "unknown query parameter 'conf'" in response.json()["detail"]
+    response = post_image(client, jpeg(astronaut_bgr), annotate="maybe")
+    assert response.status_code == 422 and response.json()["detail"].startswith("annotate: ")
 
 
 def test_decompression_bomb_header_refused(client):
@@ -268,6 +282,8 @@ def test_live_websocket_tracks_faces(client, detector, astronaut_bgr):
             answers.append(ws.receive_json())
         ws.send_bytes(b"garbage")
         error = ws.receive_json()
+        ws.send_text("hello")  # a text message: an error answer, not a dropped connection
+        text_error = ws.receive_json()
         ws.send_bytes(jpeg(frames[0]))
         after = ws.receive_json()
     for i, body in enumerate(answers):
@@ -275,8 +291,9 @@ def test_live_websocket_tracks_faces(client, detector, astronaut_bgr):
         assert frame.frame == i and len(frame.faces) >= 1
     ids = {f["track_id"] for body in answers for f in body["faces"]}
     assert None not in ids and len(ids) == 1  # one person, one track
-    assert "not a readable image" in error["error"]
+    assert "not a readable image" in error["error"] and "binary message" in text_error["error"]
     assert "faces" in after  # the connection survives a bad frame
+    assert "timestamp" in answers[0]  # the same keys as the CLI's JSON lines
 
 
 # ---- video jobs ----
@@ -312,6 +329,18 @@ def test_video_job(client, detector, astronaut_bgr, tmp_path):
     keyframe = base64.b64decode(job["keyframe_jpeg"])
     assert keyframe[:2] == b"\xff\xd8"
     assert list(client.app.state.temp_root.iterdir()) == []  # the upload is gone once the job ends
+
+
+def test_video_without_a_frame_count_is_unknown_not_negative(astronaut_bgr, tmp_path):
+    """Concatenated JPEGs (an MJPEG stream) report a negative frame count through OpenCV: it means unknown."""
+    from maskwatch.web.jobs import Job, probe_video
+
+    path = tmp_path / "stream.mp4"
+    path.write_bytes(jpeg(astronaut_bgr) * 3)
+    total = probe_video(path, "stream.mp4", 50_000_000, 100)
+    assert total is None
+    out = Job(id="x", source="stream.mp4", frames_total=total, status="running", frames_done=2).to_out()
+    assert out.frames_total is None and out.progress == 0.0
 
 
 def test_video_bad_inputs(client, tmp_path):

@@ -61,4 +61,9 @@ def serve(
     console_err.print(f"maskwatch serving on http://{shown}:{port}  (API docs: /docs; Ctrl-C stops)", highlight=False)
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         console_err.print("[yellow]warning:[/] listening beyond localhost without --token", highlight=False)
-    uvicorn.run(web, host=host, port=port, log_level=os.environ.get("MASKWATCH_LOG_LEVEL", "warning"))
+    # WebSocket messages up to the upload limit (plus room) reach the app, which answers an over-limit frame
+    # with an error and keeps the connection; Uvicorn's own 16 MiB default would close it first.
+    ws_max_size = int(max_upload_mb * 1024 * 1024) + (1 << 20)
+    uvicorn.run(
+        web, host=host, port=port, log_level=os.environ.get("MASKWATCH_LOG_LEVEL", "warning"), ws_max_size=ws_max_size
+    )

@@ -20,8 +20,10 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
 from maskwatch.errors import MaskwatchError
@@ -90,7 +92,7 @@ def create_app(
             pool.shutdown(wait=False, cancel_futures=True)
             shutil.rmtree(temp_root, ignore_errors=True)
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their scripts served from the package, no CDN: works offline
         title="maskwatch",
         version=_version(),
         description="Face-mask detection: upload an image or a short video, or stream a webcam.",
@@ -105,6 +107,17 @@ def create_app(
     @app.exception_handler(MaskwatchError)
     async def _maskwatch_error(_request: Request, exc: MaskwatchError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=input_error_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """One line, like every other error, instead of FastAPI's list of validation records."""
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
+
+    def check_query(request: Request, accepted: set[str]) -> None:
+        """A parameter the endpoint does not take is an error, not silently ignored (e.g. a per-request conf)."""
+        unknown = sorted(set(request.query_params) - accepted - {"token"})
+        if unknown:
+            raise HTTPException(422, f"unknown query parameter {unknown[0]!r}; this endpoint takes {sorted(accepted)}")
 
     def check_token(request: Request) -> None:
         if token is None:
@@ -151,13 +164,15 @@ def create_app(
         response_model=DetectOut,
         dependencies=[Depends(check_token)],
         tags=["detect"],
-        responses={400: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+        responses={code: {"model": ErrorOut} for code in (400, 415, 422, 503)},
     )
     async def detect_image(
+        request: Request,
         file: UploadFile = File(..., description="a JPEG, PNG, BMP, WebP or TIFF image"),
         annotate: bool = Query(False, description="also return the annotated image as base64 JPEG"),
     ) -> DetectOut:
         """Find faces in one image: the same JSON as one line of ``maskwatch detect --json``."""
+        check_query(request, {"annotate"})
         _check_type(file, IMAGE_TYPES, "an image")
         data = await file.read()
         name = Path(file.filename or "upload").name or "upload"
@@ -171,8 +186,11 @@ def create_app(
         tags=["detect"],
         responses={415: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
     )
-    async def detect_video(file: UploadFile = File(..., description="a short video (MP4, AVI, MKV, WebM …)")):
+    async def detect_video(
+        request: Request, file: UploadFile = File(..., description="a short video (MP4, AVI, MKV, WebM …)")
+    ):
         """Start a detection job on a short video; poll ``GET /v1/jobs/{id}`` for progress and the result."""
+        check_query(request, set())
         _check_type(file, VIDEO_TYPES, "a video")
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=temp_root))
         try:
@@ -220,7 +238,13 @@ def create_app(
         index = 0
         try:
             while True:
-                data = await websocket.receive_bytes()
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                if data is None:
+                    await websocket.send_json({"error": "send each frame as a binary message (JPEG or PNG), not text"})
+                    continue
                 if len(data) > max_bytes:
                     await websocket.send_json({"error": f"frame of {len(data)} bytes is over the upload limit"})
                     continue
@@ -232,7 +256,7 @@ def create_app(
                     await websocket.send_json({"error": str(exc)})
                     continue
                 index += 1
-                await websocket.send_text(out.model_dump_json(exclude_none=True))
+                await websocket.send_text(out.model_dump_json())  # the same keys as /v1/detect and the CLI
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -240,6 +264,15 @@ def create_app(
                 await websocket.close()
 
     return app
+
+
+def validation_detail(errors: list[dict]) -> str:
+    """FastAPI's first validation record as one line: 'file: Field required', 'annotate: Input should be …'."""
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+    return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
 
 
 def _check_type(file: UploadFile, accepted: tuple[str, ...], what: str) -> None:

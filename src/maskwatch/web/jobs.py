@@ -37,7 +37,7 @@ def probe_video(path: Path, name: str, max_pixels: int, max_frames: int) -> int 
         h, w = image.shape[:2]
         if w * h > max_pixels:
             raise InputError(f"{name}: {w}x{h} pixels is over the limit of {max_pixels}")
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        total = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))  # some streams report a negative count
         if total > max_frames:
             raise InputError(f"{name}: {total} frames is over the limit of {max_frames} frames per video")
         return total or None

@@ -163,8 +163,10 @@ $("upload-form").addEventListener("submit", async (event) => {
   const file = $("file").files[0];
   if (!file) return;
   const status = $("upload-status");
+  const button = $("upload-submit");
   status.className = "";
   status.textContent = "working…";
+  button.disabled = true;  // one upload at a time: a running video job's progress must not overwrite a later answer
   try {
     if (file.type.startsWith("video/")) await detectVideo(file);
     else await detectImage(file);
@@ -173,6 +175,8 @@ $("upload-form").addEventListener("submit", async (event) => {
   } catch (e) {
     status.className = "error";
     status.textContent = e.message;
+  } finally {
+    button.disabled = false;
   }
 });
 
