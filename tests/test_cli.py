@@ -22,6 +22,7 @@ def test_info_names_the_default_detector_and_the_bundles_detector():
     assert "(default: maskface for video, maskface-multiscale for photos)" in text
     assert "faces found by: maskface in video, maskface-multiscale in photos" in text
     assert "maskwatch:default" in text and "maskface-multiscale" in text
+    assert "test split: accuracy" in text and "95 % CI" in text  # the bundle's held-out figures, not only val
 
 
 def test_error_lines_keep_square_brackets(tmp_path):

@@ -28,6 +28,14 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
     console.print(
         f"  faces found by: {meta.crop.detector} in video, {photo} in photos (unless --detector names one for both)"
     )
+    test = meta.metrics.get("test")
+    if isinstance(test, dict) and "accuracy" in test:
+        low, high = test.get("accuracy_ci95", [None, None])
+        recall = ", ".join(f"{c} {r}" for c, r in test.get("recall", {}).items())
+        console.print(
+            f"  test split: accuracy {test['accuracy']} (95 % CI {low}-{high}, {test.get('n')} images);"
+            f" recall {recall}; ECE {test.get('ece')}"
+        )
     for key, value in meta.metrics.items():
         if isinstance(value, (int, float, str)):
             console.print(f"  {key}: {value}")
