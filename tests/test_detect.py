@@ -209,6 +209,43 @@ def test_cli_folder_lists_bad_files_and_processes_the_rest(tmp_path, photo):
     assert (out / "good_annotated.jpg").is_file()
 
 
+def test_cli_outputs_never_replace_inputs_or_each_other(tmp_path, photo):
+    """--out naming the input is refused before any work; two inputs named alike get two outputs."""
+    before = photo.read_bytes()
+    result = run_cli("detect", str(photo), "--out", str(photo))
+    assert result.returncode == 2 and "would overwrite an input" in result.stderr
+    assert photo.read_bytes() == before
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "x.jpg").write_bytes(before)
+    out = tmp_path / "out"
+    result = run_cli("detect", str(tmp_path / "a" / "x.jpg"), str(tmp_path / "b" / "x.jpg"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["x_2_annotated.jpg", "x_annotated.jpg"]
+    assert (out / "x_annotated.jpg").stat().st_mode & 0o044 == 0o044  # readable by others, as a plain open() makes it
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("v.mp4", "an image source needs an image file name"),
+        ("o.xyz", "an image source needs an image file name"),
+        ("file/out.jpg", "cannot create the output folder"),
+    ],
+)
+def test_cli_bad_out_fails_before_any_work(tmp_path, photo, out, message):
+    (tmp_path / "file").write_text("a plain file")
+    result = run_cli("detect", str(photo), "--out", str(tmp_path / out))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert "frame(s)" not in result.stderr  # refused up front, not after the run
+
+
+def test_cli_video_into_an_image_name_is_refused(tmp_path, video):
+    result = run_cli("detect", str(video), "--out", str(tmp_path / "v.jpg"))
+    assert result.returncode == 2 and "a video source needs a video file name" in result.stderr
+    assert not (tmp_path / "v.jpg").exists()
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -282,27 +319,33 @@ def test_cli_video_to_webm_plays_in_browsers_and_a_bad_suffix_fails_in_one_line(
     assert frames == 12 and codec.upper().startswith("VP8")
     bad = run_cli("detect", str(video), "--out", str(tmp_path / "annotated.txt"))
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    assert [line for line in bad.stderr.splitlines() if "cannot write video" in line][0].startswith("error: ")
+    assert [line for line in bad.stderr.splitlines() if "needs a video file name" in line][0].startswith("error: ")
 
 
 def test_cli_truncated_video_keeps_what_it_could_read(tmp_path, astronaut_bgr):
-    path = write_video(tmp_path / "long.mp4", moving_face_frames(astronaut_bgr, count=30))
+    """An AVI cut short still plays its first frames (a cut MP4 loses its index and is unreadable as a whole)."""
+    path = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for frame in moving_face_frames(astronaut_bgr, count=30):
+        writer.write(frame)
+    writer.release()
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
     js = tmp_path / "t.jsonl"
     result = run_cli("detect", str(path), "--json", str(js))
     assert "Traceback" not in result.stderr
-    if result.returncode == 0:
-        assert 0 < len(json_lines(js)) <= 30
-    else:
-        assert "long.mp4" in result.stderr
+    assert 0 < len(json_lines(js)) < 30  # the frames it could read are written
+    assert result.returncode == 2 and "long.avi: video ended after" in result.stderr  # cut short is not a success
 
 
 def test_stream_drop_reconnects_and_goes_on(jpeg):
     server = MjpegServer(jpeg, frames_per_connection=6, connections=2)
     try:
         source = CaptureSource(server.url, reconnects=2, base_delay=0.05)
-        frames = list(source.frames())
+        frames = []
+        with pytest.raises(InputError, match="gave up after 2 reconnection attempts"):
+            for frame in source.frames():  # the server's two connections, then it is gone for good
+                frames.append(frame)
     finally:
         server.close()
     assert len(frames) == 12  # both connections' frames: the drop did not end the run
@@ -311,17 +354,20 @@ def test_stream_drop_reconnects_and_goes_on(jpeg):
 
 
 def test_cli_stream_with_a_drop(tmp_path, jpeg):
+    """One drop is bridged; when the stream is gone for good the run keeps what it wrote and exits 2."""
     server = MjpegServer(jpeg, frames_per_connection=5, connections=2)
     js = tmp_path / "s.jsonl"
     try:
         result = run_cli("detect", server.url, "--json", str(js), "--reconnects", "1", timeout=120)
     finally:
         server.close()
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr
     frames = json_lines(js)
     assert len(frames) == 10
     assert all(f.faces and f.faces[0].label == "without_mask" for f in frames)
     assert "reconnecting" in result.stderr and "reconnected" in result.stderr
+    assert "error: " + server.url + ": stream lost; gave up after 1 reconnection attempts" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_ctrl_c_closes_every_output(tmp_path, jpeg):

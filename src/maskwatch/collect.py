@@ -27,6 +27,7 @@ from PIL import Image
 from maskwatch.crops import DEFAULT_MARGIN, crop_face
 from maskwatch.errors import InputError
 from maskwatch.faces import Detection
+from maskwatch.imageio import make_public
 
 STORED_SIZE = 224
 """Side of the stored crops in pixels: enough for any classifier input we train (≤ 224)."""
@@ -80,6 +81,7 @@ def write_new_image(path: Path, image_bgr: np.ndarray, quality: int = JPEG_QUALI
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.tobytes())
+            make_public(fh.fileno())
             fh.flush()
             os.fsync(fh.fileno())
         try:

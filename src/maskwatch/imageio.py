@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,21 @@ from maskwatch.errors import InputError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MAX_PIXELS = 50_000_000
 """Refuse images above this many pixels: guards against decompression bombs."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+"""The process's umask, read once at import (reading it means setting it, which is not thread-safe later)."""
+
+
+def make_public(fd: int) -> None:
+    """Give a ``mkstemp`` file (created 0600) the mode a plain ``open`` would: outputs others may read."""
+    os.fchmod(fd, 0o666 & ~UMASK)
 
 
 def is_image_path(path: Path) -> bool:

@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -19,8 +19,9 @@ import cv2
 
 from maskwatch.draw import annotate
 from maskwatch.errors import InputError
-from maskwatch.imageio import IMAGE_SUFFIXES
+from maskwatch.imageio import IMAGE_SUFFIXES, make_public
 from maskwatch.pipeline import FrameResult
+from maskwatch.sources import Source
 
 
 class JsonLinesSink:
@@ -56,9 +57,13 @@ def write_image_atomic(path: Path, image) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "wb") as fh:
         fh.write(data.tobytes())
+        make_public(fh.fileno())
     os.replace(tmp, path)
 
 
+IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_OUTPUTS = (".mp4", ".webm", ".avi", ".mov", ".mkv")
+"""Annotated output suffixes that OpenCV's wheels can write."""
 VIDEO_CODECS = {".webm": "VP80"}
 """FourCC by output suffix: WebM (VP8) plays in any browser; every other container gets MPEG-4
 Part 2 (``mp4v``), which OpenCV's wheels can always write but browsers do not play (their H.264
@@ -89,7 +94,7 @@ def open_video_writer(target: Path, fps: float, size: tuple[int, int]) -> cv2.Vi
     with _stderr_silenced():
         writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*codec), fps, size)
     if not writer.isOpened():
-        raise InputError(f"{target}: cannot write video (use .mp4, .webm, .avi, .mov or .mkv)")
+        raise InputError(f"{target}: cannot write video (use {', '.join(VIDEO_OUTPUTS)})")
     return writer
 
 
@@ -97,31 +102,66 @@ class AnnotatedSink:
     """Annotated output: a picture per image source, a video (MP4, or WebM by suffix) per video or stream.
 
     ``out`` is a file name when there is a single source of a matching kind
-    (``photo.jpg`` → ``out.jpg``), otherwise a folder holding one output per source.
+    (``photo.jpg`` → ``out.jpg``), otherwise a folder holding one output per source. Passing
+    the ``sources`` checks everything that can be checked before the first frame: the suffix
+    suits the source, no output would replace an input, and the folder can be created.
     """
 
-    def __init__(self, out: str, single_source: bool) -> None:
+    def __init__(self, out: str, single_source: bool, sources: Sequence[Source] = ()) -> None:
         self.out = Path(out)
         self.single_file = single_source and self.out.suffix != ""
         self.writers: dict[str, cv2.VideoWriter] = {}
         self.written: list[Path] = []
+        self.targets: dict[str, Path] = {}
+        if sources:
+            self._check(sources)
 
-    def _target(self, result: FrameResult, video: bool) -> Path:
+    def _check(self, sources: Sequence[Source]) -> None:
         if self.single_file:
-            return self.out
-        base = Path(result.source.replace("://", "_").replace(":", "_")).name or "stream"
-        return self.out / (Path(base).stem + ("_annotated.mp4" if video else "_annotated.jpg"))
+            suffix, kind = self.out.suffix.lower(), sources[0].kind
+            if kind == "image" and suffix not in IMAGE_SUFFIXES:
+                raise InputError(f"{self.out}: an image source needs an image file name ({', '.join(IMAGE_OUTPUTS)})")
+            if kind != "image" and suffix not in VIDEO_OUTPUTS:
+                raise InputError(f"{self.out}: a video source needs a video file name ({', '.join(VIDEO_OUTPUTS)})")
+        inputs = {Path(s.path).resolve() for s in sources if hasattr(s, "path")}
+        for source in sources:
+            target = self._target(source.name, video=source.kind != "image")
+            if target.resolve() in inputs:
+                raise InputError(f"{target}: would overwrite an input; choose another --out")
+        folder = self.out.parent if self.single_file else self.out
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from None
+        if not os.access(folder, os.W_OK):
+            raise InputError(f"{folder}: output folder is not writable")
+
+    def _target(self, source: str, video: bool) -> Path:
+        """The output for a source; two sources with the same file name get ``_2``, ``_3`` … instead of one."""
+        if source in self.targets:
+            return self.targets[source]
+        if self.single_file:
+            target = self.out
+        else:
+            base = Path(Path(source.replace("://", "_").replace(":", "_")).name or "stream").stem
+            suffix = ".mp4" if video else ".jpg"
+            target, n = self.out / f"{base}_annotated{suffix}", 1
+            while target in self.targets.values():
+                n += 1
+                target = self.out / f"{base}_{n}_annotated{suffix}"
+        self.targets[source] = target
+        return target
 
     def write(self, result: FrameResult, kind: str, fps: float | None) -> None:
         image = annotate(result.image, result.faces)
         if kind == "image":
-            target = self._target(result, video=False)
+            target = self._target(result.source, video=False)
             write_image_atomic(target, image)
             self.written.append(target)
             return
         writer = self.writers.get(result.source)
         if writer is None:
-            target = self._target(result, video=True)
+            target = self._target(result.source, video=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             h, w = image.shape[:2]
             writer = open_video_writer(target, fps or 25.0, (w, h))

@@ -49,7 +49,7 @@ class ImageSource:
 
 
 class VideoSource:
-    """A video file, read frame by frame; a truncated file ends early with a warning."""
+    """A video file, read frame by frame; a truncated file yields what it holds, then raises ``InputError``."""
 
     kind = "video"
 
@@ -79,8 +79,8 @@ class VideoSource:
                 index += 1
             if index == 0:
                 raise InputError(f"{self.path}: no decodable frames (corrupt or truncated video)")
-            if expected and index < expected * 0.9:
-                log.warning("%s: video ended after %d of %d frames (truncated?)", self.path, index, expected)
+            if expected and index < expected * 0.9:  # the frames read are already out: only the exit code changes
+                raise InputError(f"{self.path}: video ended after {index} of {expected} frames (truncated?)")
         finally:
             capture.release()
 
@@ -90,7 +90,8 @@ class CaptureSource:
 
     A source that cannot be opened at the start fails at once; one that drops
     later is reopened up to ``reconnects`` times (delays 0.5 s, 1 s, 2 s … capped
-    at ``max_delay``) and the run goes on.
+    at ``max_delay``) and the run goes on. When it cannot be reopened, ``frames``
+    raises ``InputError`` after the frames it delivered (callers keep their outputs).
     """
 
     def __init__(
@@ -143,8 +144,7 @@ class CaptureSource:
                     capture.release()
                     capture = None
                 if failures >= self.reconnects:
-                    log.warning("%s: gave up after %d reconnection attempts", self.name, failures)
-                    return
+                    raise InputError(f"{self.name}: stream lost; gave up after {failures} reconnection attempts")
                 delay = min(self.max_delay, self.base_delay * 2**failures)
                 failures += 1
                 log.warning(

@@ -34,6 +34,10 @@ def main() -> None:
     except KeyboardInterrupt:
         console_err.print("interrupted", highlight=False)
         sys.exit(130)
+    except OSError as exc:  # the machine's side: a read-only or full disk, a path under a file, a permission
+        where = f"{exc.filename}: " if exc.filename else ""
+        console_err.print(f"error: {where}{exc.strerror or exc}", highlight=False, soft_wrap=True, markup=False)
+        sys.exit(2)
 
 
 __all__ = ["app", "main"]

@@ -87,7 +87,7 @@ def detect(
         log.error("%s", problem)
     pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
     json_sink = JsonLinesSink(json_out) if json_out else None
-    annotated = AnnotatedSink(out, single_source=len(expanded) == 1) if out else None
+    annotated = AnnotatedSink(out, single_source=len(expanded) == 1, sources=expanded) if out else None
     window = _window(show)
     summary = run_sources(pipeline, expanded, json_sink, annotated, on_frame=window, track=not no_track)
     summary.failed_sources = problems + summary.failed_sources
