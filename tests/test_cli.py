@@ -79,3 +79,38 @@ def test_help_keeps_bracketed_defaults():
     result = run_cli("detect", "--help")
     assert result.returncode == 0
     assert "[default bundle]" in " ".join(result.stdout.split())
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path):
+    """bench, synth --sheet and evaluate check their outputs first: one line, no traceback, nothing lost."""
+    blocker = tmp_path / "file"
+    blocker.write_text("a plain file")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "classification_report.json").write_text('{"precious": true}')
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    cases = [
+        (("bench", "--frames", "1", "--out", str(blocker / "b.json")), "cannot create the output folder"),
+        (("synth", "--from", str(faces), "-o", str(tmp_path / "s"), "--sheet", str(blocker / "s.png")), "cannot"),
+        (("evaluate", "maskwatch:default", str(faces), "-o", str(run)), "holds a training run"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 2 and len(errors) == 1 and message in errors[0], (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert json.loads((run / "classification_report.json").read_text()) == {"precious": True}
+
+
+def test_info_refuses_a_bundle_whose_model_does_not_load(tmp_path):
+    from maskwatch.bundle import resolve_bundle_dir
+
+    source = resolve_bundle_dir("maskwatch:default")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text((source / "bundle.json").read_text())
+    (bundle / "model.onnx").write_bytes(b"not a model")
+    result = run_cli("info", "--model", str(bundle))
+    assert result.returncode == 3 and "cannot load ONNX model" in result.stderr and "Traceback" not in result.stderr

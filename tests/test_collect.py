@@ -180,6 +180,7 @@ def test_cli_bad_inputs_are_one_line_errors_and_keep_collected_faces(tmp_path, p
         (("-l", "keep", "-o", str(out), "9"), "camera not found"),
         (("-l", "keep", "-o", str(out), str(corrupt)), "not a readable video"),
         (("-l", "keep", "-o", str(out), str(tmp_path / "missing.mp4")), "no such file"),
+        (("-l", "new", "-o", str(out), str(tmp_path / "missing.mp4")), "no such file"),  # fails before a frame
         (("-l", "x", "-o", str(blocker), str(photo_folder)), "not a folder"),
         (("-l", "x", "-o", str(blocker / "ds"), str(photo_folder)), "not writable"),
     ]
@@ -189,6 +190,8 @@ def test_cli_bad_inputs_are_one_line_errors_and_keep_collected_faces(tmp_path, p
         assert result.returncode == 2, (args, result.stderr)
         assert len(lines) == 1 and message in lines[0], (args, result.stderr)
         assert "Traceback" not in result.stderr
+    unknown = run_cli("collect", "-l", "new", "-o", str(out), "--detector", "nosuch", str(photo_folder))
+    assert unknown.returncode == 3 and "nosuch" in unknown.stderr and "Traceback" not in unknown.stderr
     assert _digests(out / "keep") == kept
     assert sorted(p.name for p in out.iterdir()) == ["keep"]  # failed runs leave no empty class folder
     assert not (tmp_path / "escape").exists()

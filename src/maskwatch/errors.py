@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +50,15 @@ def read_json_input(path: str | Path, label: str | None = None) -> Any:
         raise InputError(f"{label}: malformed JSON ({exc.msg}, line {exc.lineno})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{label}: cannot read ({exc})") from None
+
+
+def prepare_output_folder(folder: str | Path) -> Path:
+    """Create an output folder before any work is done, or a one-line ``InputError`` saying why it cannot be."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{folder}: output folder is not writable")
+    return folder

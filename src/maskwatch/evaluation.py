@@ -18,7 +18,7 @@ import numpy as np
 from maskwatch.bundle import Bundle, load_bundle
 from maskwatch.classifier import MaskClassifier
 from maskwatch.dataset import Dataset, ImageRecord, class_folders, read_manifest, scan_dataset
-from maskwatch.errors import InputError
+from maskwatch.errors import InputError, prepare_output_folder
 from maskwatch.facecache import FaceCache, FaceCrops, cache_root
 from maskwatch.reports import Evaluation, write_evaluation
 
@@ -100,6 +100,10 @@ def evaluate_bundle(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Score a bundle on a folder dataset; writes the report files to ``out`` when given; returns the summary."""
+    if out is not None:
+        if (Path(out) / "config.json").is_file():  # trainer.CONFIG_FILE: a run whose reports these would replace
+            raise InputError(f"{out}: holds a training run whose reports this would overwrite; choose another --out")
+        prepare_output_folder(out)
     bundle = load_bundle(model)
     classes = list(bundle.meta.classes)
     scored = classify_folder(bundle, folder, manifest, split, cache, progress)

@@ -18,7 +18,7 @@ from typing import IO
 import cv2
 
 from maskwatch.draw import annotate
-from maskwatch.errors import InputError
+from maskwatch.errors import InputError, prepare_output_folder
 from maskwatch.imageio import IMAGE_SUFFIXES, make_public
 from maskwatch.pipeline import FrameResult
 from maskwatch.sources import Source
@@ -128,13 +128,7 @@ class AnnotatedSink:
             target = self._target(source.name, video=source.kind != "image")
             if target.resolve() in inputs:
                 raise InputError(f"{target}: would overwrite an input; choose another --out")
-        folder = self.out.parent if self.single_file else self.out
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from None
-        if not os.access(folder, os.W_OK):
-            raise InputError(f"{folder}: output folder is not writable")
+        prepare_output_folder(self.out.parent if self.single_file else self.out)
 
     def _target(self, source: str, video: bool) -> Path:
         """The output for a source; two sources with the same file name get ``_2``, ``_3`` … instead of one."""

@@ -22,9 +22,14 @@ def bench(
 ) -> None:
     """Frames per second (640×480 unless --size) with 1 and 5 faces on this machine, with time per stage."""
     from maskwatch.bench import machine_info, parse_size, run_bench
+    from maskwatch.errors import InputError, prepare_output_folder
     from maskwatch.pipeline import Detector
 
     frame_size = parse_size(size)
+    if out is not None:  # checked before minutes of timing, not after
+        if out.is_dir():
+            raise InputError(f"--out {out}: is a folder; give a .json file name")
+        prepare_output_folder(out.parent)
     pipeline = Detector(model=model, detector=detector)
     results = [run_bench(pipeline, n, frames=frames, size=frame_size) for n in faces]
     stages = sorted({s for r in results for s in r["ms_per_stage"]})
@@ -40,6 +45,5 @@ def bench(
     console.print(table)
     report = {"machine": machine_info(), "model": pipeline.model_info().model_dump(), "results": results}
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         console.print(f"wrote {out}")

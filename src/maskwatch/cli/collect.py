@@ -34,18 +34,22 @@ def collect(
     from maskwatch.cli.detect import setup_logging
     from maskwatch.collect import collect_faces, prepare_output
     from maskwatch.detectors import DEFAULT_DETECTOR, create_detector
-    from maskwatch.errors import InputError
+    from maskwatch.errors import InputError, MaskwatchError
     from maskwatch.sources import expand_sources
 
     setup_logging()
     new_folders = [f for f in (out / label, out) if not f.exists()]
     target = prepare_output(out, label)  # bad label or unwritable folder: fail before opening any camera
-    expanded, problems = expand_sources(sources, reconnects=reconnects)
-    if not expanded:
-        raise InputError("; ".join(problems) if problems else "no source given")
+    try:
+        expanded, problems = expand_sources(sources, reconnects=reconnects)
+        if not expanded:
+            raise InputError("; ".join(problems) if problems else "no source given")
+        face_detector = create_detector(detector or DEFAULT_DETECTOR, min_score=conf)
+    except MaskwatchError:
+        _remove_empty(new_folders)  # failed before the first frame: leave no empty folder behind
+        raise
     for problem in problems:
         console_err.print(f"[yellow]warning:[/] {problem}", highlight=False)
-    face_detector = create_detector(detector or DEFAULT_DETECTOR, min_score=conf)
     window = _preview(preview)
 
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]

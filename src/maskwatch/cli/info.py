@@ -12,6 +12,7 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
     """Show packaged model bundles, available face detectors and a bundle's metrics."""
     from maskwatch import __version__
     from maskwatch.bundle import load_bundle, packaged_bundles
+    from maskwatch.classifier import MaskClassifier
     from maskwatch.detectors import DEFAULT_DETECTOR, PHOTO_DETECTORS, detector_names
 
     console.print(f"maskwatch {__version__}")
@@ -21,6 +22,7 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
         f"detectors: {', '.join(detector_names())} (default: {DEFAULT_DETECTOR} for video, {photo_default} for photos)"
     )
     bundle = load_bundle(model)
+    MaskClassifier(bundle, threads=1)  # loads the ONNX model: a bundle detect would refuse is refused here too
     meta = bundle.meta
     console.print(f"model: {bundle.source}")
     console.print(f"  classes: {', '.join(meta.classes)}  input: {meta.input_size}px  backbone: {meta.backbone}")

@@ -26,11 +26,13 @@ def synth(
     """Draw masks fitted to each face's landmarks: with_mask (nose to chin) and incorrect_mask (below nose, chin)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from maskwatch.errors import InputError
+    from maskwatch.errors import InputError, prepare_output_folder
     from maskwatch.synth import contact_sheet, synthesize
 
-    if sheet is not None and sheet.suffix.lower() != ".png":
-        raise InputError(f"--sheet {sheet}: give a .png file name")
+    if sheet is not None:  # checked before the run, not after every image is drawn
+        if sheet.suffix.lower() != ".png":
+            raise InputError(f"--sheet {sheet}: give a .png file name")
+        prepare_output_folder(sheet.parent)
 
     wanted = tuple(s.strip() for s in styles.split(",") if s.strip())
     columns = [TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}")]
@@ -63,7 +65,6 @@ def synth(
     if sheet is not None and summary.written:
         import cv2
 
-        sheet.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(sheet), contact_sheet(out, summary.written)):
             raise InputError(f"--sheet {sheet}: cannot write")
         console_err.print(f"contact sheet: {sheet}", highlight=False)
