@@ -414,6 +414,12 @@ def test_serve_subprocess(detector, astronaut_bgr):
     assert "Traceback" not in output
 
 
+def test_port_zero_means_a_free_port_that_is_printed():
+    from maskwatch.cli.serve import check_port_free
+
+    assert check_port_free("127.0.0.1", 0) > 0  # the real port, for the start-up line (it printed :0)
+
+
 def test_serve_cli_errors_are_one_line(tmp_path):
     missing = run_cli("serve", "--model", str(tmp_path / "nope"), "--port", str(free_port()))
     assert missing.returncode == 3

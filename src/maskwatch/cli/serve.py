@@ -11,8 +11,9 @@ from maskwatch.cli.app import app, console_err
 from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
 
 
-def check_port_free(host: str, port: int) -> None:
-    """A one-line ``InputError`` when the address cannot be bound, instead of Uvicorn's log and exit."""
+def check_port_free(host: str, port: int) -> int:
+    """The port to serve on (port 0: a free one the system picks), or a one-line ``InputError`` when the address
+    cannot be bound, instead of Uvicorn's log and exit."""
     from maskwatch.errors import InputError
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -22,12 +23,13 @@ def check_port_free(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:
             raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        return sock.getsockname()[1]
 
 
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes the server to the network."),
-    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: any free port, printed at start)."),
     model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
     token: str = typer.Option(
         None, "--token", envvar="MASKWATCH_TOKEN", help="Require this token on /v1 calls (env MASKWATCH_TOKEN)."
@@ -46,7 +48,7 @@ def serve(
 
     from maskwatch.web import create_app
 
-    check_port_free(host, port)
+    port = check_port_free(host, port)
     web = create_app(
         model=model,
         token=token or None,
