@@ -97,6 +97,56 @@ def test_voc_malformed_is_one_line_input_error(tmp_path: Path, text: str, messag
     assert "\n" not in str(info.value) and str(path) in str(info.value)
 
 
+def voc_one_box(box: tuple[str, str, str, str], size: tuple[str, str] | None = ("512", "366")) -> str:
+    """A VOC file with one ``with_mask`` box, written as the given strings, and an optional <size>."""
+    xmin, ymin, xmax, ymax = box
+    size_xml = f"<size><width>{size[0]}</width><height>{size[1]}</height></size>" if size else ""
+    return (
+        f"<annotation><filename>a1.jpg</filename>{size_xml}<object><name>with_mask</name><bndbox>"
+        f"<xmin>{xmin}</xmin><ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object></annotation>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("box", "size", "message"),
+    [
+        (("nan", "105", "109", "142"), ("512", "366"), r"object 1: <xmin> is not a finite number \('nan'\)"),
+        (("79", "inf", "109", "142"), ("512", "366"), r"object 1: <ymin> is not a finite number \('inf'\)"),
+        (("-1e400", "105", "109", "142"), ("512", "366"), r"<xmin> is not a finite number \('-1e400'\)"),
+        (("79", "105", "Infinity", "142"), None, r"<xmax> is not a finite number"),
+        (("79", "105", "109", "142"), ("nan", "366"), r"<width> is not a finite number \('nan'\)"),
+        (("79", "105", "109", "142"), ("512", "inf"), r"<height> is not a finite number"),
+        (("79", "105", "109", "142"), ("0", "366"), r"<width> must be a positive number of pixels"),
+        (("79", "105", "109", "142"), ("512", "-366"), r"<height> must be a positive number of pixels"),
+        (
+            ("600", "105", "700", "142"),
+            ("512", "366"),
+            r"object 1: box \[600.0, 105.0, 700.0, 142.0\] outside the image",
+        ),
+        (("-50", "105", "-10", "142"), ("512", "366"), r"outside the image \(512x366\)"),
+    ],
+)
+def test_voc_non_finite_or_outside_is_one_line_input_error(
+    tmp_path: Path, box: tuple[str, str, str, str], size: tuple[str, str] | None, message: str
+) -> None:
+    path = write(tmp_path / "a1.xml", voc_one_box(box, size))
+    with pytest.raises(InputError, match=message) as info:
+        load_voc(path, tmp_path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_voc_box_clipped_to_image_size(tmp_path: Path) -> None:
+    # A box a pixel outside (common in real datasets) and a wild xmax are clipped, not refused.
+    slightly = load_voc(write(tmp_path / "a1.xml", voc_one_box(("-2", "30", "401", "66"), ("400", "266"))), tmp_path)
+    assert slightly.objects[0].box == (0.0, 30.0, 400.0, 66.0)
+    huge = load_voc(write(tmp_path / "a2.xml", voc_one_box(("79", "105", "99999", "1e300"))), tmp_path)
+    assert huge.objects[0].box == (79.0, 105.0, 512.0, 366.0)
+    assert (huge.width, huge.height) == (512, 366)
+    # Without <size> the image size is unknown: the box stays as written.
+    unsized = load_voc(write(tmp_path / "a3.xml", voc_one_box(("-2", "30", "401", "66"), None)), tmp_path)
+    assert unsized.objects[0].box == (-2.0, 30.0, 401.0, 66.0)
+
+
 def test_voc_missing_file_and_empty_dir(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         load_voc(tmp_path / "nope.xml", tmp_path)
@@ -143,6 +193,50 @@ def test_coco_malformed_is_one_line_input_error(tmp_path: Path, text: str, messa
     with pytest.raises(InputError, match=message) as info:
         load_coco(path, tmp_path)
     assert "\n" not in str(info.value)
+
+
+def coco_with(bbox: list, **image: object) -> dict:
+    """COCO with one image (512×366 unless overridden) holding one ``with_mask`` box."""
+    return {
+        "images": [{"id": 1, "file_name": "a1.jpg", "width": 512, "height": 366, **image}],
+        "categories": [{"id": 1, "name": "with_mask"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": bbox}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (json.dumps(coco_with([float("nan"), 10, 20, 20])), r"annotation 1: bbox \[nan, .*not four finite numbers"),
+        (json.dumps(coco_with([10, 10, float("inf"), 20])), r"annotation 1: bbox .*not four finite numbers"),
+        (
+            '{"images": [{"id": 1, "file_name": "a1.jpg"}], "categories": [{"id": 1, "name": "m"}], '
+            '"annotations": [{"image_id": 1, "category_id": 1, "bbox": [1e400, 0, 5, 5]}]}',
+            "not four finite numbers",
+        ),
+        (
+            json.dumps(coco_with([1e308, 10, 1e308, 20])),  # x + width overflows to inf
+            r"box \[1e\+308, 10.0, inf, 30.0\] has a coordinate that is not a finite number",
+        ),
+        (json.dumps(coco_with([600, 10, 50, 20])), r"annotation 1: box \[600.0, 10.0, 650.0, 30.0\] outside the image"),
+        (json.dumps(coco_with([10, 10, 20, 20], width=float("nan"))), r"image 1: width must be a positive number"),
+        (json.dumps(coco_with([10, 10, 20, 20], height=float("inf"))), r"image 1: height must be a positive number"),
+        (json.dumps(coco_with([10, 10, 20, 20], width=0)), r"image 1: width must be a positive number"),
+        (json.dumps(coco_with([10, 10, 20, 20], height="tall")), r"image 1: height is not a number \('tall'\)"),
+    ],
+)
+def test_coco_non_finite_or_outside_is_one_line_input_error(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path / "bad.json", text)
+    with pytest.raises(InputError, match=message) as info:
+        load_coco(path, tmp_path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_coco_box_clipped_to_image_size(tmp_path: Path) -> None:
+    path = write(tmp_path / "coco.json", json.dumps(coco_with([10, 10, 1e9, 1e9])))
+    assert load_coco(path, tmp_path)[0].objects[0].box == (10.0, 10.0, 512.0, 366.0)
+    path = write(tmp_path / "coco.json", json.dumps(coco_with([-1.5, 300, 40, 67])))
+    assert load_coco(path, tmp_path)[0].objects[0].box == (0.0, 300.0, 38.5, 366.0)
 
 
 def test_load_annotations_rejects_unknown_kind(tmp_path: Path) -> None:

@@ -277,6 +277,20 @@ def test_collect_boxes_cuts_like_inference_and_never_overwrites(tmp_path, astron
     assert first.read_bytes() == before
 
 
+def test_collect_boxes_clips_a_box_beyond_a_photo_of_unannotated_size(tmp_path, astronaut_bgr):
+    """No <size> in the XML: the loader cannot clip, so the box is clipped to the decoded photo (it asked
+    OpenCV for 171 GB once)."""
+    from maskwatch.annotations import AnnotatedImage, GroundTruth
+    from maskwatch.collect import collect_boxes
+
+    path = tmp_path / "scene0.png"
+    cv2.imwrite(str(path), cv2.resize(astronaut_bgr, (256, 256)))
+    photo = AnnotatedImage(path, 0, 0, [GroundTruth("with_mask", (90.0, 40.0, 99999.0, 110.0))])
+    summary = collect_boxes([photo], tmp_path / "ds", {}, min_face=8)
+    (crop,) = summary.saved["with_mask"]
+    assert cv2.imread(str(crop)).shape[:2] == (STORED_SIZE, STORED_SIZE)
+
+
 def test_collect_boxes_crops_of_one_photo_share_a_split_group():
     from maskwatch.dataset import ImageRecord, name_group
 

@@ -175,3 +175,88 @@ def test_class_map_parsing(tmp_path: Path) -> None:
     # No alias to a class the bundle lacks: the gap shows as AP 0 rather than being hidden.
     assert resolve_class_map({}, {"mask_weared_incorrect"}, ["with_mask", "without_mask"]) == {}
     assert resolve_class_map({"x": "with_mask"}, {"x"}, CLASSES) == {"x": "with_mask"}
+
+
+def tiny_scene(root: Path) -> tuple[Path, Path]:
+    """One annotated photo (a flat grey JPEG, so no face is found) in images/ and annotations/."""
+    import cv2
+
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    cv2.imwrite(str(root / "images" / "a1.jpg"), np.full((64, 96, 3), 128, np.uint8))
+    (root / "annotations" / "a1.xml").write_text(
+        "<annotation><filename>a1.jpg</filename><size><width>96</width><height>64</height></size>"
+        "<object><name>mask_weared_incorrect</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>40</xmax>"
+        "<ymax>40</ymax></bndbox></object></annotation>",
+        encoding="utf-8",
+    )
+    return root / "images", root / "annotations"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--map-classes", "with_mask,nosuch"),
+        ("--class-map", "mask_weared_incorrect=nosuch"),
+    ],
+)
+def test_unknown_class_is_one_line_error(bundle: Path, tmp_path: Path, option: str, value: str) -> None:
+    images, annotations = tiny_scene(tmp_path)
+    out = tmp_path / "report"
+    args = ["evaluate-scenes", str(images), str(annotations), "-m", str(bundle), "-o", str(out), option, value]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InputError), result.output
+    message = str(result.exception)
+    assert "\n" not in message
+    assert message.startswith(f"{option}: ") and "'nosuch'" in message
+    assert "incorrect_mask, with_mask, without_mask" in message
+    assert not out.exists()  # refused before anything was evaluated or written
+
+
+def test_class_map_ignore_target_stays_valid(bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"--class-map: the model has no class 'nosuch' \(its classes: "):
+        resolve_class_map({"a": "nosuch"}, {"a"}, CLASSES)
+    assert resolve_class_map({"a": "-", "b": "with_mask"}, {"a", "b"}, CLASSES) == {"a": "-", "b": "with_mask"}
+    images, annotations = tiny_scene(tmp_path)
+    out = tmp_path / "report"
+    args = ["evaluate-scenes", str(images), str(annotations), "-m", str(bundle), "-o", str(out)]
+    result = CliRunner().invoke(app, [*args, "--class-map", "mask_weared_incorrect=-", "--worst", "0"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "scene_report.json").read_text())["faces"] == 0  # the ignored face is difficult
+
+
+def test_rerun_removes_stale_worst_images_only(tmp_path: Path) -> None:
+    from maskwatch.annotations import AnnotatedImage, GroundTruth
+    from maskwatch.scene_metrics import evaluate_scenes
+    from maskwatch.scene_report import write_report
+
+    class NoFaces:
+        def detect(self, image_bgr: np.ndarray, *, photo: bool = False) -> list:
+            return []
+
+    def read(path: Path) -> np.ndarray:
+        return np.full((40, 60, 3), 100, np.uint8)
+
+    images = [
+        AnnotatedImage(tmp_path / f"s{n}.jpg", 60, 40, [GroundTruth("with_mask", (5.0, 5.0, 25.0, 25.0))] * n)
+        for n in (1, 3, 2)
+    ]
+    report = evaluate_scenes(images, NoFaces(), classes=CLASSES, read=read)
+    out = tmp_path / "report"
+    write_report(report, out, worst=3, read=read)
+    worst = out / "worst"
+    assert sorted(p.name for p in worst.iterdir()) == ["01_s3.jpg", "02_s2.jpg", "03_s1.jpg"]
+    # Files the writer never names that way are the user's and stay.
+    for name in ("notes.txt", "keep.jpg", "1_single_digit.jpg", "01_other.png"):
+        (worst / name).write_bytes(b"mine")
+    (worst / "07_subfolder.jpg").mkdir()
+
+    write_report(report, out, worst=1, read=read)
+    page = (out / "scene_report.html").read_text()
+    assert "worst/01_s3.jpg" in page and "02_s2.jpg" not in page
+    kept = sorted(p.name for p in worst.iterdir())
+    assert kept == ["01_other.png", "01_s3.jpg", "07_subfolder.jpg", "1_single_digit.jpg", "keep.jpg", "notes.txt"]
+
+    write_report(report, out, worst=0, read=read)
+    assert not (worst / "01_s3.jpg").exists() and (worst / "notes.txt").read_bytes() == b"mine"

@@ -7,6 +7,7 @@ naming the file, so a bad dataset never ends in a traceback.
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -53,15 +54,38 @@ def _text(node: ET.Element, tag: str, where: str, required: bool = True) -> str 
 def _number(node: ET.Element, tag: str, where: str) -> float:
     value = _text(node, tag, where)
     try:
-        return float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except ValueError:
         raise InputError(f"{where}: <{tag}> is not a number ({value!r})") from None
+    if not math.isfinite(number):
+        raise InputError(f"{where}: <{tag}> is not a finite number ({value!r})")
+    return number
 
 
-def _check_box(box: Box, where: str) -> Box:
+def _image_size(value: float, name: str, where: str) -> int:
+    """An image width or height: finite and at least one pixel (the caller has checked it is a number)."""
+    if not math.isfinite(value) or value < 1:
+        raise InputError(f"{where}: {name} must be a positive number of pixels ({value!r})")
+    return int(value)
+
+
+def _check_box(box: Box, where: str, width: int = 0, height: int = 0) -> Box:
+    """A non-empty box of finite numbers, clipped to the image when its size is known (``width``/``height`` > 0).
+
+    Boxes a pixel or two outside the image are common in real datasets, so they are
+    clipped rather than refused; one with nothing left inside the image is an error.
+    """
+    if not all(math.isfinite(v) for v in box):
+        raise InputError(f"{where}: box {list(box)} has a coordinate that is not a finite number")
     x1, y1, x2, y2 = box
     if x2 <= x1 or y2 <= y1:
         raise InputError(f"{where}: empty box {list(box)} (x2 <= x1 or y2 <= y1)")
+    if width > 0 and height > 0:
+        w, h = float(width), float(height)
+        clipped = (min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h))
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            raise InputError(f"{where}: box {list(box)} outside the image ({width}x{height})")
+        return clipped
     return box
 
 
@@ -84,7 +108,8 @@ def load_voc(xml_path: str | Path, images_dir: str | Path) -> AnnotatedImage:
     size = root.find("size")
     width = height = 0
     if size is not None:
-        width, height = int(_number(size, "width", where)), int(_number(size, "height", where))
+        width = _image_size(_number(size, "width", where), "<width>", where)
+        height = _image_size(_number(size, "height", where), "<height>", where)
     objects = []
     for i, obj in enumerate(root.findall("object")):
         at = f"{where}: object {i + 1}"
@@ -94,7 +119,8 @@ def load_voc(xml_path: str | Path, images_dir: str | Path) -> AnnotatedImage:
             raise InputError(f"{at}: missing <bndbox>")
         box = tuple(_number(bnd, tag, at) for tag in ("xmin", "ymin", "xmax", "ymax"))
         difficult = (_text(obj, "difficult", at, required=False) or "0") not in ("0", "false", "False")
-        objects.append(GroundTruth(label=str(label), box=_check_box(box, at), difficult=difficult))  # type: ignore[arg-type]
+        box = _check_box(box, at, width, height)  # type: ignore[arg-type]
+        objects.append(GroundTruth(label=str(label), box=box, difficult=difficult))
     return AnnotatedImage(image_path=image_path, width=width, height=height, objects=objects)
 
 
@@ -141,11 +167,12 @@ def load_coco(json_path: str | Path, images_dir: str | Path) -> list[AnnotatedIm
     try:
         names = {c["id"]: str(c["name"]) for c in categories}
         images: dict[Any, AnnotatedImage] = {}
-        for img in data["images"]:
+        for k, img in enumerate(data["images"]):
+            at = f"{where}: image {k + 1}"
             images[img["id"]] = AnnotatedImage(
                 image_path=_find_image(images_dir, str(img["file_name"]), Path(str(img["file_name"])).stem),
-                width=int(img.get("width", 0)),
-                height=int(img.get("height", 0)),
+                width=_coco_size(img, "width", at),
+                height=_coco_size(img, "height", at),
             )
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{where}: malformed image or category entry ({type(exc).__name__}: {exc})") from None
@@ -159,9 +186,24 @@ def load_coco(json_path: str | Path, images_dir: str | Path) -> list[AnnotatedIm
             raise InputError(f"{at}: missing or unknown {exc}") from None
         except (TypeError, ValueError):
             raise InputError(f"{at}: bbox must be four numbers [x, y, width, height]") from None
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            raise InputError(f"{at}: bbox {[x, y, w, h]} is not four finite numbers [x, y, width, height]")
         difficult = bool(ann.get("iscrowd", 0)) or bool(ann.get("ignore", 0))
-        image.objects.append(GroundTruth(label=label, box=_check_box((x, y, x + w, y + h), at), difficult=difficult))
+        box = _check_box((x, y, x + w, y + h), at, image.width, image.height)
+        image.objects.append(GroundTruth(label=label, box=box, difficult=difficult))
     return list(images.values())
+
+
+def _coco_size(img: dict[str, Any], key: str, at: str) -> int:
+    """A COCO image's ``width``/``height``: 0 when absent (size unknown), else a positive number of pixels."""
+    if key not in img:
+        return 0
+    value = img[key]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{at}: {key} is not a number ({value!r})") from None
+    return _image_size(number, key, at)
 
 
 def load_annotations(annotations: str | Path, images_dir: str | Path) -> list[AnnotatedImage]:

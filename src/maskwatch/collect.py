@@ -256,14 +256,20 @@ def collect_boxes(
             if face.difficult and not keep_difficult:
                 summary.difficult += 1
                 continue
-            x1, y1, x2, y2 = face.box
+            height, width = image.shape[:2]  # clipped to the photo: the loader can only clip when a size is annotated
+            x1, y1, x2, y2 = (
+                max(0.0, face.box[0]),
+                max(0.0, face.box[1]),
+                min(width, face.box[2]),
+                min(height, face.box[3]),
+            )
             if min(x2 - x1, y2 - y1) < min_face:
                 summary.too_small += 1
                 continue
             if label not in folders:
                 folders[label] = prepare_output(Path(out_dir), label)
             path = folders[label] / f"{item.image_path.stem}{BOX_CROP_SUFFIX.format(index=index)}.jpg"
-            crop = cv2.cvtColor(crop_face(image, face.box, size, margin), cv2.COLOR_RGB2BGR)
+            crop = cv2.cvtColor(crop_face(image, (x1, y1, x2, y2), size, margin), cv2.COLOR_RGB2BGR)
             if path.exists() or not write_new_image(path, crop):
                 summary.existing += 1
                 continue

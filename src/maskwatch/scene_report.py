@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ IMAGES_FILE = "scene_images.jsonl"
 PR_FILE = "pr_curves.png"
 HTML_FILE = "scene_report.html"
 WORST_DIR = "worst"
+WORST_NAME = re.compile(r"\d{2,}_.+\.jpg")
+"""The names ``draw_worst`` gives its images (``01_<image stem>.jpg``): the only files it ever removes."""
 
 
 def write_report(
@@ -106,7 +109,8 @@ def plot_pr_curves(report: SceneReport, path: Path) -> Path:
             title=f"IoU ≥ {iou:g}   mAP {report.metrics[iou].mean_ap(report.map_classes):.3f}",
         )
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower left", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # no class with ground truth: no curve to name
+            ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -150,6 +154,7 @@ def draw_worst(report: SceneReport, folder: Path, n: int, read: Any = None) -> l
     from maskwatch.imageio import read_image
 
     if n <= 0 or not report.results:
+        _remove_stale_worst(folder, keep=set())
         return []
     read = read or read_image
     metrics = report.metrics.get(0.5) or next(iter(report.metrics.values()))
@@ -160,7 +165,28 @@ def draw_worst(report: SceneReport, folder: Path, n: int, read: Any = None) -> l
         path = folder / f"{rank + 1:02d}_{Path(result.name).stem}.jpg"
         cv2.imwrite(str(path), draw_pair(read(result.image_path), result, metrics, i))
         out.append((result, path))
+    _remove_stale_worst(folder, keep={path.name for _, path in out})
     return out
+
+
+def _remove_stale_worst(folder: Path, keep: set[str]) -> None:
+    """Delete worst-image JPEGs an earlier run drew into ``folder`` that this report does not show.
+
+    Only plain files named as ``draw_worst`` names them are touched; anything else
+    in the folder is the user's. Done after the new images are drawn, so a run that
+    fails half-way never leaves fewer pictures than it found.
+    """
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.name in keep or not WORST_NAME.fullmatch(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise InputError(f"{path}: cannot remove the stale worst image ({exc.strerror})") from None
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

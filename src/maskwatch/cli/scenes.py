@@ -44,8 +44,23 @@ def parse_class_map(spec: str | None) -> dict[str, str]:
     return out
 
 
+def check_bundle_classes(names: list[str], bundle: list[str], option: str) -> None:
+    """A one-line error for the first name in ``names`` that is not one of the bundle's classes."""
+    from maskwatch.errors import InputError
+
+    for name in names:
+        if name not in bundle:
+            raise InputError(f"{option}: the model has no class {name!r} (its classes: {', '.join(bundle)})")
+
+
 def resolve_class_map(explicit: dict[str, str], dataset: set[str], bundle: list[str]) -> dict[str, str]:
-    """Explicit mappings first; then known aliases for dataset classes the bundle does not know."""
+    """Explicit mappings first; then known aliases for dataset classes the bundle does not know.
+
+    An explicit target must be one of the bundle's classes, or ``-`` (ignore that dataset class).
+    """
+    from maskwatch.scene_metrics import IGNORE
+
+    check_bundle_classes([t for t in explicit.values() if t != IGNORE], bundle, "--class-map")
     out = dict(explicit)
     for name in sorted(dataset):
         if name not in out and name not in bundle and KNOWN_ALIASES.get(name) in bundle:
@@ -108,6 +123,7 @@ def evaluate_scenes_command(
     dataset_classes = {o.label for i in images for o in i.objects}
     mapping = resolve_class_map(parse_class_map(class_map), dataset_classes, pipeline.classes)
     selected = [c.strip() for c in map_classes.split(",") if c.strip()] if map_classes else None
+    check_bundle_classes(selected or [], pipeline.classes, "--map-classes")
     settings = {
         "images_dir": str(images_dir),
         "annotations": str(annotations),
