@@ -114,3 +114,20 @@ def test_info_refuses_a_bundle_whose_model_does_not_load(tmp_path):
     (bundle / "model.onnx").write_bytes(b"not a model")
     result = run_cli("info", "--model", str(bundle))
     assert result.returncode == 3 and "cannot load ONNX model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_usage_errors_are_one_line():
+    """A bad option value, an unknown option or command, a missing argument: one line, exit 2 (Click printed a
+    usage block of three to five lines)."""
+    for args, words in [
+        (("detect", "--conf", "2", "x.jpg"), "Invalid value for '--conf'"),
+        (("detect", "--bogus", "x.jpg"), "No such option: --bogus"),
+        (("detect",), "Missing argument"),
+        (("nosuch",), "No such command 'nosuch'"),
+    ]:
+        result = run_cli(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (args, result.stderr)
+        assert lines[0].startswith("error: ") and words in lines[0] and "--help" in lines[0]
+    bare = run_cli()
+    assert bare.returncode == 2 and "Usage: " in bare.stderr and "Commands" in bare.stderr  # no command: the help

@@ -27,7 +27,7 @@ for _module in COMMAND_MODULES:
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come back to us, to be printed as one line
     except MaskwatchError as exc:
         console_err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True, markup=True)
         sys.exit(exc.exit_code)
@@ -38,6 +38,23 @@ def main() -> None:
         where = f"{exc.filename}: " if exc.filename else ""
         console_err.print(f"error: {where}{exc.strerror or exc}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(2)
+    except Exception as exc:
+        if not _is_usage_error(exc):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `maskwatch`: the help, as Click would show it
+            console_err.print(exc.format_message(), highlight=False, markup=False)
+            sys.exit(exc.exit_code)
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) else "maskwatch"
+        message = f"error: {exc.format_message()} (see {command} --help)"
+        console_err.print(message, highlight=False, soft_wrap=True, markup=False)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's usage errors (bad option value, missing argument, unknown option or command), by their interface:
+    Typer ships its own copy of Click, so the class to catch is not importable from a stable place."""
+    return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
 
 
 __all__ = ["app", "main"]
