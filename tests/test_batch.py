@@ -11,6 +11,8 @@ import functools
 import json
 import logging
 import os
+import shutil
+import socket
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,10 +23,12 @@ import pytest
 from conftest import moving_face_frames, run_cli, write_video
 
 from maskwatch.batch import BatchOptions, run_batch
-from maskwatch.batch.assemble import COUNTS_FILE, DONE_FILE, FRAMES_FILE, PLOT_FILE, SUMMARY_FILE
-from maskwatch.batch.plan import collect_units, plan_chunks, safe_name
-from maskwatch.batch.worker import CRASH_ENV, read_video_chunk
-from maskwatch.errors import MaskwatchError
+from maskwatch.batch import run as batch_run
+from maskwatch.batch.assemble import COUNTS_FILE, DONE_FILE, FRAMES_FILE, PLOT_FILE, SUMMARY_FILE, UnitAssembler
+from maskwatch.batch.plan import Item, Unit, collect_units, plan_chunks, safe_name
+from maskwatch.batch.worker import CRASH_ENV, ChunkResult, FrameRecord, read_video_chunk
+from maskwatch.bundle import load_bundle
+from maskwatch.errors import InputError, MaskwatchError, ModelError
 from maskwatch.pipeline import Detector
 from maskwatch.runner import run_sources
 from maskwatch.sinks import JsonLinesSink
@@ -252,5 +256,172 @@ def test_bad_model_is_one_clear_error(local_ray, inputs, tmp_path):
     missing = str(tmp_path / "no_bundle")
     with pytest.raises(MaskwatchError, match="model bundle not found"):  # checked on the driver, before Ray
         run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", model=missing))
-    with pytest.raises(MaskwatchError, match="^.*no_bundle: model bundle not found$"):  # as a cluster's workers say it
+    with pytest.raises(ModelError, match="^.*no_bundle: model bundle not found$"):  # as a cluster's workers say it
         run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "b", model=missing, ray_address="auto", retries=0))
+
+
+def stderr_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fail the test if the run gets as far as starting or joining Ray."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started: the error should have come before")
+
+    monkeypatch.setattr(batch_run, "connect_ray", refuse)
+
+
+def test_unwritable_output_folder_is_one_error_before_ray(inputs, tmp_path, no_ray):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(InputError, match=r"cannot create the output folder: .*file is a file$"):
+        run_batch([str(inputs["walk"])], BatchOptions(out=blocker / "out"))
+    with pytest.raises(InputError, match="is a file, not an output folder$"):
+        run_batch([str(inputs["walk"])], BatchOptions(out=blocker))
+
+
+def test_unwritable_unit_folder_fails_that_unit_only(local_ray, inputs, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / safe_name(str(inputs["back"]))).write_text("a file where back.mp4's folder goes")
+    report = run_batch([str(inputs["back"]), str(inputs["photos"])], BatchOptions(out=out, workers=2, chunk_frames=10))
+    status = {Path(u.input).name: u.status for u in report.units}
+    assert status == {"back.mp4": "failed", "photos": "done"}
+    assert "cannot write" in report.failed[0].errors[0]
+    rows = {Path(r["input"]).name: r["status"] for r in csv.DictReader((out / "summary.csv").open())}
+    assert rows == status  # the other results and the overall summary are still written
+
+
+def test_unreachable_ray_cluster_is_one_line(inputs, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "1")  # read by the Ray Client: fail in ~3 s
+    monkeypatch.setenv("RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S", "1")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    photo = str(inputs["photos"] / "a.jpg")
+    result = run_cli("batch", photo, "--out", str(tmp_path / "out"), "--ray-address", f"ray://127.0.0.1:{port}")
+    assert result.returncode == 2, result.stderr
+    expected = f"error: cannot connect to Ray at ray://127.0.0.1:{port}: ray client connection timeout"
+    assert stderr_lines(result) == [expected]
+
+
+def test_cli_bad_inputs_exit_2_rerun_refused_and_resume(inputs, tmp_path):
+    """A corrupt photo in a set: results written, exit 2, one closing line; a rerun into the same --out is refused."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(inputs["photos"] / "a.jpg", photos / "a.jpg")
+    (photos / "zz_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out = tmp_path / "out"
+    first = run_cli("batch", str(photos), "--out", str(out), "--workers", "1")
+    assert first.returncode == 2, first.stderr
+    assert "Traceback" not in first.stderr
+    assert first.stderr.count("zz_corrupt.jpg") == 1  # logged once, as it happened
+    assert stderr_lines(first)[-1].startswith("problems: 1 with errors")
+    (row,) = csv.DictReader((out / "summary.csv").open())
+    assert row["status"] == "done" and "zz_corrupt.jpg" in row["errors"]
+    assert (out / safe_name(str(photos)) / DONE_FILE).exists()
+    written = (out / "summary.csv").read_bytes()
+
+    again = run_cli("batch", str(photos), "--out", str(out), "--conf", "0.9")  # refused before Ray starts
+    assert again.returncode == 2
+    (line,) = stderr_lines(again)
+    assert "earlier batch" in line and "--resume" in line
+    assert (out / "summary.csv").read_bytes() == written
+
+    resumed = run_cli("batch", str(photos), "--out", str(out), "--resume")  # all done: no Ray either
+    assert resumed.returncode == 2, resumed.stderr  # the corrupt photo is still corrupt
+    (row,) = csv.DictReader((out / "summary.csv").open())
+    assert row["status"] == "resumed" and "zz_corrupt.jpg" in row["errors"]
+
+
+def test_rerun_into_earlier_results_is_refused(local_ray, inputs, tmp_path):
+    out = tmp_path / "out"
+    run_batch([str(inputs["photos"])], BatchOptions(out=out, workers=1))
+    with pytest.raises(InputError, match="holds an earlier batch's results; use --resume"):
+        run_batch([str(inputs["walk"])], BatchOptions(out=out, workers=1))
+    (out / "summary.csv").unlink()
+    (out / "summary.json").unlink()
+    with pytest.raises(InputError, match="holds an earlier batch's results"):  # a finished unit folder is enough
+        run_batch([str(inputs["walk"])], BatchOptions(out=out, workers=1))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("unrelated")
+    report = run_batch([str(inputs["photos"])], BatchOptions(out=empty, workers=1))
+    assert [u.status for u in report.units] == ["done"]
+
+
+def test_all_inputs_bad_prints_each_error_once(tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    missing = tmp_path / "missing.jpg"
+    result = run_cli("batch", str(missing), str(tmp_path / "missing2.mp4"), "--out", str(tmp_path / "a"))
+    assert result.returncode == 2
+    (line,) = stderr_lines(result)
+    assert line.count("missing.jpg") == 1 and line.count("missing2.mp4") == 1
+    result = run_cli("batch", str(broken), str(missing), "--out", str(tmp_path / "b"))  # a failed unit: no Ray
+    assert result.returncode == 2
+    assert result.stderr.count("not a readable video") == 1
+    assert result.stderr.count("missing.jpg: no such file") == 1
+    assert stderr_lines(result)[-1].startswith("problems: 1 input(s) skipped, 1 failed")
+
+
+def test_bad_detector_or_model_fails_before_ray(inputs, tmp_path, no_ray):
+    with pytest.raises(ModelError, match="unknown detector 'nosuch'"):
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", detector="nosuch"))
+    with pytest.raises(ModelError, match="unknown detector 'nosuch'"):  # on a cluster too: names need no files
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "b", detector="nosuch", ray_address="auto"))
+    bundle = tmp_path / "garbage_bundle"
+    bundle.mkdir()
+    shutil.copy(Path(load_bundle().source) / "bundle.json", bundle / "bundle.json")
+    (bundle / "model.onnx").write_bytes(b"not an onnx model")
+    with pytest.raises(ModelError, match="cannot load ONNX model"):
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "c", model=str(bundle)))
+
+
+def test_cli_bad_detector_exits_3_in_one_line(inputs, tmp_path):
+    result = run_cli("batch", str(inputs["walk"]), "--out", str(tmp_path / "out"), "--detector", "nosuch")
+    assert result.returncode == 3, result.stderr
+    (line,) = stderr_lines(result)
+    assert line.startswith("error: unknown detector 'nosuch'")
+
+
+def _video_unit(frame_count: int, chunk_frames: int) -> Unit:
+    unit = Unit(0, "video", "clip.mp4", [Item("clip.mp4", "clip.mp4")], "clip-0", frame_count=frame_count, fps=10.0)
+    plan_chunks(unit, chunk_frames=chunk_frames)
+    return unit
+
+
+def _assemble(unit: Unit, frames_per_chunk: list[range], folder: Path) -> dict:
+    assembler = UnitAssembler(unit, folder, ["with_mask", "without_mask"], {})
+    for seq, indices in enumerate(frames_per_chunk):
+        records = [FrameRecord(unit.name, i, i / 10, 160, 120, []) for i in indices]
+        assembler.add(ChunkResult(unit.index, seq, frames=records))
+    assert assembler.complete
+    return assembler.finish()
+
+
+def test_truncated_or_holed_video_is_reported(tmp_path):
+    """Frames that did not decode are an error of the unit, as `detect` warns of a truncated video."""
+    holed = _assemble(_video_unit(60, 20), [range(13), range(0), range(40, 60)], tmp_path / "a")
+    assert holed["errors"] == ["clip.mp4: frames 13-39 of 60 could not be decoded (corrupt video?)"]
+    ended = _assemble(_video_unit(60, 256), [range(13)], tmp_path / "b")
+    assert ended["errors"] == ["clip.mp4: video ended after 13 of 60 frames (truncated?)"]
+    # A container that overstates its frame count a little is not an error (detect does not warn either).
+    assert _assemble(_video_unit(60, 29), [range(29), range(29, 57), range(0)], tmp_path / "c")["errors"] == []
+
+
+def test_corrupt_video_in_a_run_is_a_problem(local_ray, astronaut_bgr, tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", moving_face_frames(astronaut_bgr, count=40, size=(480, 360)))
+    data = bytearray(clip.read_bytes())
+    n = len(data)
+    data[int(n * 0.3) : int(n * 0.6)] = bytes(int(n * 0.6) - int(n * 0.3))  # zero the middle of the stream
+    clip.write_bytes(bytes(data))
+    report = run_batch([str(clip)], BatchOptions(out=tmp_path / "out", workers=1, chunk_frames=10))
+    (unit,) = report.units
+    if unit.status == "failed":
+        pytest.skip("this OpenCV build cannot read the damaged video at all")
+    assert unit.frames < 40
+    assert unit.errors and report.has_problems

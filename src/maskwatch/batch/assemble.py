@@ -11,6 +11,7 @@ last and removed first, so a folder with ``DONE`` is always complete.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -34,6 +35,8 @@ SUMMARY_FILE = "summary.json"
 PLOT_FILE = "masked_share.png"
 DONE_FILE = "DONE"
 MAX_BINS = 200
+TRUNCATED_SHARE = 0.9
+"""A video that ends before this share of its container's frame count is reported truncated (as ``detect`` does)."""
 
 _NOT_MASKED_WORDS = ("without", "no_mask", "nomask", "no-mask", "unmasked", "incorrect", "wrong", "improper", "bad")
 
@@ -99,6 +102,8 @@ class UnitAssembler:
         self.errors: list[str] = []
         self.fatal: str | None = None
         self.frames = 0
+        self.next_index = 0
+        """The frame number expected next (videos): a jump means frames in between did not decode."""
         self.faces = 0
         self.faces_per_class: Counter = Counter()
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -141,13 +146,24 @@ class UnitAssembler:
         return written
 
     def fail(self, reason: str) -> None:
+        """Give the unit up: close and remove its partial files (best effort: the disk may be what failed)."""
         self.fatal = reason
-        self.sink.close()
-        self._csv_file.close()
-        self._jsonl_tmp.unlink(missing_ok=True)
-        self._csv_tmp.unlink(missing_ok=True)
+        for close in (self.sink.close, self._csv_file.close):
+            with contextlib.suppress(OSError):
+                close()
+        for partial in (self._jsonl_tmp, self._csv_tmp):
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
 
     def _write_frame(self, record: FrameRecord) -> None:
+        if self.unit.kind == "video":
+            if record.index > self.next_index:  # a chunk came back short, a later one did not: a hole
+                of = f" of {self.unit.frame_count}" if self.unit.frame_count else ""
+                self.errors.append(
+                    f"{self.unit.name}: frames {self.next_index}-{record.index - 1}{of} could not be decoded "
+                    "(corrupt video?)"
+                )
+            self.next_index = max(self.next_index, record.index + 1)
         faces = record.faces
         if self.tracker is not None:
             faces = self.tracker.update(faces, record.index)
@@ -178,6 +194,11 @@ class UnitAssembler:
     def finish(self) -> dict:
         """Write counts, summary and plot, rename the JSON lines into place, then ``DONE``; returns the summary."""
         self.sink.close()
+        expected = self.unit.frame_count
+        if self.unit.kind == "video" and expected and self.next_index < expected * TRUNCATED_SHARE:
+            self.errors.append(
+                f"{self.unit.name}: video ended after {self.next_index} of {expected} frames (truncated?)"
+            )
         people = self.tracker.people_per_class() if self.tracker is not None else {}
         classified = sum(n for label, n in self.faces_per_class.items() if label != TOO_SMALL)
         masked = sum(self.faces_per_class.get(c, 0) for c in self.masked)

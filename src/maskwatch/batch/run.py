@@ -17,12 +17,15 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
+import warnings
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from maskwatch.batch.assemble import SUMMARY_FILE, UnitAssembler, is_complete, write_text_atomic
+from maskwatch import errors as _errors
+from maskwatch.batch.assemble import DONE_FILE, SUMMARY_FILE, UnitAssembler, is_complete, write_text_atomic
 from maskwatch.batch.plan import (
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_PHOTO_BATCH,
@@ -33,9 +36,8 @@ from maskwatch.batch.plan import (
     probe_video,
 )
 from maskwatch.batch.worker import CRASH_ENV, ChunkResult, ChunkWorker
-from maskwatch.bundle import load_bundle
 from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
-from maskwatch.errors import InputError, MaskwatchError
+from maskwatch.errors import InputError, MaskwatchError, ModelError
 
 log = logging.getLogger("maskwatch")
 
@@ -123,6 +125,16 @@ class BatchReport:
     def failed(self) -> list[UnitReport]:
         return [u for u in self.units if u.status == "failed"]
 
+    @property
+    def with_errors(self) -> list[UnitReport]:
+        """Units that finished but not cleanly: a corrupt photo in a set, frames of a video that did not decode."""
+        return [u for u in self.units if u.status != "failed" and u.errors]
+
+    @property
+    def has_problems(self) -> bool:
+        """Anything skipped, failed or with errors: what makes the command exit 2, as ``detect`` does."""
+        return bool(self.problems or self.failed or self.with_errors)
+
 
 def _report_from_summary(unit: Unit, folder: Path, status: str, summary: dict) -> UnitReport:
     return UnitReport(
@@ -139,24 +151,87 @@ def _report_from_summary(unit: Unit, folder: Path, status: str, summary: dict) -
 
 
 def connect_ray(address: str | None, workers: int | None) -> tuple[int, bool]:
-    """Connect to ``address`` (a running cluster) or start a local instance; returns (workers, started_here)."""
+    """Connect to ``address`` (a running cluster) or start a local instance; returns (workers, started_here).
+
+    A cluster that cannot be reached (or a local instance that cannot start) is one ``MaskwatchError`` line.
+    """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
     started = False
     if not ray.is_initialized():
-        if address:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-        else:
-            ray.init(
-                num_cpus=workers or os.cpu_count() or 1,
-                include_dashboard=False,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-            )
+        try:
+            with warnings.catch_warnings():  # Ray Client adds a multi-line warning to its own timeout error
+                warnings.simplefilter("ignore")
+                if address:
+                    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+                else:
+                    ray.init(
+                        num_cpus=workers or os.cpu_count() or 1,
+                        include_dashboard=False,
+                        logging_level=logging.WARNING,
+                        log_to_driver=False,
+                    )
+        except Exception as exc:  # ConnectionError, TimeoutError, RuntimeError, ValueError… depending on the failure
+            if ray.is_initialized():
+                ray.shutdown()
+            where = f"Ray at {address}" if address else "a local Ray instance"
+            raise MaskwatchError(f"cannot connect to {where}: {_clean_first_line(exc)}") from None
         started = True
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return max(1, workers or cpus), started
+
+
+def holds_results(out: Path) -> bool:
+    """True when ``out`` holds an earlier batch's results: an overall summary or a finished unit folder."""
+    if (out / OVERALL_CSV).exists() or (out / OVERALL_JSON).exists():
+        return True
+    return any((child / DONE_FILE).exists() for child in out.iterdir() if child.is_dir())
+
+
+def prepare_out(out: Path, resume: bool) -> None:
+    """Make sure ``out`` can take this run's results before any work (and before Ray starts), or ``InputError``.
+
+    The folder must be creatable and writable, and, unless resuming, must not hold an
+    earlier batch's results: a new run would silently replace them and drop their rows
+    from ``summary.csv``. A new or empty folder, or one with unrelated files, is fine.
+    """
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        if existing == out:
+            raise InputError(f"{out}: is a file, not an output folder")
+        raise InputError(f"{out}: cannot create the output folder: {existing} is a file")
+    try:
+        if not resume and out.is_dir() and holds_results(out):
+            raise InputError(
+                f"{out}: holds an earlier batch's results; "
+                "use --resume to keep them (only what is missing runs), or another --out"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".maskwatch-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from None
+
+
+def check_model(options: BatchOptions) -> None:
+    """Fail in the driver, before Ray starts, on a bad ``--detector`` or model bundle: one ``ModelError`` line.
+
+    Locally the bundle is loaded as the workers will load it (ONNX sessions included,
+    so a corrupt ``model.onnx`` is caught too). On a cluster the bundle's path is the
+    nodes' business, so only the detector name is checked here.
+    """
+    from maskwatch.detectors import detector_names
+
+    if options.detector is not None and options.detector not in detector_names():
+        raise ModelError(f"unknown detector {options.detector!r}; choose one of: {', '.join(detector_names())}")
+    if options.ray_address:
+        return
+    from maskwatch.pipeline import Detector
+
+    model = options.model or os.environ.get("MASKWATCH_MODEL")
+    Detector(model=model, detector=options.detector, conf=options.conf, min_face=options.min_face, threads=1)
 
 
 def plan(inputs: list[str], options: BatchOptions) -> tuple[list[Unit], list[UnitReport], list[str]]:
@@ -169,6 +244,8 @@ def plan(inputs: list[str], options: BatchOptions) -> tuple[list[Unit], list[Uni
         if options.resume and is_complete(folder, unit, options.output_options()):
             summary = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8"))
             skipped.append(_report_from_summary(unit, folder, "resumed", summary))
+            for error in skipped[-1].errors:  # still true of the same inputs: still a problem of this run
+                log.error("%s (found by the earlier run)", error)
             continue
         if unit.kind == "video":
             try:
@@ -191,23 +268,24 @@ def run_batch(inputs: list[str], options: BatchOptions, progress=None) -> BatchR
     """
     report = BatchReport()
     start = time.perf_counter()
-    options.out.mkdir(parents=True, exist_ok=True)
+    prepare_out(options.out, options.resume)
     units, skipped, report.problems = plan(inputs, options)
+    if not units and not skipped:  # nothing to do: the problems are the error, said once
+        raise InputError("; ".join(report.problems) if report.problems else "no input given")
     for problem in report.problems:
         log.error("%s", problem)
-    if not units and not skipped:
-        raise InputError("; ".join(report.problems) if report.problems else "no input given")
     reports: dict[int, UnitReport] = {}
     chunks = [chunk for unit in units for chunk in unit.chunks]
     report.chunks = len(chunks)
-    if progress is not None:
-        progress(total_chunks=len(chunks))
-    if chunks and not options.ray_address:
-        load_bundle(options.model)  # a bad --model is one clear line before any Ray start-up
+    if chunks:
+        check_model(options)  # a bad --model or --detector is one clear line before any Ray start-up
     started = False
     try:
         if chunks:
             report.workers, started = connect_ray(options.ray_address, options.workers)
+        if progress is not None:
+            progress(total_chunks=len(chunks))
+        if chunks:
             _run_chunks(units, chunks, options, report, reports, progress)
     except KeyboardInterrupt:
         report.interrupted = True
@@ -248,8 +326,10 @@ def _run_chunks(units, chunks, options, report, reports, progress) -> None:
         raise
     except RayActorError as exc:
         found = re.search(r"maskwatch\.errors\.(\w+): (.+)", str(exc))
-        if found:  # the worker's own one-line error (a bundle missing on the cluster's nodes…)
-            raise MaskwatchError(found.group(2).strip()) from None
+        if found:  # the worker's own one-line error (a bundle missing on the cluster's nodes…), with its exit code
+            kind = getattr(_errors, found.group(1), MaskwatchError)
+            kind = kind if isinstance(kind, type) and issubclass(kind, MaskwatchError) else MaskwatchError
+            raise kind(found.group(2).strip()) from None
         raise MaskwatchError(f"batch workers could not start: {_clean_first_line(exc)}") from None
     by_index = {u.index: u for u in units}
     assemblers: dict[int, UnitAssembler] = {}
@@ -313,25 +393,29 @@ def _run_chunks(units, chunks, options, report, reports, progress) -> None:
             assembling = time.perf_counter()
             frames = 0
             if chunk.unit not in reports:
-                assembler = assemblers.get(chunk.unit)
-                if assembler is None:
-                    assembler = assemblers[chunk.unit] = UnitAssembler(
-                        unit, options.out, report.classes, options.output_options(), track=options.track
-                    )
-                assembler.add(result)
-                frames = len(result.frames)
-                if assembler.fatal is not None:
-                    fail_unit(unit, assembler.fatal)
-                elif assembler.complete:
-                    report.driver_seconds += time.perf_counter() - assembling
-                    assembling = time.perf_counter()
-                    summary = assembler.finish()
-                    report.finish_seconds += time.perf_counter() - assembling
-                    assembling = time.perf_counter()
-                    del assemblers[chunk.unit]
-                    for error in summary["errors"]:
-                        log.error("%s", error)
-                    reports[chunk.unit] = _report_from_summary(unit, assembler.folder, "done", summary)
+                try:
+                    assembler = assemblers.get(chunk.unit)
+                    if assembler is None:
+                        assembler = assemblers[chunk.unit] = UnitAssembler(
+                            unit, options.out, report.classes, options.output_options(), track=options.track
+                        )
+                    assembler.add(result)
+                    frames = len(result.frames)
+                    if assembler.fatal is not None:
+                        fail_unit(unit, assembler.fatal)
+                    elif assembler.complete:
+                        report.driver_seconds += time.perf_counter() - assembling
+                        assembling = time.perf_counter()
+                        summary = assembler.finish()
+                        report.finish_seconds += time.perf_counter() - assembling
+                        assembling = time.perf_counter()
+                        del assemblers[chunk.unit]
+                        for error in summary["errors"]:
+                            log.error("%s", error)
+                        reports[chunk.unit] = _report_from_summary(unit, assembler.folder, "done", summary)
+                except OSError as exc:  # this unit's folder cannot be written (a file in the way, disk full…)
+                    where = exc.filename or (options.out / unit.safe_name)
+                    fail_unit(unit, f"{unit.name}: cannot write {where} ({exc.strerror or exc})")
             report.driver_seconds += time.perf_counter() - assembling
             if progress is not None:
                 progress(advance=1, frames=frames)

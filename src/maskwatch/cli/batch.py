@@ -87,11 +87,17 @@ def batch(
         transient=False,
     )
     state = {"task": None, "frames": 0, "start": None}
+    handlers = [h for h in logging.getLogger("maskwatch").handlers if isinstance(h, logging.StreamHandler)]
+    previous: list = []
 
     def progress(total_chunks: int | None = None, advance: int = 0, frames: int = 0) -> None:
         import time
 
         if total_chunks is not None:
+            # The bar starts once the work does (Ray is up): an error before that stays one line, with no empty bar.
+            bar.start()
+            # Log lines go through the bar's redirected stderr, so they print above it instead of through it.
+            previous.extend(h.setStream(sys.stderr) for h in handlers)
             state["task"] = bar.add_task("chunks", total=total_chunks, frames=0, rate="")
             state["start"] = time.perf_counter()
             return
@@ -100,20 +106,19 @@ def batch(
         rate = f"{state['frames'] / elapsed:.1f} frames/s" if elapsed > 0 else ""
         bar.update(state["task"], advance=advance, frames=state["frames"], rate=rate)
 
-    with bar:
-        # Log lines go through the bar's redirected stderr, so they print above it instead of through it.
-        handlers = [h for h in logging.getLogger("maskwatch").handlers if isinstance(h, logging.StreamHandler)]
-        previous = [h.setStream(sys.stderr) for h in handlers]
-        try:
-            report = run_batch(inputs, options, progress=progress)
-        finally:
-            for handler, stream in zip(handlers, previous):
+    try:
+        report = run_batch(inputs, options, progress=progress)
+    finally:
+        if state["start"] is not None:
+            bar.stop()
+        for handler, stream in zip(handlers, previous):
+            if stream is not None:
                 handler.setStream(stream)
     _print_report(report, out)
     if report.interrupted:
         console_err.print("interrupted; finished inputs are complete, run again with --resume")
         raise typer.Exit(130)
-    if report.failed or report.problems:
+    if report.has_problems:  # as `detect`: every result is written, but something was skipped, failed or bad
         raise typer.Exit(2)
 
 
@@ -130,10 +135,13 @@ def _print_report(report, out: Path) -> None:
     table.add_column("masked", justify="right")
     for u in report.units:
         style = {"failed": "red", "resumed": "dim"}.get(u.status, "")
+        status = u.status
+        if u.errors and u.status != "failed":
+            style, status = "yellow", f"{u.status}, {len(u.errors)} error{'s' if len(u.errors) > 1 else ''}"
         table.add_row(
             u.input,
             u.kind,
-            f"[{style}]{u.status}[/]" if style else u.status,
+            f"[{style}]{status}[/]" if style else status,
             str(u.frames),
             str(u.faces),
             *[str(u.people_per_class.get(c, 0)) if u.kind == "video" else "-" for c in classes],
@@ -144,8 +152,17 @@ def _print_report(report, out: Path) -> None:
         f"{report.frames} frame(s) in {report.seconds:.1f}s ({report.fps:.1f} frames/s) on {report.workers} worker(s); "
         f"{report.chunks} chunk(s), {report.retried_chunks} retried"
     )
-    for problem in report.problems:
-        console_err.print(f"[red]skipped:[/] {problem}", highlight=False)
-    for u in report.failed:
-        console_err.print(f"[red]failed:[/] {'; '.join(u.errors)}", highlight=False)
-    console_err.print(f"wrote {out / 'summary.csv'}")
+    console_err.print(f"wrote {out / 'summary.csv'}", highlight=False, soft_wrap=True)
+    # Each problem was logged once as it happened (above the progress bar); one closing line counts them.
+    counts = [
+        (len(report.problems), "input(s) skipped"),
+        (len(report.failed), "failed"),
+        (len(report.with_errors), "with errors"),
+    ]
+    parts = [f"{n} {what}" for n, what in counts if n]
+    if parts:
+        console_err.print(
+            f"[red]problems:[/] {', '.join(parts)}; see the errors above and in summary.csv's errors column",
+            highlight=False,
+            soft_wrap=True,
+        )
