@@ -181,8 +181,8 @@ def test_cli_bad_inputs_are_one_line_errors_and_keep_collected_faces(tmp_path, p
         (("-l", "keep", "-o", str(out), str(corrupt)), "not a readable video"),
         (("-l", "keep", "-o", str(out), str(tmp_path / "missing.mp4")), "no such file"),
         (("-l", "new", "-o", str(out), str(tmp_path / "missing.mp4")), "no such file"),  # fails before a frame
-        (("-l", "x", "-o", str(blocker), str(photo_folder)), "not a folder"),
-        (("-l", "x", "-o", str(blocker / "ds"), str(photo_folder)), "not writable"),
+        (("-l", "x", "-o", str(blocker), str(photo_folder)), "file.txt is a file"),
+        (("-l", "x", "-o", str(blocker / "ds"), str(photo_folder)), "cannot create the output folder"),
     ]
     for args, message in cases:
         result = run_cli("collect", *args)

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from maskwatch.crops import DEFAULT_MARGIN, crop_face
-from maskwatch.errors import InputError
+from maskwatch.errors import InputError, prepare_output_folder
 from maskwatch.faces import Detection
 from maskwatch.imageio import make_public
 
@@ -55,17 +55,7 @@ def validate_label(label: str) -> str:
 
 def prepare_output(out_dir: Path, label: str) -> Path:
     """Create ``out_dir/label`` and prove it is writable before any frame is read."""
-    target = Path(out_dir) / validate_label(label)
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise InputError(f"{out_dir}: exists and is not a folder")
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=target, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise InputError(f"{target}: output folder is not writable ({exc.strerror or exc})") from None
-    return target
+    return prepare_output_folder(Path(out_dir) / validate_label(label))
 
 
 def write_new_image(path: Path, image_bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bool:

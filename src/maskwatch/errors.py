@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +54,22 @@ def read_json_input(path: str | Path, label: str | None = None) -> Any:
 
 
 def prepare_output_folder(folder: str | Path) -> Path:
-    """Create an output folder before any work is done, or a one-line ``InputError`` saying why it cannot be."""
+    """Create an output folder and prove it writable before any work is done, or a one-line ``InputError``.
+
+    Writability is proven by writing a file, not by ``os.access``: root passes every permission
+    check, yet a read-only file system still refuses it.
+    """
     folder = Path(folder)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker == folder and not folder.is_dir():
+        raise InputError(f"{folder}: is a file, not a folder")
+    if blocker is not None and not blocker.is_dir():
+        raise InputError(f"{folder}: cannot create the output folder ({blocker} is a file)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".maskwatch-write-check.")
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
-        raise InputError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from None
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"{folder}: output folder is not writable")
+        raise InputError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from None
     return folder

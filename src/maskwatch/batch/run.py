@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import warnings
 from collections import deque
@@ -37,7 +36,7 @@ from maskwatch.batch.plan import (
 )
 from maskwatch.batch.worker import CRASH_ENV, ChunkResult, ChunkWorker
 from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
-from maskwatch.errors import InputError, MaskwatchError, ModelError
+from maskwatch.errors import InputError, MaskwatchError, ModelError, prepare_output_folder
 
 log = logging.getLogger("maskwatch")
 
@@ -196,23 +195,12 @@ def prepare_out(out: Path, resume: bool) -> None:
     earlier batch's results: a new run would silently replace them and drop their rows
     from ``summary.csv``. A new or empty folder, or one with unrelated files, is fine.
     """
-    existing = next((p for p in (out, *out.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        if existing == out:
-            raise InputError(f"{out}: is a file, not an output folder")
-        raise InputError(f"{out}: cannot create the output folder: {existing} is a file")
-    try:
-        if not resume and out.is_dir() and holds_results(out):
-            raise InputError(
-                f"{out}: holds an earlier batch's results; "
-                "use --resume to keep them (only what is missing runs), or another --out"
-            )
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".maskwatch-write-check.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise InputError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from None
+    if not resume and out.is_dir() and holds_results(out):
+        raise InputError(
+            f"{out}: holds an earlier batch's results; "
+            "use --resume to keep them (only what is missing runs), or another --out"
+        )
+    prepare_output_folder(out)
 
 
 def check_model(options: BatchOptions) -> None:
