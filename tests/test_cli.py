@@ -92,7 +92,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path):
     faces = tmp_path / "faces"
     faces.mkdir()
     cases = [
-        (("bench", "--frames", "1", "--out", str(blocker / "b.json")), "cannot create the output folder"),
+        (("bench", "--frames", "1", "--out", str(blocker / "b.json")), "is a file"),
         (("synth", "--from", str(faces), "-o", str(tmp_path / "s"), "--sheet", str(blocker / "s.png")), "cannot"),
         (("evaluate", "maskwatch:default", str(faces), "-o", str(run)), "holds a training run"),
     ]

@@ -230,7 +230,7 @@ def test_cli_outputs_never_replace_inputs_or_each_other(tmp_path, photo):
     [
         ("v.mp4", "an image source needs an image file name"),
         ("o.xyz", "an image source needs an image file name"),
-        ("file/out.jpg", "cannot create the output folder"),
+        ("file/out.jpg", "file: is a file, not a folder"),
     ],
 )
 def test_cli_bad_out_fails_before_any_work(tmp_path, photo, out, message):
