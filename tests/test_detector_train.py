@@ -387,3 +387,92 @@ def test_crowd_samples_paste_many_tiny_faces():
                 a, b = sample.boxes[i], sample.boxes[j]
                 assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
     assert SampleMaker([], {0: [], 1: []}, crowd_prob=1.0).crowd_prob == 0.0  # no crops: no crowds
+
+
+def _write_face_mask(root: Path, per_class: int = 2) -> Path:
+    """RMFD-named face crops (the names ``load_face_crops`` keeps) for both classes."""
+    for cls in ("with_mask", "without_mask"):
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            cv2.imwrite(str(root / cls / f"0_0_{cls}_{i}.jpg"), np.full((40, 32, 3), 90 + 60 * i, np.uint8))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("existing run", "holds a detector run; continue it with --resume or choose another --out"),
+        ("out under a file", "cannot create the run folder"),
+        ("out is a file", "--out is a file, not a folder"),
+        ("garbage weights", "not MobileNetV2 weights (not an HDF5 file)"),
+        ("missing weights", "backbone weights not found"),
+        ("empty face-mask", "no face crops in with_mask/"),
+        ("nothing to resume", "nothing to resume"),
+    ],
+)
+def test_train_detector_bad_inputs_fail_in_one_line_before_tensorflow_and_write_nothing(
+    tmp_path: Path, case: str, message: str
+):
+    """One line on stderr (no TensorFlow start-up logs before it), exit 2 or 3, and --out left as it was."""
+    pytest.importorskip("tensorflow")
+    from conftest import run_cli
+
+    scenes = _write_toy_scenes(tmp_path / "scenes", count=4)
+    out = tmp_path / "run"
+    options = {"--face-mask": str(_write_face_mask(tmp_path / "fm")), "--backbone-weights": "none"}
+    extra: list[str] = []
+    if case == "existing run":  # a finished run: its files must survive a repeated command
+        out.mkdir()
+        for name in ("maskface.weights.h5", "state.json", "maskface.onnx", "maskface.json"):
+            (out / name).write_text(f"kept {name}")
+    elif case == "out under a file":
+        (tmp_path / "plain").write_text("x")
+        out = tmp_path / "plain" / "run"
+    elif case == "out is a file":
+        out.write_text("x")
+    elif case == "garbage weights":
+        (tmp_path / "garbage.h5").write_bytes(b"not an hdf5!!")
+        options["--backbone-weights"] = str(tmp_path / "garbage.h5")
+    elif case == "missing weights":
+        options["--backbone-weights"] = str(tmp_path / "nope.h5")
+    elif case == "empty face-mask":
+        (tmp_path / "empty").mkdir()
+        options["--face-mask"] = str(tmp_path / "empty")
+    elif case == "nothing to resume":
+        extra = ["--resume"]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    result = run_cli(
+        "train-detector",
+        "--scenes",
+        str(scenes),
+        "--out",
+        str(out),
+        *[x for pair in options.items() for x in pair],
+        *["--steps", "2", "--batch", "1", "--size", "64", "--limit-scenes", "2"],
+        *["--crops-per-class", "2", "--threads", "1"],
+        *extra,
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode in (2, 3) and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert case == "existing run" or case == "out is a file" or not out.exists()
+
+
+def test_weights_keras_cannot_load_fail_in_one_line_and_leave_no_run_folder(tmp_path: Path):
+    """An HDF5 file that is not the trunk's weights fails inside Keras, after the cheap checks: one ``ModelError``,
+    and the --out folder this run made is gone, so the corrected command runs without --resume."""
+    pytest.importorskip("tensorflow")
+    h5py = pytest.importorskip("h5py")
+    from maskwatch.detector_train.train import TrainConfig, train
+    from maskwatch.errors import ModelError
+
+    wrong = tmp_path / "wrong.weights.h5"
+    with h5py.File(wrong, "w") as f:
+        f["x"] = np.zeros(3)
+    out = tmp_path / "runs" / "maskface"
+    scenes = _write_toy_scenes(tmp_path / "scenes", count=4)
+    config = TrainConfig(str(scenes), None, str(wrong), str(out), steps=1, batch=1, size=64, threads=1)
+    with pytest.raises(ModelError, match="not MobileNetV2 alpha 0.35 no-top weights"):
+        train(config, log=lambda line: None)
+    assert not (tmp_path / "runs").exists()

@@ -368,3 +368,137 @@ def test_every_backbone_builds_and_predicts_from_scratch(name):
     probabilities = clf.model.predict(np.full((2, size, size, 3), 127.0, np.float32), verbose=0)
     assert probabilities.shape == (2, 3)
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+QUICK = ["--backbone", "smallcnn", "--weights", "none", "--head-epochs", "1", "--finetune-epochs", "1"]
+QUICK += ["--augment-copies", "0", "--size", "32"]
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The single line a bad input must give: non-zero exit, no traceback, nothing else on stderr."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr[-2000:]
+    return lines[0]
+
+
+def _garbage_h5(root: Path) -> Path:
+    path = root / "garbage.weights.h5"
+    path.write_bytes(b"not an hdf5!!")
+    return path
+
+
+def _under_a_file(root: Path) -> Path:
+    (root / "plain").write_text("x")
+    return root / "plain" / "sub"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (lambda d: ["--weights", str(d / "nope.h5")], "weights file not found"),
+        (lambda d: ["--backbone", "mobilenetv2", "--weights", str(_garbage_h5(d))], "not an HDF5 file"),
+        (lambda d: ["--weights", str(_garbage_h5(d).rename(d / "w.h5"))], "not an HDF5 file"),
+        (lambda d: ["--detector", "nosuch"], "unknown detector 'nosuch'"),
+        (lambda d: ["--cache", str(_under_a_file(d).parent)], "face-crop cache is a file"),
+        (lambda d: ["--cache", str(_under_a_file(d))], "cannot write the face-crop cache"),
+        (lambda d: ["--backbone", "xception", "--size", "64"], "--size of xception must be 71 to 1024"),
+        (lambda d: ["--manifest", str(d / "nope.csv")], "split manifest not found"),
+    ],
+)
+def test_bad_options_fail_in_one_line_before_the_run_folder_is_made(tmp_path: Path, options, message):
+    """Checked before anything is written, so a corrected command can simply run again (no --resume trap)."""
+    dataset = _tiny_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    result = train_cli(str(dataset), "--out", str(out), *QUICK, *options(tmp_path), cache=tmp_path / "c")
+    assert message in _one_error_line(result)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--size", "0"],
+        ["--size", "-5"],
+        ["--margin", "-3"],
+        ["--alpha", "-1"],
+        ["--head-lr", "-1"],
+        ["--finetune-lr", "0"],
+    ],
+)
+def test_out_of_range_options_are_usage_errors(tmp_path: Path, options):
+    dataset = _tiny_dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    result = train_cli(str(dataset), "--out", str(out), *QUICK, *options, cache=tmp_path / "c")
+    assert result.returncode == 2 and "Invalid value" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_out_must_be_a_run_or_empty_and_outside_the_dataset(tmp_path: Path):
+    dataset = _tiny_dataset(tmp_path / "data")
+    before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    other = tmp_path / "reports"
+    other.mkdir()
+    (other / "metrics.json").write_text('{"mine": 1}')
+    result = train_cli(str(dataset), "--out", str(other), *QUICK, cache=tmp_path / "c")
+    assert "holds no maskwatch training run" in _one_error_line(result)
+    assert [p.name for p in other.iterdir()] == ["metrics.json"]
+    assert (other / "metrics.json").read_text() == '{"mine": 1}'
+    for out in (dataset, dataset / "a" / "run"):
+        result = train_cli(str(dataset), "--out", str(out), *QUICK, cache=tmp_path / "c")
+        assert "inside the dataset folder" in _one_error_line(result)
+    assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    for out, message in ((plain, "is a file, not a folder"), (plain / "run", "cannot create run folder")):
+        assert message in _one_error_line(train_cli(str(dataset), "--out", str(out), *QUICK, cache=tmp_path / "c"))
+    resumed = train_cli(str(dataset), "--out", str(tmp_path / "none"), "--resume", cache=tmp_path / "c")
+    assert "nothing to resume" in _one_error_line(resumed) and not (tmp_path / "none").exists()
+
+
+def test_a_run_that_fails_before_training_can_run_again_and_empty_val_and_test_splits_train(tmp_path: Path):
+    """A late failure (weights Keras cannot load) leaves nothing behind; a folder left by a run killed before its
+    first checkpoint is started again; --val 0 --test 0 trains without validation and skips the test report."""
+    h5py = pytest.importorskip("h5py")
+    dataset = _tiny_dataset(tmp_path / "data", per_class=10)
+    out = tmp_path / "runs" / "r"
+    wrong = tmp_path / "wrong.weights.h5"
+    with h5py.File(wrong, "w") as f:
+        f["x"] = np.zeros(3)
+    args = ["--backbone", "mobilenetv2", "--size", "32", "--head-epochs", "1", "--finetune-epochs", "0"]
+    late = train_cli(str(dataset), "--out", str(out), *args, "--weights", str(wrong), cache=tmp_path / "c")
+    assert "not weights for mobilenetv2" in late.stderr and "Traceback" not in late.stderr
+    assert late.returncode != 0 and not (tmp_path / "runs").exists()
+
+    from dataclasses import asdict
+
+    from maskwatch.train.trainer import TrainConfig
+
+    out.mkdir(parents=True)  # what a run killed before its first checkpoint (or an older maskwatch) left
+    (out / "config.json").write_text(json.dumps(asdict(TrainConfig(str(dataset), str(out), weights=str(wrong)))))
+    (out / "split.csv").write_text("path,class,split,sha256,phash,group\n")
+    result = train_cli(str(dataset), "--out", str(out), *QUICK, "--val", "0", "--test", "0", cache=tmp_path / "c")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "starting again" in " ".join(result.stderr.split())  # Rich wraps long lines
+    assert "test evaluation skipped" in " ".join(result.stdout.split())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n"] == 0 and "skipped" in metrics["test"]["note"]
+    assert metrics["val_accuracy"] is None and metrics["counts"]["val"] == {"a": 0, "b": 0}
+    assert metrics["onnx_keras_max_abs_diff"] < 1e-4  # checked on training crops when there is no test image
+    assert "test evaluation skipped" in (out / "classification_report.txt").read_text()
+    assert json.loads((out / "config.json").read_text())["backbone"] == "smallcnn"
+    assert (out / "bundle" / "model.onnx").is_file()
+
+
+def test_an_unwritable_cache_is_one_input_error(tmp_path: Path):
+    """A cache path under a plain file: one ``InputError`` line from the cache, not OSError tracebacks."""
+    from maskwatch.dataset import scan_dataset
+    from maskwatch.errors import InputError
+    from maskwatch.facecache import FaceCache, check_cache_writable
+
+    dataset, _ = scan_dataset(_tiny_dataset(tmp_path / "data", per_class=2))
+    root = _under_a_file(tmp_path)
+    with pytest.raises(InputError, match="cannot write the face-crop cache"):
+        check_cache_writable(root)
+    with pytest.raises(InputError, match="cannot write the face-crop cache"):
+        FaceCache(root, 32, detector="blazeface").crops(dataset, dataset.records[:1])

@@ -10,8 +10,10 @@ and neither does a new detector model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from maskwatch.crops import DEFAULT_MARGIN, crop_face, whole_image_box
 from maskwatch.dataset import Dataset, ImageRecord
 from maskwatch.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
 from maskwatch.detectors.base import detector_version
+from maskwatch.errors import InputError
 from maskwatch.imageio import read_image
 
 DETECTION_MIN_SCORE = 0.5
@@ -42,6 +45,28 @@ def cache_root(option: str | Path | None) -> Path | None:
     if option is not None and str(option).lower() == "none":
         return None
     return Path(option) if option else default_cache_dir()
+
+
+def _unwritable(root: str | Path, exc: OSError) -> InputError:
+    return InputError(
+        f"{root}: cannot write the face-crop cache ({exc.strerror or exc}); pass another --cache folder or --cache none"
+    )
+
+
+def check_cache_writable(root: str | Path | None) -> None:
+    """Create the cache folder and write a probe file in it, or a one-line ``InputError`` (``None``: no cache)."""
+    if root is None:
+        return
+    if Path(root).exists() and not Path(root).is_dir():
+        raise InputError(
+            f"{root}: the face-crop cache is a file, not a folder; pass another --cache folder or --cache none"
+        )
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise _unwritable(root, exc) from None
 
 
 @dataclass(frozen=True)
@@ -81,6 +106,7 @@ class FaceCache:
     ) -> None:
         self.size, self.margin, self.detector_name, self.min_score = size, margin, detector, min_score
         self._detector: FaceDetector | None = None
+        self.root = root
         self.folder = None
         if root is not None:  # the detector's version (model hash, settings) keeps a new model off old crops
             version = detector_version(self.detector)
@@ -115,17 +141,26 @@ class FaceCache:
         if self.folder is None:
             return
         png = self._png(sha)
-        png.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(png), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        try:
+            png.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unwritable(self.root, exc) from None
+        if not cv2.imwrite(str(png), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)):
+            raise InputError(
+                f"{self.root}: cannot write the face-crop cache; pass another --cache folder or --cache none"
+            )
         self._index[sha] = [int(found), round(score, 4)]
 
     def _save_index(self) -> None:
         if self.folder is None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / "index.json.tmp"
-        tmp.write_text(json.dumps(self._index), encoding="utf-8")
-        tmp.replace(self.folder / "index.json")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self._index), encoding="utf-8")
+            tmp.replace(self.folder / "index.json")
+        except OSError as exc:
+            raise _unwritable(self.root, exc) from None
 
     def crops(
         self,
@@ -150,7 +185,11 @@ class FaceCache:
                 images[i], found[i], scores[i] = hit
                 if progress:
                     progress(i + 1, len(records))
-        finally:
-            if fresh:
-                self._save_index()
+        except BaseException:
+            if fresh:  # keep what was detected (Ctrl-C, a bad image); a failing cache must not hide the first error
+                with contextlib.suppress(InputError):
+                    self._save_index()
+            raise
+        if fresh:
+            self._save_index()
         return FaceCrops(images, found, scores)

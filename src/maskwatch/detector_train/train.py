@@ -12,13 +12,14 @@ import math
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from maskwatch.errors import InputError
+from maskwatch.errors import InputError, ModelError, read_json_input
 
 WEIGHTS_FILE = "maskface.weights.h5"
 STATE_FILE = "state.json"
@@ -80,51 +81,160 @@ def _producer(maker, batch: int, out: queue.Queue, stop: threading.Event) -> Non
 def train(
     config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print
 ) -> tuple[Path, dict[str, float]]:
-    """Train (or resume) a maskface model and export it; returns the ONNX path and the last losses."""
-    import tensorflow as tf
+    """Train (or resume) a maskface model and export it; returns the ONNX path and the last losses.
 
-    from maskwatch.detector_train.data import SampleMaker, load_face_crops, load_scenes
-    from maskwatch.detector_train.model import build_model, export_onnx
-    from maskwatch.detector_train.targets import detection_loss
+    Every check (options, --out, weights, --init, the data) runs before TensorFlow is imported, so a bad
+    input gets its one line without TensorFlow's start-up logs; nothing is written until they all pass.
+    """
+    from maskwatch.detector_train.data import load_face_crops, load_scenes
 
     if config.size % 32 or config.size < 64:
         raise InputError(f"--size must be a multiple of 32 and at least 64, got {config.size}")
-    weights = config.backbone_weights
-    if not config.init and weights not in (None, "imagenet") and not Path(weights).is_file():
-        raise InputError(f"{weights}: backbone weights not found (pass --backbone-weights none)")
-    if config.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    out_dir = Path(config.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tf.random.set_seed(config.seed)
-
+    if config.init and resume:
+        raise InputError("--init starts a new run from an ONNX model; --resume continues a checkpoint: pick one")
     init = None
     if config.init:
-        from maskwatch.detector_train.onnx_import import load_onnx_weights, read_init
+        from maskwatch.detector_train.onnx_import import read_init
 
-        if resume:
-            raise InputError("--init starts a new run from an ONNX model; --resume continues a checkpoint: pick one")
         init, width = read_init(config.init)
         if width != config.width:
             log(f"--init model has width {width}; using it instead of {config.width}")
             config.width = width
+    out_dir = Path(config.out)
+    check_out(out_dir, resume)
+    fresh = not resume and init is None
+    weights = config.backbone_weights if fresh else None
+    if weights not in (None, "imagenet"):
+        if not Path(weights).is_file():
+            raise InputError(f"{weights}: backbone weights not found (pass --backbone-weights none)")
+        _check_hdf5(weights)
 
     scenes = load_scenes(config.scenes, "train", limit=config.limit_scenes)
     crops = load_face_crops(config.face_mask, per_class=config.crops_per_class, seed=config.seed)
+    if config.face_mask is not None and config.crops_per_class > 0:
+        for label, folder in ((0, "with_mask"), (1, "without_mask")):
+            if not crops[label]:
+                raise InputError(
+                    f"{config.face_mask}: no face crops in {folder}/ (RMFD-named .jpg crops, 24 px or more); "
+                    "pass --face-mask none to train without pasted faces"
+                )
     log(f"data: {len(scenes)} train-half scenes, {len(crops[0])} + {len(crops[1])} face crops")
 
-    fresh = not resume and init is None
-    model = build_model(weights=config.backbone_weights if fresh else None, width=config.width)
+    made = _make_out(out_dir)
+    try:
+        return _train(config, resume, log, out_dir, weights, init, scenes, crops)
+    except BaseException:
+        if made is not None and not (out_dir / STATE_FILE).is_file():
+            _remove_empty(out_dir, made)  # failed before its first checkpoint: leave no empty run folder behind
+        raise
+
+
+def _check_hdf5(path: str) -> None:
+    """Keras weights files are HDF5: anything else is one line here, not an h5py traceback after TensorFlow."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the backbone weights ({exc.strerror or exc})") from None
+    if head != b"\x89HDF\r\n\x1a\n":
+        raise ModelError(f"{path}: not MobileNetV2 weights (not an HDF5 file)")
+
+
+RUN_FILES = (WEIGHTS_FILE, STATE_FILE, "maskface.onnx", "maskface.json")
+"""What a run writes into --out; any of them there means the folder holds a run."""
+
+
+def check_out(out_dir: Path, resume: bool) -> None:
+    """--out must be a folder (or creatable); a run there is continued with --resume, never overwritten."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: --out is a file, not a folder")
+    for parent in out_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{out_dir}: cannot create the run folder ({parent} is a file)")
+            break
+    if resume:
+        if not (out_dir / STATE_FILE).is_file() or not (out_dir / WEIGHTS_FILE).is_file():
+            raise InputError(f"{out_dir}: nothing to resume (no {WEIGHTS_FILE} / {STATE_FILE})")
+    elif any((out_dir / name).exists() for name in RUN_FILES):
+        raise InputError(
+            f"{out_dir}: the folder holds a detector run; continue it with --resume or choose another --out"
+        )
+
+
+def _make_out(out_dir: Path) -> Path | None:
+    """Create --out; returns the highest folder this created (None when it existed)."""
+    top = None
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        top = folder
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out_dir}: cannot create the run folder ({exc.strerror or exc})") from None
+    return top
+
+
+def _remove_empty(out_dir: Path, top: Path) -> None:
+    for folder in (out_dir, *out_dir.parents):
+        try:
+            folder.rmdir()  # only while empty: a file anyone put there stays
+        except OSError:
+            return
+        if folder == top:
+            return
+
+
+def _train(
+    config: TrainConfig,
+    resume: bool,
+    log: Callable[[str], None],
+    out_dir: Path,
+    weights: str | None,
+    init: bytes | None,
+    scenes: list,
+    crops: dict[int, list],
+) -> tuple[Path, dict[str, float]]:
+    """The TensorFlow part of ``train``, once every input has been checked."""
+    import tensorflow as tf
+
+    from maskwatch.detector_train.data import SampleMaker
+    from maskwatch.detector_train.model import build_model, export_onnx
+    from maskwatch.detector_train.targets import detection_loss
+
+    if config.threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # TensorFlow already ran in this process (a caller, a test): its thread pools stay
+            log(f"TensorFlow is already initialised; --threads {config.threads} not applied")
+    tf.random.set_seed(config.seed)
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # Keras warns before it fails on a wrong file
+            warnings.simplefilter("always")
+            model = build_model(weights=weights, width=config.width)
+        for warning in caught:  # it built: its warnings are worth seeing
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    except Exception as exc:  # Keras raises ValueError, OSError, URL errors... for weights it cannot use
+        if weights is None:
+            raise
+        text = " ".join(str(exc).split())[:200]
+        if weights == "imagenet":
+            raise ModelError(
+                f"cannot get ImageNet weights ({text}); pass a local file with --backbone-weights FILE, or none"
+            ) from None
+        raise ModelError(f"{weights}: not MobileNetV2 alpha 0.35 no-top weights ({text})") from None
     start = 0
     elapsed_before = 0.0
     if resume:
-        state_path, weights_path = out_dir / STATE_FILE, out_dir / WEIGHTS_FILE
-        if not state_path.is_file() or not weights_path.is_file():
-            raise InputError(f"{out_dir}: nothing to resume (no {WEIGHTS_FILE} / {STATE_FILE})")
-        state = json.loads(state_path.read_text())
-        model.load_weights(str(weights_path))
-        start = int(state["step"])
+        state = read_json_input(out_dir / STATE_FILE)
+        try:
+            model.load_weights(str(out_dir / WEIGHTS_FILE))
+            start = int(state["step"])
+        except Exception as exc:  # a damaged or foreign checkpoint: one line, the files stay as they are
+            text = " ".join(str(exc).split())[:200]
+            raise ModelError(f"{out_dir}: cannot resume from its checkpoint ({text})") from None
         elapsed_before = float(state.get("seconds", 0.0))
         log(f"resumed at step {start}")
 
@@ -158,6 +268,8 @@ def train(
         crowd_prob=config.crowd_prob,
     )
     if init is not None:
+        from maskwatch.detector_train.onnx_import import load_onnx_weights
+
         calibration = (maker.batch(config.batch)[0] for _ in range(CALIBRATION_BATCHES))
         layers = load_onnx_weights(model, init, calibration)
         log(f"started from {config.init}: {layers} layers set, batch norms calibrated on {CALIBRATION_BATCHES} batches")

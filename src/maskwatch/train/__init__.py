@@ -5,6 +5,7 @@ themselves, so ``maskwatch detect`` never pays for it.
 """
 
 import os
+from pathlib import Path
 
 from maskwatch.errors import MaskwatchError
 
@@ -15,6 +16,15 @@ BACKBONE_NAMES = ("mobilenetv2", "mobilenet", "xception", "densenet169", "effici
 """Backbones ``maskwatch train --backbone`` knows (``backbones.BACKBONES`` builds them; importing it loads Keras)."""
 
 
+BACKBONE_MIN_SIZE = {name: 71 if name == "xception" else 32 for name in BACKBONE_NAMES}
+"""Smallest input side each backbone builds with (Keras' own limits), checked before TensorFlow loads."""
+
+PRETRAINABLE = frozenset(BACKBONE_NAMES) - {"smallcnn"}
+"""Backbones that can load ImageNet weights (``smallcnn`` trains from scratch only)."""
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
 def check_backbone_name(name: str) -> None:
     """A one-line error for an unknown backbone, before TensorFlow is loaded."""
     from maskwatch.errors import InputError
@@ -23,10 +33,53 @@ def check_backbone_name(name: str) -> None:
         raise InputError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONE_NAMES)}")
 
 
+def resolve_weights(weights: str | None) -> str | None:
+    """``imagenet``, an existing weights file (absolute path), or None for ``none``/empty; cheap (no Keras)."""
+    from maskwatch.errors import ModelError
+
+    if weights is None or weights.lower() in ("", "none", "scratch"):
+        return None
+    if weights.lower() == "imagenet":
+        return "imagenet"
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ModelError(f"{weights}: weights file not found")
+    if not path.name.endswith(".h5"):
+        raise ModelError(f"{weights}: weights must be a Keras .h5 or .weights.h5 file")
+    check_hdf5(path)
+    return str(path.resolve())
+
+
+def check_hdf5(path: str | Path, what: str = "Keras weights") -> None:
+    """A one-line ``ModelError`` unless ``path`` can be read and is an HDF5 file (what Keras weights are)."""
+    from maskwatch.errors import ModelError
+
+    try:
+        with open(path, "rb") as f:  # HDF5 puts its signature at 0, 512, 1024, ... (after a user block)
+            head = f.read(8)
+            offset = 512
+            while head != HDF5_SIGNATURE and len(head) == 8 and offset <= 1 << 20:
+                f.seek(offset)
+                head = f.read(8)
+                offset *= 2
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if head != HDF5_SIGNATURE:
+        raise ModelError(f"{path}: not {what} (not an HDF5 file)")
+
+
 class TrainingInterrupted(MaskwatchError):
     """Ctrl-C during training: the last finished epoch is checkpointed and ``--resume`` continues from it."""
 
     exit_code = 130
 
 
-__all__ = ["BACKBONE_NAMES", "TrainingInterrupted", "check_backbone_name"]
+__all__ = [
+    "BACKBONE_MIN_SIZE",
+    "BACKBONE_NAMES",
+    "PRETRAINABLE",
+    "TrainingInterrupted",
+    "check_backbone_name",
+    "check_hdf5",
+    "resolve_weights",
+]

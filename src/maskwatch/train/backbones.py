@@ -12,13 +12,12 @@ import io
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 from keras import layers
 
 from maskwatch.errors import InputError, ModelError
-from maskwatch.train import check_backbone_name
+from maskwatch.train import BACKBONE_MIN_SIZE, check_backbone_name
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -71,33 +70,41 @@ class Backbone:
 
 BACKBONES: dict[str, Backbone] = {
     "mobilenetv2": Backbone(
-        "mobilenetv2", keras.applications.MobileNetV2, _scale_minus_one, takes_alpha=True, min_size=32
+        "mobilenetv2",
+        keras.applications.MobileNetV2,
+        _scale_minus_one,
+        takes_alpha=True,
+        min_size=BACKBONE_MIN_SIZE["mobilenetv2"],
     ),
-    "mobilenet": Backbone("mobilenet", keras.applications.MobileNet, _scale_minus_one, takes_alpha=True, min_size=32),
-    "xception": Backbone("xception", keras.applications.Xception, _scale_minus_one, min_size=71),
-    "densenet169": Backbone("densenet169", keras.applications.DenseNet169, _torch_normalise, min_size=32),
-    "efficientnetb0": Backbone("efficientnetb0", keras.applications.EfficientNetB0, _identity, min_size=32),
-    "smallcnn": Backbone("smallcnn", _small_cnn, lambda: layers.Rescaling(1.0 / 255.0, name="preprocess"), False),
+    "mobilenet": Backbone(
+        "mobilenet",
+        keras.applications.MobileNet,
+        _scale_minus_one,
+        takes_alpha=True,
+        min_size=BACKBONE_MIN_SIZE["mobilenet"],
+    ),
+    "xception": Backbone(
+        "xception", keras.applications.Xception, _scale_minus_one, min_size=BACKBONE_MIN_SIZE["xception"]
+    ),
+    "densenet169": Backbone(
+        "densenet169", keras.applications.DenseNet169, _torch_normalise, min_size=BACKBONE_MIN_SIZE["densenet169"]
+    ),
+    "efficientnetb0": Backbone(
+        "efficientnetb0", keras.applications.EfficientNetB0, _identity, min_size=BACKBONE_MIN_SIZE["efficientnetb0"]
+    ),
+    "smallcnn": Backbone(
+        "smallcnn",
+        _small_cnn,
+        lambda: layers.Rescaling(1.0 / 255.0, name="preprocess"),
+        False,
+        min_size=BACKBONE_MIN_SIZE["smallcnn"],
+    ),
 }
 
 
 def backbone_spec(name: str) -> Backbone:
     check_backbone_name(name)
     return BACKBONES[name]
-
-
-def resolve_weights(weights: str | None) -> str | None:
-    """``imagenet``, an existing weights file (absolute path), or None for ``none``/empty."""
-    if weights is None or weights.lower() in ("", "none", "scratch"):
-        return None
-    if weights.lower() == "imagenet":
-        return "imagenet"
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ModelError(f"{weights}: weights file not found")
-    if not path.name.endswith(".h5"):
-        raise ModelError(f"{weights}: weights must be a Keras .h5 or .weights.h5 file")
-    return str(path.resolve())
 
 
 @contextlib.contextmanager

@@ -21,9 +21,9 @@ import numpy as np  # noqa: E402
 from maskwatch.bundle import BundleMeta, CropSpec, save_bundle  # noqa: E402
 from maskwatch.errors import ModelError  # noqa: E402
 from maskwatch.reports import Evaluation  # noqa: E402
-from maskwatch.train import TrainingInterrupted  # noqa: E402
+from maskwatch.train import TrainingInterrupted, resolve_weights  # noqa: E402
 from maskwatch.train.augment import augment_batch  # noqa: E402
-from maskwatch.train.backbones import backbone_spec, quiet, resolve_weights  # noqa: E402
+from maskwatch.train.backbones import backbone_spec, quiet  # noqa: E402
 from maskwatch.train.model import Classifier, build_classifier, unfreeze_top  # noqa: E402
 from maskwatch.train.trainer import (  # noqa: E402
     CHECKPOINT_DIR,
@@ -114,6 +114,8 @@ def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Sp
     weights_by_crop = sample_weights(splits["train"], n, config.balance_sources)
     val_x, val_y = splits["val"].images.astype(np.float32), _one_hot(splits["val"].labels, n)
     has_val = len(val_y) > 0
+    if not has_val:
+        reporter.message("no validation images: early stopping and the kept checkpoint follow the training loss")
     try:
         if state.get("stage") is None:
             state = _train_head(clf, config, splits, weights_by_crop, reporter, folder)
@@ -123,26 +125,34 @@ def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Sp
                 clf, config, splits, weights_by_crop, reporter, folder, state, val_x, val_y, has_val, fraction
             )
     except KeyboardInterrupt:
+        if state.get("stage") is None:
+            raise TrainingInterrupted(
+                "interrupted before the first checkpoint: nothing to resume; run the same command again"
+            ) from None
         done = state.get("epoch", 0) if state.get("stage") == "finetune" else 0
         raise TrainingInterrupted(
             f"interrupted; {config.out} holds a checkpoint ({state.get('stage') or 'before the first'} stage, "
             f"{done} fine-tune epochs done); continue with: maskwatch train {config.dataset} --out {config.out} "
             "--resume"
         ) from None
-    clf.model.load_weights(folder / "best.weights.h5")
+    with quiet():  # Keras warns that the checkpoint's optimizer state is not loaded: it is not needed here
+        clf.model.load_weights(folder / "best.weights.h5")
     test = splits["test"]
-    probabilities = clf.model.predict(test.images.astype(np.float32), batch_size=64, verbose=0)
-    val_accuracy = (
-        float((clf.model.predict(val_x, batch_size=64, verbose=0).argmax(1) == splits["val"].labels).mean())
-        if has_val
-        else float("nan")
-    )
-    onnx_bytes, parity = export_onnx(clf.model, test.images[:PARITY_IMAGES])
+    evaluation = None  # no test images (--test 0): nothing to evaluate, and Keras cannot predict on none
+    if len(test.labels):
+        probabilities = clf.model.predict(test.images.astype(np.float32), batch_size=64, verbose=0)
+        evaluation = Evaluation(classes, test.labels, probabilities, sources=[])
+    val_accuracy = None
+    if has_val:
+        predicted = clf.model.predict(val_x, batch_size=64, verbose=0).argmax(1)
+        val_accuracy = round(float((predicted == splits["val"].labels).mean()), 4)
+    sample = next((s.images for s in (test, splits["val"], splits["train"]) if len(s.images)), test.images)
+    onnx_bytes, parity = export_onnx(clf.model, sample[:PARITY_IMAGES])
     if parity >= 1e-4:
         raise ModelError(f"ONNX export disagrees with Keras (max abs difference {parity:.2e} ≥ 1e-4)")
     return {
-        "evaluation": Evaluation(classes, test.labels, probabilities, sources=[]),
-        "val_accuracy": round(val_accuracy, 4),
+        "evaluation": evaluation,
+        "val_accuracy": val_accuracy,
         "parity": float(parity),
         "onnx": onnx_bytes,
         "history": state["history"],
@@ -161,13 +171,13 @@ def _train_head(
     n = clf.model.output_shape[-1]
     train_f, train_l = _augmented_features(clf, splits["train"], config.augment_copies, config.seed, reporter)
     val = splits["val"]
-    val_f = clf.features.predict(val.images.astype(np.float32), batch_size=64, verbose=0)
+    has_val = len(val.labels) > 0
+    val_f = clf.features.predict(val.images.astype(np.float32), batch_size=64, verbose=0) if has_val else None
     clf.head.compile(
         optimizer=keras.optimizers.Adam(config.head_lr), loss="categorical_crossentropy", metrics=["accuracy"]
     )
     batch = config.batch_size
     reporter.start("Head (frozen backbone)", config.head_epochs * steps(len(train_l), batch))
-    has_val = len(val.labels) > 0
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss" if has_val else "loss", patience=max(config.patience, 5), restore_best_weights=True
     )
@@ -246,8 +256,9 @@ def _finetune(
         state.update(stage="finetune", epoch=epoch + 1)
         _write_json(folder / STATE_FILE, state)
         acc = logs.get("val_accuracy", logs.get("accuracy"))[-1]
+        which = "val" if has_val else "train"
         reporter.message(
-            f"fine-tune epoch {epoch + 1}: val loss {val_loss:.4f}, val accuracy {acc:.4f} "
+            f"fine-tune epoch {epoch + 1}: {which} loss {val_loss:.4f}, {which} accuracy {acc:.4f} "
             f"({time.monotonic() - began:.0f} s){' *' if improved else ''}"
         )
         if state["bad_epochs"] >= config.patience:

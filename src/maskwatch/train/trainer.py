@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -32,12 +33,12 @@ from maskwatch.dataset import (
     scan_dataset,
     write_manifest,
 )
-from maskwatch.detectors import DEFAULT_DETECTOR
-from maskwatch.errors import InputError
+from maskwatch.detectors import DEFAULT_DETECTOR, detector_names
+from maskwatch.errors import InputError, ModelError, read_json_input
 from maskwatch.evaluation import source_of
-from maskwatch.facecache import FaceCache, cache_root
-from maskwatch.reports import CURVES_PNG, plot_curves, write_evaluation
-from maskwatch.train import TrainingInterrupted
+from maskwatch.facecache import FaceCache, cache_root, check_cache_writable
+from maskwatch.reports import CURVES_PNG, REPORT_TXT, plot_curves, write_evaluation
+from maskwatch.train import BACKBONE_MIN_SIZE, PRETRAINABLE, TrainingInterrupted, check_backbone_name, resolve_weights
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
@@ -45,6 +46,12 @@ MANIFEST_FILE = "split.csv"
 CHECKPOINT_DIR = "checkpoint"
 BUNDLE_DIR = "bundle"
 PARITY_IMAGES = 32
+METRICS_FILE = "metrics.json"
+MAX_SIZE = 1024
+"""Largest classifier input side (``--size``)."""
+ALPHA_RANGE = (0.1, 1.4)
+"""MobileNet width multipliers (``--alpha``): Keras ships ImageNet weights for 0.25 to 1.4."""
+NO_TEST_NOTE = "no test images (test fraction 0 or too few images): test evaluation skipped"
 
 
 @dataclass
@@ -109,26 +116,150 @@ class Split:
     """Source of each crop (a subfolder inside the class folder), for per-source class balance."""
 
 
-def prepare_run(config: TrainConfig, resume: bool) -> None:
-    """Refuse to overwrite an earlier run; on ``--resume`` check there is one to continue."""
-    out = Path(config.out)
-    has_run = (out / CONFIG_FILE).is_file()
-    if resume and not has_run:
-        raise InputError(f"{out}: nothing to resume (no {CONFIG_FILE}); start a run without --resume")
-    if not resume and has_run:
-        raise InputError(f"{out}: already holds a training run; continue it with --resume or choose another --out")
+def check_config(config: TrainConfig) -> None:
+    """Every cheap check of a run's settings, each a one-line error, before anything is written or TensorFlow loads.
+
+    Last, the face-crop cache folder is created (it is shared by runs, not part of this one) and probed.
+    """
+    check_backbone_name(config.backbone)
+    low = BACKBONE_MIN_SIZE[config.backbone]
+    if not low <= config.size <= MAX_SIZE:
+        raise InputError(f"--size of {config.backbone} must be {low} to {MAX_SIZE} px, got {config.size}")
+    ranges = (
+        ("--alpha", config.alpha, *ALPHA_RANGE),
+        ("--margin", config.margin, 0.0, 1.0),
+        ("--finetune-fraction", config.finetune_fraction, 0.0, 1.0),
+        ("dropout", config.dropout, 0.0, 0.9),
+    )
+    for name, value, lowest, highest in ranges:
+        if not lowest <= value <= highest:  # also false for NaN
+            raise InputError(f"{name} must be {lowest:g} to {highest:g}, got {value:g}")
+    for name, value in (("--head-lr", config.head_lr), ("--finetune-lr", config.finetune_lr)):
+        if not 0.0 < value <= 1.0:
+            raise InputError(f"{name} must be above 0 and at most 1, got {value:g}")
+    for name, value, lowest in (
+        ("--head-epochs", config.head_epochs, 1),
+        ("--finetune-epochs", config.finetune_epochs, 0),
+        ("--batch-size", config.batch_size, 1),
+        ("--augment-copies", config.augment_copies, 0),
+        ("--patience", config.patience, 1),
+        ("--per-class", config.per_class_limit or 2, 2),
+    ):
+        if value < lowest:
+            raise InputError(f"{name} must be at least {lowest}, got {value}")
+    train_share, val_share, test_share = config.fractions
+    if min(val_share, test_share) < 0 or train_share <= 0:
+        raise InputError(
+            f"--val and --test must be at least 0 and leave images to train on, got {val_share:g} and {test_share:g}"
+        )
+    if config.detector not in detector_names():
+        raise ModelError(f"unknown detector {config.detector!r}; choose one of: {', '.join(detector_names())}")
+    weights = resolve_weights(config.weights)  # a missing or non-HDF5 file: one line here, not after TensorFlow
+    if weights is not None and config.backbone not in PRETRAINABLE:
+        raise ModelError(f"{config.backbone} has no pretrained weights; use --weights none")
+    if config.manifest and not Path(config.manifest).is_file():
+        raise InputError(f"{config.manifest}: split manifest not found")
+    check_cache_writable(cache_root(config.cache))
+
+
+def _is_run_config(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"dataset", "backbone", "fractions"} <= set(data)
+
+
+def training_started(out: Path) -> bool:
+    """Whether a run folder holds training results (a checkpoint, the bundle or metrics): ``--resume`` territory.
+
+    A run that failed before its first checkpoint holds only its config and split; starting it again is safe.
+    """
+    return (
+        (out / CHECKPOINT_DIR / STATE_FILE).is_file() or (out / BUNDLE_DIR).exists() or (out / METRICS_FILE).is_file()
+    )
+
+
+def run_state(out: Path) -> str:
+    """``new`` (no folder, or an empty one), ``unstarted`` or ``started``; a one-line error for anything else."""
+    if not out.exists():
+        return "new"
+    if not out.is_dir():
+        raise InputError(f"{out}: --out is a file, not a folder")
+    try:
+        entries = [p for p in out.iterdir() if not p.name.startswith(".")]
+    except OSError as exc:
+        raise InputError(f"{out}: cannot read the run folder ({exc.strerror or exc})") from None
+    if not entries:
+        return "new"
+    if not _is_run_config(out / CONFIG_FILE):
+        raise InputError(f"{out}: folder is not empty and holds no maskwatch training run; choose a new or empty --out")
+    return "started" if training_started(out) else "unstarted"
+
+
+def check_out_outside_dataset(out: Path, dataset: str | Path) -> None:
+    """The run's files (split, checkpoint, bundle, reports) must never land inside the dataset it reads."""
+    root, run = Path(dataset).resolve(), out.resolve()
+    if run == root or root in run.parents:
+        raise InputError(f"{out}: --out is inside the dataset folder {dataset}; choose a folder outside it")
+
+
+@dataclass
+class _Created:
+    """What making the run folder created, so a run that fails before its first checkpoint leaves nothing behind."""
+
+    out: Path
+    top: Path | None
+    """The highest folder this run created (``out`` or one of its parents); None when ``out`` existed."""
+    before: set[str]
+    """Names inside ``out`` before this run started."""
+
+    def remove(self) -> None:
+        if self.top is not None:
+            shutil.rmtree(self.out, ignore_errors=True)
+            for folder in (self.out, *self.out.parents):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # an empty parent this run made; anything else stays
+                if folder == self.top:
+                    break
+            return
+        with contextlib.suppress(OSError):
+            for entry in self.out.iterdir():
+                if entry.name in self.before:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+
+
+def prepare_run(out: Path) -> _Created:
+    """Create the run folder (after every check); returns what to remove should the run fail before training."""
+    top = None
+    for folder in (out, *out.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        top = folder
+    before = {p.name for p in out.iterdir()} if top is None and out.is_dir() else set()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{out}: cannot create run folder ({exc.strerror})") from None
+        raise InputError(f"{out}: cannot create run folder ({exc.strerror or exc})") from None
+    created = _Created(out, top, before)
     if not os.access(out, os.W_OK):
+        created.remove()
         raise InputError(f"{out}: run folder is not writable")
+    return created
 
 
 def load_config(out: str | Path) -> TrainConfig:
-    data = json.loads((Path(out) / CONFIG_FILE).read_text(encoding="utf-8"))
-    data["fractions"] = tuple(data["fractions"])
-    return TrainConfig(**data)
+    path = Path(out) / CONFIG_FILE
+    data = read_json_input(path)
+    try:
+        data["fractions"] = tuple(data["fractions"])
+        return TrainConfig(**data)
+    except (TypeError, KeyError) as exc:
+        raise InputError(f"{path}: not a maskwatch training config ({exc})") from None
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -225,15 +356,39 @@ def _one_hot(labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = False) -> dict[str, Any]:
-    """Run (or continue) a training run; returns the test figures. Writes everything under ``config.out``."""
+    """Run (or continue) a training run; returns its metrics. Writes everything under ``config.out``.
+
+    Every cheap check runs before the run folder is touched; a run that fails before its first checkpoint
+    removes what it created, so the same command can simply be run again.
+    """
     reporter = reporter or SilentReporter()
-    class_folders(config.dataset)  # a missing or one-class dataset fails before the run folder is made
-    prepare_run(config, resume)
     out = Path(config.out)
+    check_out_outside_dataset(out, config.dataset)
+    state = run_state(out)
     if resume:
+        if state == "new":
+            raise InputError(f"{out}: nothing to resume (no {CONFIG_FILE}); start a run without --resume")
         command = config.command
         config = load_config(out)
+        config.out = str(out)  # the folder may have moved since; it is where this run continues
         config.resumed.append(command)
+    elif state == "started":
+        raise InputError(f"{out}: already holds a training run; continue it with --resume or choose another --out")
+    check_config(config)
+    class_folders(config.dataset)  # a missing or one-class dataset fails before the run folder is made
+    check_out_outside_dataset(out, config.dataset)  # again: --resume reads the dataset from the run's config
+    if state == "unstarted" and not resume:
+        reporter.message(f"{out}: starting again (the run there never reached its first checkpoint)")
+    created = prepare_run(out)
+    try:
+        return _run(config, reporter, resume, out)
+    except BaseException:
+        if not training_started(out):
+            created.remove()
+        raise
+
+
+def _run(config: TrainConfig, reporter: Reporter, resume: bool, out: Path) -> dict[str, Any]:
     started = time.monotonic()
     dataset, manifest_sha = split_dataset(config, reporter, resume)
     _write_json(out / CONFIG_FILE, asdict(config))
@@ -249,9 +404,8 @@ def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = 
     seconds = time.monotonic() - started
 
     evaluation = result.pop("evaluation")
-    summary = evaluation.summary()
     metrics = {
-        "test": summary,
+        "test": evaluation.summary() if evaluation is not None else {"n": 0, "note": NO_TEST_NOTE},
         "val_accuracy": result["val_accuracy"],
         "counts": {s: dataset.counts(s) for s in ("train", "val", "test")},
         "no_face": no_face,
@@ -259,10 +413,14 @@ def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = 
         "onnx_keras_max_abs_diff": result["parity"],
         "train_seconds": round(seconds, 1),
     }
-    write_evaluation(evaluation, out, images=splits["test"].images, names=splits["test"].names)
+    if evaluation is not None:
+        write_evaluation(evaluation, out, images=splits["test"].images, names=splits["test"].names)
+    else:
+        reporter.message(NO_TEST_NOTE)
+        (out / REPORT_TXT).write_text(NO_TEST_NOTE + "\n", encoding="utf-8")
     plot_curves(result["history"], out / CURVES_PNG, result["stage_starts"])
     keras_run.write_bundle(out / BUNDLE_DIR, result["onnx"], config, dataset.classes, metrics, manifest_sha)
-    _write_json(out / "metrics.json", metrics)
+    _write_json(out / METRICS_FILE, metrics)
     return metrics
 
 
@@ -284,4 +442,4 @@ def steps(n: int, batch: int) -> int:
     return max(1, math.ceil(n / batch))
 
 
-__all__ = ["TrainConfig", "Reporter", "SilentReporter", "TrainingInterrupted", "train"]
+__all__ = ["TrainConfig", "Reporter", "SilentReporter", "TrainingInterrupted", "check_config", "train"]
