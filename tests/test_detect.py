@@ -225,6 +225,28 @@ def test_cli_outputs_never_replace_inputs_or_each_other(tmp_path, photo):
     assert (out / "x_annotated.jpg").stat().st_mode & 0o044 == 0o044  # readable by others, as a plain open() makes it
 
 
+def test_cli_json_never_lands_in_an_input_or_an_annotated_output(tmp_path, photo):
+    before = photo.read_bytes()
+    into_input = run_cli("detect", str(photo), "--json", str(photo))
+    same = tmp_path / "same.jpg"
+    into_output = run_cli("detect", str(photo), "--json", str(same), "--out", str(same))
+    for result in (into_input, into_output):
+        assert result.returncode == 2 and "is an input or an annotated output" in result.stderr
+    assert photo.read_bytes() == before and not same.exists()
+
+
+def test_cli_a_file_named_like_a_glob_is_a_file(tmp_path, photo):
+    """Brackets in a real file name ("photo [1].jpg") must not turn it into a pattern that matches nothing."""
+    folder = tmp_path / "shots [x]"
+    folder.mkdir()
+    named = folder / "a [b] c.jpg"
+    named.write_bytes(photo.read_bytes())
+    for spec in (named, folder):
+        result = run_cli("detect", str(spec), "--json", "-")
+        assert result.returncode == 0, result.stderr
+        assert FrameOut.model_validate_json(result.stdout.splitlines()[0]).source == str(named)
+
+
 @pytest.mark.parametrize(
     ("out", "message"),
     [

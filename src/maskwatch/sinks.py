@@ -125,12 +125,12 @@ class AnnotatedSink:
                 raise InputError(f"{self.out}: a video source needs a video file name ({', '.join(VIDEO_OUTPUTS)})")
         inputs = {Path(s.path).resolve() for s in sources if hasattr(s, "path")}
         for source in sources:
-            target = self._target(source.name, video=source.kind != "image")
+            target = self.target_for(source.name, video=source.kind != "image")
             if target.resolve() in inputs:
                 raise InputError(f"{target}: would overwrite an input; choose another --out")
         prepare_output_folder(self.out.parent if self.single_file else self.out)
 
-    def _target(self, source: str, video: bool) -> Path:
+    def target_for(self, source: str, video: bool) -> Path:
         """The output for a source; two sources with the same file name get ``_2``, ``_3`` … instead of one."""
         if source in self.targets:
             return self.targets[source]
@@ -149,13 +149,13 @@ class AnnotatedSink:
     def write(self, result: FrameResult, kind: str, fps: float | None) -> None:
         image = annotate(result.image, result.faces)
         if kind == "image":
-            target = self._target(result.source, video=False)
+            target = self.target_for(result.source, video=False)
             write_image_atomic(target, image)
             self.written.append(target)
             return
         writer = self.writers.get(result.source)
         if writer is None:
-            target = self._target(result.source, video=True)
+            target = self.target_for(result.source, video=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             h, w = image.shape[:2]
             writer = open_video_writer(target, fps or 25.0, (w, h))

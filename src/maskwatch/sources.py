@@ -177,7 +177,7 @@ def expand_sources(specs: list[str], reconnects: int = 5) -> tuple[list[Source],
             sources.append(CaptureSource(int(spec), reconnects=reconnects))
         elif spec.lower().startswith(STREAM_SCHEMES):
             sources.append(CaptureSource(spec, reconnects=reconnects))
-        elif any(ch in spec for ch in "*?["):
+        elif any(ch in spec for ch in "*?[") and not os.path.exists(spec):  # "photo [1].jpg" is a file, not a glob
             matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
             if not matches:
                 problems.append(f"{spec}: no file matches")

@@ -31,6 +31,9 @@ class RichReporter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is not None and not issubclass(kind, KeyboardInterrupt):
+            for task in list(self.progress.task_ids):  # an error: its one line alone, no half-drawn bar above it
+                self.progress.remove_task(task)
         self.progress.stop()
 
     def start(self, description: str, total: int) -> None:

@@ -86,8 +86,10 @@ def detect(
     for problem in problems:
         log.error("%s", problem)
     pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
-    json_sink = JsonLinesSink(json_out) if json_out else None
     annotated = AnnotatedSink(out, single_source=len(expanded) == 1, sources=expanded) if out else None
+    if json_out and json_out != "-":
+        _check_json_target(Path(json_out), expanded, annotated)
+    json_sink = JsonLinesSink(json_out) if json_out else None
     window = _window(show)
     summary = run_sources(pipeline, expanded, json_sink, annotated, on_frame=window, track=not no_track)
     summary.failed_sources = problems + summary.failed_sources
@@ -97,6 +99,17 @@ def detect(
         raise typer.Exit(130)
     if summary.failed_sources:
         raise typer.Exit(2)
+
+
+def _check_json_target(target: Path, sources, annotated) -> None:
+    """JSON lines are appended: never to an input, nor to the file an annotated output will replace."""
+    from maskwatch.errors import InputError
+
+    taken = {Path(s.path).resolve() for s in sources if hasattr(s, "path")}
+    if annotated is not None:
+        taken |= {annotated.target_for(s.name, video=s.kind != "image").resolve() for s in sources}
+    if target.resolve() in taken:
+        raise InputError(f"--json {target}: is an input or an annotated output; choose another file")
 
 
 def _window(show: bool):
