@@ -95,6 +95,21 @@ def test_decode_image_rejects_decompression_bombs_before_decoding(suffix, monkey
         decode_image(data, "bomb" + suffix, max_pixels=1_000_000)
 
 
+def test_decode_image_refuses_formats_whose_size_only_decoding_tells(monkeypatch):
+    """Radiance HDR (and other formats only OpenCV reads) is refused unread: a small RLE file can expand to GBs."""
+    import maskwatch.imageio
+
+    ok, hdr = cv2.imencode(".hdr", np.zeros((3000, 3000, 3), np.float32))
+    assert ok and len(hdr) < 1_000_000
+
+    def no_decode(*args):
+        raise AssertionError("decoded a format whose size was not read first")
+
+    monkeypatch.setattr(maskwatch.imageio.cv2, "imdecode", no_decode)
+    with pytest.raises(InputError, match="not a readable image"):
+        decode_image(hdr.tobytes(), "bomb.hdr")
+
+
 def test_bundle_errors_are_one_line(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         load_bundle(tmp_path / "missing")

@@ -341,6 +341,7 @@ def test_video_without_a_frame_count_is_unknown_not_negative(astronaut_bgr, tmp_
     assert total is None
     out = Job(id="x", source="stream.mp4", frames_total=total, status="running", frames_done=2).to_out()
     assert out.frames_total is None and out.progress == 0.0
+    assert out.model_dump(exclude_unset=True)["frames_total"] is None  # shown as null, not left out
 
 
 def test_video_bad_inputs(client, tmp_path):

@@ -67,10 +67,12 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 
 def _header_size(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
-    """Width and height from the file's header, read by Pillow without decoding pixels (0, 0 if it cannot tell).
+    """Width and height from the file's header, read by Pillow without decoding pixels.
 
     Pillow reads JPEG, PNG, WebP, TIFF, BMP … headers however far into the file they lie, so a
-    decompression bomb is refused before OpenCV allocates its pixels.
+    decompression bomb is refused before OpenCV allocates its pixels. Bytes Pillow cannot identify
+    are refused too: OpenCV alone also decodes formats (Radiance HDR, OpenEXR …) whose size would
+    only be known after decoding them in full.
     """
     try:
         with warnings.catch_warnings():
@@ -79,5 +81,5 @@ def _header_size(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
                 return image.size
     except Image.DecompressionBombError:  # over Pillow's own limit (~179 Mpx), far over ours
         raise InputError(f"{name}: over the limit of {max_pixels} pixels") from None
-    except (OSError, ValueError, SyntaxError):  # not an image Pillow knows: OpenCV decides below
-        return 0, 0
+    except (OSError, ValueError, SyntaxError):  # not an image Pillow knows: refused before OpenCV sees it
+        raise InputError(f"{name}: not a readable image (corrupt or unsupported format)") from None

@@ -150,7 +150,8 @@ def create_app(
         return HealthOut(model=model_info.source, workers=workers, jobs_running=jobs.active())
 
     @app.get("/v1/model", response_model=ModelInfoOut, dependencies=[Depends(check_token)], tags=["detect"])
-    async def get_model() -> ModelInfoOut:
+    async def get_model(request: Request) -> ModelInfoOut:
+        check_query(request, set())
         return ModelInfoOut(
             **model_info.model_dump(),
             max_upload_mb=max_upload_mb,
@@ -209,13 +210,14 @@ def create_app(
     @app.get(
         "/v1/jobs/{job_id}",
         response_model=JobOut,
-        response_model_exclude_none=True,
+        response_model_exclude_unset=True,
         dependencies=[Depends(check_token)],
         tags=["detect"],
         responses={404: {"model": ErrorOut}},
     )
-    async def get_job(job_id: str) -> JobOut:
+    async def get_job(job_id: str, request: Request) -> JobOut:
         """Progress of a video job; once ``done``, its frames (CLI JSON lines) and summary."""
+        check_query(request, set())
         job = jobs.get(job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")

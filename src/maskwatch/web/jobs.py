@@ -65,6 +65,12 @@ class Job:
     def to_out(self) -> JobOut:
         done = self.status == "done"
         progress = 1.0 if done else min(0.99, self.frames_done / self.frames_total) if self.frames_total else 0.0
+        later = {  # shown once they exist; frames_total is always shown (null: the video did not say)
+            "error": self.error,
+            "summary": self.summary,
+            "frames": list(self.frames) if done else None,
+            "keyframe_jpeg": self.keyframe_jpeg if done else None,
+        }
         return JobOut(
             id=self.id,
             status=self.status,
@@ -72,10 +78,7 @@ class Job:
             frames_done=self.frames_done,
             frames_total=self.frames_total,
             progress=round(progress, 3),
-            error=self.error,
-            summary=self.summary,
-            frames=list(self.frames) if done else None,
-            keyframe_jpeg=self.keyframe_jpeg if done else None,
+            **{key: value for key, value in later.items() if value is not None},
         )
 
 

@@ -119,8 +119,8 @@ async function detectVideo(file) {
   let job;
   for (;;) {
     job = await api(created.url);
-    const pct = Math.round(job.progress * 100);
-    $("upload-status").textContent = `${job.status} · ${job.frames_done}${job.frames_total ? "/" + job.frames_total : ""} frames (${pct}%)`;
+    const pct = job.frames_total ? ` (${Math.round(job.progress * 100)}%)` : "";  // no count announced: no percentage
+    $("upload-status").textContent = `${job.status} · ${job.frames_done}${job.frames_total ? "/" + job.frames_total : ""} frames${pct}`;
     if (job.status === "done" || job.status === "failed") break;
     await new Promise((r) => setTimeout(r, 500));
   }
