@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+
+import pytest
 
 from conftest import run_cli
 
@@ -113,7 +116,8 @@ def test_info_refuses_a_bundle_whose_model_does_not_load(tmp_path):
     (bundle / "bundle.json").write_text((source / "bundle.json").read_text())
     (bundle / "model.onnx").write_bytes(b"not a model")
     result = run_cli("info", "--model", str(bundle))
-    assert result.returncode == 3 and "cannot load ONNX model" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 3 and f"{bundle}: cannot load ONNX model" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_usage_errors_are_one_line():
@@ -131,3 +135,16 @@ def test_usage_errors_are_one_line():
         assert lines[0].startswith("error: ") and words in lines[0] and "--help" in lines[0]
     bare = run_cli()
     assert bare.returncode == 2 and "Usage: " in bare.stderr and "Commands" in bare.stderr  # no command: the help
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
+    """/dev/full fails every write with ENOSPC, as a full disk does mid-run."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    from maskwatch.bundle import resolve_bundle_dir
+
+    demo = resolve_bundle_dir("maskwatch:default").parents[1] / "assets" / "demo.jpg"
+    result = run_cli("detect", str(demo), "--json", "/dev/full")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and errors == ["error: /dev/full: cannot write JSON lines (No space left on device)"]
+    assert "Traceback" not in result.stderr

@@ -40,12 +40,16 @@ class JsonLinesSink:
                 raise InputError(f"{target}: cannot write JSON lines ({exc.strerror})") from None
 
     def write(self, result: FrameResult) -> None:
-        self.stream.write(result.to_schema().model_dump_json() + "\n")
-        self.stream.flush()
+        try:
+            self.stream.write(result.to_schema().model_dump_json() + "\n")
+            self.stream.flush()
+        except OSError as exc:  # a full disk mid-run: name the file (the lines before it are kept)
+            raise InputError(f"{self.target}: cannot write JSON lines ({exc.strerror or exc})") from None
 
     def close(self) -> None:
         if self.stream is not sys.stdout:
-            self.stream.close()
+            with contextlib.suppress(OSError):  # every line was flushed as written; a failed one was reported then
+                self.stream.close()
 
 
 def write_image_atomic(path: Path, image) -> None:
