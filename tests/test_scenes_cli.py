@@ -246,17 +246,19 @@ def test_rerun_removes_stale_worst_images_only(tmp_path: Path) -> None:
     out = tmp_path / "report"
     write_report(report, out, worst=3, read=read)
     worst = out / "worst"
-    assert sorted(p.name for p in worst.iterdir()) == ["01_s3.jpg", "02_s2.jpg", "03_s1.jpg"]
-    # Files the writer never names that way are the user's and stay.
-    for name in ("notes.txt", "keep.jpg", "1_single_digit.jpg", "01_other.png"):
+    assert sorted(p.name for p in worst.glob("*.jpg")) == ["01_s3.jpg", "02_s2.jpg", "03_s1.jpg"]
+    # Files the writer did not draw are the user's and stay, even when named like its own (a camera's
+    # "20240101_holiday.jpg").
+    for name in ("notes.txt", "keep.jpg", "1_single_digit.jpg", "01_other.png", "20240101_holiday.jpg"):
         (worst / name).write_bytes(b"mine")
     (worst / "07_subfolder.jpg").mkdir()
 
     write_report(report, out, worst=1, read=read)
     page = (out / "scene_report.html").read_text()
     assert "worst/01_s3.jpg" in page and "02_s2.jpg" not in page
-    kept = sorted(p.name for p in worst.iterdir())
-    assert kept == ["01_other.png", "01_s3.jpg", "07_subfolder.jpg", "1_single_digit.jpg", "keep.jpg", "notes.txt"]
+    kept = sorted(p.name for p in worst.iterdir() if not p.name.startswith("."))
+    mine = ["01_other.png", "07_subfolder.jpg", "1_single_digit.jpg", "20240101_holiday.jpg", "keep.jpg", "notes.txt"]
+    assert kept == sorted(["01_s3.jpg", *mine])
 
     write_report(report, out, worst=0, read=read)
-    assert not (worst / "01_s3.jpg").exists() and (worst / "notes.txt").read_bytes() == b"mine"
+    assert sorted(p.name for p in worst.iterdir() if not p.name.startswith(".")) == mine

@@ -63,9 +63,9 @@ def _number(node: ET.Element, tag: str, where: str) -> float:
 
 
 def _image_size(value: float, name: str, where: str) -> int:
-    """An image width or height: finite and at least one pixel (the caller has checked it is a number)."""
-    if not math.isfinite(value) or value < 1:
-        raise InputError(f"{where}: {name} must be a positive number of pixels ({value!r})")
+    """An image width or height: 0 means unknown (LabelImg and other tools write 0), else at least one pixel."""
+    if not math.isfinite(value) or value < 0 or 0 < value < 1:
+        raise InputError(f"{where}: {name} must be a positive number of pixels, or 0 for unknown ({value!r})")
     return int(value)
 
 
@@ -73,7 +73,8 @@ def _check_box(box: Box, where: str, width: int = 0, height: int = 0) -> Box:
     """A non-empty box of finite numbers, clipped to the image when its size is known (``width``/``height`` > 0).
 
     Boxes a pixel or two outside the image are common in real datasets, so they are
-    clipped rather than refused; one with nothing left inside the image is an error.
+    clipped rather than refused. A box with nothing inside the annotated size says the size
+    is wrong, not the box: it is kept as it is (crops and matching use the decoded photo).
     """
     if not all(math.isfinite(v) for v in box):
         raise InputError(f"{where}: box {list(box)} has a coordinate that is not a finite number")
@@ -84,7 +85,7 @@ def _check_box(box: Box, where: str, width: int = 0, height: int = 0) -> Box:
         w, h = float(width), float(height)
         clipped = (min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h))
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-            raise InputError(f"{where}: box {list(box)} outside the image ({width}x{height})")
+            return box
         return clipped
     return box
 

@@ -162,16 +162,18 @@ class Detector:
     def process(self, source: Source, track: bool = True) -> Iterator[FrameResult]:
         """Results frame by frame for one opened source; videos and streams get track ids."""
         tracker = FaceTracker(self.classes) if track and source.kind != "image" else None
-        for frame in source.frames():
-            timings: dict[str, float] = {}
-            faces = self.detect(frame.image, timings, photo=source.kind == "image")
+        try:
+            for frame in source.frames():
+                timings: dict[str, float] = {}
+                faces = self.detect(frame.image, timings, photo=source.kind == "image")
+                if tracker is not None:
+                    t = time.perf_counter()
+                    faces = tracker.update(faces, frame.index)
+                    timings["track"] = time.perf_counter() - t
+                yield FrameResult(source.name, frame.index, frame.timestamp, frame.image, faces, timings)
+        finally:  # a stream lost or a video cut short still counts the people it showed
             if tracker is not None:
-                t = time.perf_counter()
-                faces = tracker.update(faces, frame.index)
-                timings["track"] = time.perf_counter() - t
-            yield FrameResult(source.name, frame.index, frame.timestamp, frame.image, faces, timings)
-        if tracker is not None:
-            self.last_people_per_class = tracker.people_per_class()
+                self.last_people_per_class = tracker.people_per_class()
 
     def stream(self, source: str | int, track: bool = True) -> Iterator[FrameResult]:
         """Results frame by frame for a path, camera index or stream URL (one source)."""

@@ -49,11 +49,12 @@ def run_sources(
                         annotated_sink.write(result, source.kind, source.fps)
                     if on_frame is not None:
                         on_frame(result, source)
-                if source.kind != "image":
-                    people.update(getattr(detector, "last_people_per_class", {}))
             except InputError as exc:
                 log.error("%s", exc)
                 summary.failed_sources.append(str(exc))
+            if source.kind != "image":  # also when it failed part-way: the people it showed were seen
+                people.update(getattr(detector, "last_people_per_class", {}))
+                detector.last_people_per_class = {}
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,8 @@ IMAGES_FILE = "scene_images.jsonl"
 PR_FILE = "pr_curves.png"
 HTML_FILE = "scene_report.html"
 WORST_DIR = "worst"
-WORST_NAME = re.compile(r"\d{2,}_.+\.jpg")
-"""The names ``draw_worst`` gives its images (``01_<image stem>.jpg``): the only files it ever removes."""
+WORST_LIST = ".drawn"
+"""In the worst-images folder: the names the last run drew, the only files a later run may remove."""
 
 
 def write_report(
@@ -170,16 +169,22 @@ def draw_worst(report: SceneReport, folder: Path, n: int, read: Any = None) -> l
 
 
 def _remove_stale_worst(folder: Path, keep: set[str]) -> None:
-    """Delete worst-image JPEGs an earlier run drew into ``folder`` that this report does not show.
+    """Delete the images an earlier run drew (as listed in ``WORST_LIST``) that this report does not show.
 
-    Only plain files named as ``draw_worst`` names them are touched; anything else
-    in the folder is the user's. Done after the new images are drawn, so a run that
-    fails half-way never leaves fewer pictures than it found.
+    A file the list does not name is never touched, whatever its name: it is the user's.
+    Done after the new images are drawn, so a run that fails half-way never leaves fewer
+    pictures than it found; the list is then rewritten with this run's names.
     """
     if not folder.is_dir():
         return
-    for path in folder.iterdir():
-        if path.name in keep or not WORST_NAME.fullmatch(path.name) or path.is_symlink() or not path.is_file():
+    listing = folder / WORST_LIST
+    try:
+        earlier = set(listing.read_text(encoding="utf-8").split("\n")) if listing.is_file() else set()
+    except (OSError, UnicodeDecodeError):
+        earlier = set()
+    for name in sorted(earlier - keep - {""}):
+        path = folder / Path(name).name  # a name only: never a path out of the folder
+        if path.is_symlink() or not path.is_file():
             continue
         try:
             path.unlink()
@@ -187,6 +192,10 @@ def _remove_stale_worst(folder: Path, keep: set[str]) -> None:
             pass
         except OSError as exc:
             raise InputError(f"{path}: cannot remove the stale worst image ({exc.strerror})") from None
+    try:
+        listing.write_text("\n".join(sorted(keep)), encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{listing}: cannot write ({exc.strerror})") from None
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -78,9 +78,9 @@ class VideoSource:
                 yield Frame(index, index / self.fps if self.fps else None, image)
                 index += 1
             if index == 0:
-                raise InputError(f"{self.path}: no decodable frames (corrupt or truncated video)")
+                raise InputError(f"{self.name}: no decodable frames (corrupt or truncated video)")
             if expected and index < expected * 0.9:  # the frames read are already out: only the exit code changes
-                raise InputError(f"{self.path}: video ended after {index} of {expected} frames (truncated?)")
+                raise InputError(f"{self.name}: video ended after {index} of {expected} frames (truncated?)")
         finally:
             capture.release()
 

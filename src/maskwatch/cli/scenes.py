@@ -101,7 +101,7 @@ def evaluate_scenes_command(
 ) -> None:
     """Run the full pipeline on box-annotated photos and report mAP, recall by face size and the worst images."""
     from maskwatch.annotations import load_annotations, select_split
-    from maskwatch.errors import InputError
+    from maskwatch.errors import InputError, prepare_output_folder
     from maskwatch.pipeline import Detector
     from maskwatch.scene_metrics import evaluate_scenes
     from maskwatch.scene_report import write_report
@@ -110,6 +110,7 @@ def evaluate_scenes_command(
         raise InputError(f"{images_dir}: no such folder of images")
     if any(not 0.0 < t <= 1.0 for t in iou):
         raise InputError("--iou: thresholds must be in (0, 1]")
+    prepare_output_folder(out)  # a bad --out is refused now, not after the whole evaluation
     images = select_split(load_annotations(annotations, images_dir), split)
     if limit:
         images = images[:limit]

@@ -28,7 +28,9 @@ def train(
     margin: float = typer.Option(
         DEFAULT_MARGIN, min=0.0, max=1.0, help="Crop margin around the detected face (as detect uses)."
     ),
-    detector: str = typer.Option(None, help="Face detector that cuts the crops [default: maskface, as detect]."),
+    detector: str = typer.Option(
+        None, help="Face detector that cuts the crops [default: maskface, the model detect runs]."
+    ),
     seed: int = typer.Option(0, help="Seed of the split, augmentation and initialisation."),
     val: float = typer.Option(
         0.1, min=0.0, max=0.5, help="Fraction of images for validation (0: early stopping follows the training loss)."

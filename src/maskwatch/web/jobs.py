@@ -122,8 +122,11 @@ class JobStore:
             source = VideoSource(path)
             source.name = job.source
 
+            over_limit = []
+
             def on_frame(result: FrameResult, _source) -> None:
                 if result.index >= self.max_video_frames:
+                    over_limit.append(True)
                     raise TooManyFrames(f"{job.source}: over the limit of {self.max_video_frames} frames per video")
                 job.frames.append(result.to_schema())
                 job.frames_done = result.index + 1
@@ -133,9 +136,9 @@ class JobStore:
 
             summary = run_sources(self.detector, [source], on_frame=on_frame)
             job.summary = summary
-            if summary.failed_sources:
+            if summary.failed_sources:  # a video cut short keeps its frames (done, with the note); nothing read fails
                 job.error = summary.failed_sources[0]
-                job.status = "failed"
+                job.status = "done" if job.frames and not over_limit else "failed"
             else:
                 job.status = "done"
         except Exception as exc:  # a bug must still end the job, not leave it running forever
