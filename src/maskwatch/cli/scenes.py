@@ -110,7 +110,6 @@ def evaluate_scenes_command(
         raise InputError(f"{images_dir}: no such folder of images")
     if any(not 0.0 < t <= 1.0 for t in iou):
         raise InputError("--iou: thresholds must be in (0, 1]")
-    prepare_output_folder(out)  # a bad --out is refused now, not after the whole evaluation
     images = select_split(load_annotations(annotations, images_dir), split)
     if limit:
         images = images[:limit]
@@ -130,13 +129,14 @@ def evaluate_scenes_command(
         "annotations": str(annotations),
         "split": split,
         "model": pipeline.classifier.bundle.source,
-        "detector": pipeline.face_detector.name,
+        "detector": pipeline.photo_detector.name,  # scene photos are still photos
         "conf": conf,
         "min_face": min_face,
         "head_weight": head_weight,
         "class_map": mapping,
         "ranking_score": "detection_score * class probability",
     }
+    prepare_output_folder(out)  # a bad --out is refused now, not after the whole evaluation
     with console_err.status("evaluating") as status:
         report = evaluate_scenes(
             images,
