@@ -476,3 +476,16 @@ def test_weights_keras_cannot_load_fail_in_one_line_and_leave_no_run_folder(tmp_
     with pytest.raises(ModelError, match="not MobileNetV2 alpha 0.35 no-top weights"):
         train(config, log=lambda line: None)
     assert not (tmp_path / "runs").exists()
+
+
+def test_weights_without_state_are_an_unfinished_first_checkpoint(tmp_path):
+    """Checkpoints write the weights, then the state: weights alone never recorded a step, so a new run may
+    replace them (refusing, with nothing to --resume, would leave the folder stuck); a full run is refused."""
+    from maskwatch.detector_train.train import STATE_FILE, WEIGHTS_FILE, check_out
+    from maskwatch.errors import InputError
+
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"\x89HDF\r\n\x1a\n")
+    check_out(tmp_path, resume=False)
+    (tmp_path / STATE_FILE).write_text("{}")
+    with pytest.raises(InputError, match="holds a detector run"):
+        check_out(tmp_path, resume=False)

@@ -5,6 +5,7 @@ detector → crops → one batched classifier call → (tracker, for videos and 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -94,11 +95,21 @@ class Detector:
             self.face_detector: FaceDetector = create_detector(name, min_score=conf, threads=threads)
         else:
             self.face_detector = detector
-        photo_name = PHOTO_DETECTORS.get(self.face_detector.name) if detector is None else None
-        self.photo_detector: FaceDetector = (
-            create_detector(photo_name, min_score=conf, threads=threads) if photo_name else self.face_detector
-        )
+        self._photo_name = PHOTO_DETECTORS.get(self.face_detector.name) if detector is None else None
+        self._photo_detector: FaceDetector | None = None
+        self._photo_options = {"min_score": conf, "threads": threads}
+        self._photo_lock = threading.Lock()
         self.min_face = min_face
+
+    @property
+    def photo_detector(self) -> FaceDetector:
+        """The detector for still photos, loaded on first use (video-only users never pay for its session)."""
+        if self._photo_name is None:
+            return self.face_detector
+        with self._photo_lock:
+            if self._photo_detector is None:
+                self._photo_detector = create_detector(self._photo_name, **self._photo_options)
+        return self._photo_detector
 
     @property
     def classes(self) -> list[str]:
@@ -112,7 +123,7 @@ class Detector:
             input_size=meta.input_size,
             backbone=meta.backbone,
             detector=self.face_detector.name,
-            photo_detector=self.photo_detector.name,
+            photo_detector=self._photo_name or self.face_detector.name,
             metrics=meta.metrics,
         )
 

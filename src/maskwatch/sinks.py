@@ -65,7 +65,6 @@ def write_image_atomic(path: Path, image) -> None:
     os.replace(tmp, path)
 
 
-IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_OUTPUTS = (".mp4", ".webm", ".avi", ".mov", ".mkv")
 """Annotated output suffixes that OpenCV's wheels can write."""
 VIDEO_CODECS = {".webm": "VP80"}
@@ -124,7 +123,8 @@ class AnnotatedSink:
         if self.single_file:
             suffix, kind = self.out.suffix.lower(), sources[0].kind
             if kind == "image" and suffix not in IMAGE_SUFFIXES:
-                raise InputError(f"{self.out}: an image source needs an image file name ({', '.join(IMAGE_OUTPUTS)})")
+                names = ", ".join(sorted(IMAGE_SUFFIXES))
+                raise InputError(f"{self.out}: an image source needs an image file name ({names})")
             if kind != "image" and suffix not in VIDEO_OUTPUTS:
                 raise InputError(f"{self.out}: a video source needs a video file name ({', '.join(VIDEO_OUTPUTS)})")
         inputs = {Path(s.path).resolve() for s in sources if hasattr(s, "path")}

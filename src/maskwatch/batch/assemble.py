@@ -112,7 +112,11 @@ class UnitAssembler:
         self._jsonl_tmp.unlink(missing_ok=True)
         self.sink = JsonLinesSink(str(self._jsonl_tmp))
         self._csv_tmp = self.folder / f".{COUNTS_FILE}.partial"
-        self._csv_file = self._csv_tmp.open("w", encoding="utf-8", newline="")
+        try:
+            self._csv_file = self._csv_tmp.open("w", encoding="utf-8", newline="")
+        except OSError:
+            self.sink.close()  # the unit fails; its open JSON-lines file must not leak
+            raise
         self._csv = csv.DictWriter(
             self._csv_file, fieldnames=["source", "frame", "timestamp", "faces", *classes, TOO_SMALL, "masked_share"]
         )

@@ -77,7 +77,9 @@ class BatchOptions:
         model = self.model or os.environ.get("MASKWATCH_MODEL") or "maskwatch:default"
         return {
             "model": model,
-            "detector": self.detector,
+            # unnamed: the bundle's detector for videos and its multi-scale sibling for photo sets (since 2026-11-30;
+            # results made before, when photos got the video detector, are not reused by --resume)
+            "detector": self.detector or "bundle's; photos: its multi-scale sibling",
             "conf": self.conf,
             "min_face": self.min_face,
             "track": self.track,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import queue
 import threading
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from maskwatch.errors import InputError, ModelError, read_json_input
+from maskwatch.train import check_hdf5
 
 WEIGHTS_FILE = "maskface.weights.h5"
 STATE_FILE = "state.json"
@@ -107,7 +109,7 @@ def train(
     if weights not in (None, "imagenet"):
         if not Path(weights).is_file():
             raise InputError(f"{weights}: backbone weights not found (pass --backbone-weights none)")
-        _check_hdf5(weights)
+        check_hdf5(weights, "MobileNetV2 weights")
 
     scenes = load_scenes(config.scenes, "train", limit=config.limit_scenes)
     crops = load_face_crops(config.face_mask, per_class=config.crops_per_class, seed=config.seed)
@@ -129,17 +131,6 @@ def train(
         raise
 
 
-def _check_hdf5(path: str) -> None:
-    """Keras weights files are HDF5: anything else is one line here, not an h5py traceback after TensorFlow."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the backbone weights ({exc.strerror or exc})") from None
-    if head != b"\x89HDF\r\n\x1a\n":
-        raise ModelError(f"{path}: not MobileNetV2 weights (not an HDF5 file)")
-
-
 RUN_FILES = (WEIGHTS_FILE, STATE_FILE, "maskface.onnx", "maskface.json")
 """What a run writes into --out; any of them there means the folder holds a run."""
 
@@ -156,7 +147,9 @@ def check_out(out_dir: Path, resume: bool) -> None:
     if resume:
         if not (out_dir / STATE_FILE).is_file() or not (out_dir / WEIGHTS_FILE).is_file():
             raise InputError(f"{out_dir}: nothing to resume (no {WEIGHTS_FILE} / {STATE_FILE})")
-    elif any((out_dir / name).exists() for name in RUN_FILES):
+    elif any((out_dir / name).exists() for name in RUN_FILES if name != WEIGHTS_FILE) or (
+        (out_dir / WEIGHTS_FILE).exists() and (out_dir / STATE_FILE).exists()
+    ):  # weights alone are a first checkpoint that never recorded its state: a new run replaces them
         raise InputError(
             f"{out_dir}: the folder holds a detector run; continue it with --resume or choose another --out"
         )
@@ -279,9 +272,15 @@ def _train(
     worker.start()
 
     def checkpoint(step: int, seconds: float) -> None:
-        model.save_weights(str(out_dir / WEIGHTS_FILE))
+        # Each file is written under a temporary name and renamed, the state last: a crash or full disk mid-way
+        # leaves the previous checkpoint whole, and weights without a state file are an unfinished first one.
+        partial = out_dir / ("partial." + WEIGHTS_FILE)  # Keras wants the .weights.h5 ending
+        model.save_weights(str(partial))
+        os.replace(partial, out_dir / WEIGHTS_FILE)
         state = {"step": step, "seconds": seconds, "config": asdict(config)}
-        (out_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        partial_state = out_dir / (STATE_FILE + ".partial")
+        partial_state.write_text(json.dumps(state, indent=2))
+        os.replace(partial_state, out_dir / STATE_FILE)
 
     t0 = time.perf_counter()
     running: dict[str, float] = {}
