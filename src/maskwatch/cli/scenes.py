@@ -73,7 +73,11 @@ def evaluate_scenes_command(
     images_dir: Path = typer.Argument(..., help="Folder of the annotated photos."),
     annotations: Path = typer.Argument(..., help="Folder of Pascal VOC .xml files, one .xml, or a COCO .json."),
     model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
-    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`) [bundle's]."),
+    detector: str = typer.Option(
+        None,
+        "--detector",
+        help="Face detector (see `maskwatch info`) [the bundle's multi-scale sibling: scenes are photos].",
+    ),
     out: Path = typer.Option(Path("scene_eval"), "--out", "-o", help="Folder for the JSON, PR curves and HTML."),
     class_map: str = typer.Option(
         None, "--class-map", help="DATASET=BUNDLE[,..] or a JSON file; BUNDLE '-' ignores that class."

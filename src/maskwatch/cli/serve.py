@@ -37,7 +37,11 @@ def serve(
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.01, help="Largest upload accepted (413 above)."),
     workers: int = typer.Option(None, "--workers", min=1, max=64, help="Inference threads [min(4, CPU cores)]."),
     max_video_frames: int = typer.Option(3000, "--max-video-frames", min=1, help="Longest video accepted, in frames."),
-    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`) [bundle's]."),
+    detector: str = typer.Option(
+        None,
+        "--detector",
+        help="Face detector (see `maskwatch info`) [bundle's for webcam, video; its multi-scale sibling for photos].",
+    ),
     conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
     min_face: int = typer.Option(
         DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
