@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskwatch.errors import InputError, ModelError, read_json_input
+from maskwatch.errors import InputError, ModelError, file_in_the_way, make_folder, read_json_input
 from maskwatch.train import check_hdf5
 
 WEIGHTS_FILE = "maskface.weights.h5"
@@ -139,11 +139,9 @@ def check_out(out_dir: Path, resume: bool) -> None:
     """--out must be a folder (or creatable); a run there is continued with --resume, never overwritten."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: --out is a file, not a folder")
-    for parent in out_dir.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(f"{out_dir}: cannot create the run folder ({parent} is a file)")
-            break
+    blocker = file_in_the_way(out_dir.parent)
+    if blocker is not None:
+        raise InputError(f"{out_dir}: cannot create the run folder ({blocker} is a file)")
     if resume:
         if not (out_dir / STATE_FILE).is_file() or not (out_dir / WEIGHTS_FILE).is_file():
             raise InputError(f"{out_dir}: nothing to resume (no {WEIGHTS_FILE} / {STATE_FILE})")
@@ -157,16 +155,10 @@ def check_out(out_dir: Path, resume: bool) -> None:
 
 def _make_out(out_dir: Path) -> Path | None:
     """Create --out; returns the highest folder this created (None when it existed)."""
-    top = None
-    for folder in (out_dir, *out_dir.parents):
-        if folder.exists() or folder.is_symlink():
-            break
-        top = folder
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        return make_folder(out_dir)
     except OSError as exc:
         raise InputError(f"{out_dir}: cannot create the run folder ({exc.strerror or exc})") from None
-    return top
 
 
 def _remove_empty(out_dir: Path, top: Path) -> None:

@@ -60,45 +60,24 @@ class Backbone:
     name: str
     build: Callable[..., keras.Model]
     preprocess: Callable[[], layers.Layer]
-    pretrainable: bool = True
     takes_alpha: bool = False
-    min_size: int = 32
+
+    @property
+    def min_size(self) -> int:
+        """Smallest input side (kept in ``maskwatch.train`` so it is checked before Keras loads)."""
+        return BACKBONE_MIN_SIZE[self.name]
 
     def describe(self, alpha: float) -> str:
         return f"{self.name}(alpha={alpha:g})" if self.takes_alpha else self.name
 
 
 BACKBONES: dict[str, Backbone] = {
-    "mobilenetv2": Backbone(
-        "mobilenetv2",
-        keras.applications.MobileNetV2,
-        _scale_minus_one,
-        takes_alpha=True,
-        min_size=BACKBONE_MIN_SIZE["mobilenetv2"],
-    ),
-    "mobilenet": Backbone(
-        "mobilenet",
-        keras.applications.MobileNet,
-        _scale_minus_one,
-        takes_alpha=True,
-        min_size=BACKBONE_MIN_SIZE["mobilenet"],
-    ),
-    "xception": Backbone(
-        "xception", keras.applications.Xception, _scale_minus_one, min_size=BACKBONE_MIN_SIZE["xception"]
-    ),
-    "densenet169": Backbone(
-        "densenet169", keras.applications.DenseNet169, _torch_normalise, min_size=BACKBONE_MIN_SIZE["densenet169"]
-    ),
-    "efficientnetb0": Backbone(
-        "efficientnetb0", keras.applications.EfficientNetB0, _identity, min_size=BACKBONE_MIN_SIZE["efficientnetb0"]
-    ),
-    "smallcnn": Backbone(
-        "smallcnn",
-        _small_cnn,
-        lambda: layers.Rescaling(1.0 / 255.0, name="preprocess"),
-        False,
-        min_size=BACKBONE_MIN_SIZE["smallcnn"],
-    ),
+    "mobilenetv2": Backbone("mobilenetv2", keras.applications.MobileNetV2, _scale_minus_one, takes_alpha=True),
+    "mobilenet": Backbone("mobilenet", keras.applications.MobileNet, _scale_minus_one, takes_alpha=True),
+    "xception": Backbone("xception", keras.applications.Xception, _scale_minus_one),
+    "densenet169": Backbone("densenet169", keras.applications.DenseNet169, _torch_normalise),
+    "efficientnetb0": Backbone("efficientnetb0", keras.applications.EfficientNetB0, _identity),
+    "smallcnn": Backbone("smallcnn", _small_cnn, lambda: layers.Rescaling(1.0 / 255.0, name="preprocess")),
 }
 
 

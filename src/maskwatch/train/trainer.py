@@ -34,7 +34,7 @@ from maskwatch.dataset import (
     write_manifest,
 )
 from maskwatch.detectors import DEFAULT_DETECTOR, detector_names
-from maskwatch.errors import InputError, ModelError, read_json_input
+from maskwatch.errors import InputError, ModelError, make_folder, read_json_input
 from maskwatch.evaluation import source_of
 from maskwatch.facecache import FaceCache, cache_root, check_cache_writable
 from maskwatch.reports import CURVES_PNG, REPORT_TXT, plot_curves, write_evaluation
@@ -235,14 +235,9 @@ class _Created:
 
 def prepare_run(out: Path) -> _Created:
     """Create the run folder (after every check); returns what to remove should the run fail before training."""
-    top = None
-    for folder in (out, *out.parents):
-        if folder.exists() or folder.is_symlink():
-            break
-        top = folder
-    before = {p.name for p in out.iterdir()} if top is None and out.is_dir() else set()
+    before = {p.name for p in out.iterdir()} if out.is_dir() else set()
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        top = make_folder(out)
     except OSError as exc:
         raise InputError(f"{out}: cannot create run folder ({exc.strerror or exc})") from None
     created = _Created(out, top, before)
