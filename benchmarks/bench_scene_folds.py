@@ -30,7 +30,7 @@ import numpy as np
 from bench_scenes import machine, merge_results
 from sklearn.metrics import average_precision_score
 
-from maskwatch.annotations import image_number, load_annotations, select_split
+from maskwatch.annotations import load_annotations, scene_fold, select_split
 from maskwatch.bundle import load_bundle
 from maskwatch.evaluation import classify_folder
 from maskwatch.imageio import is_image_path
@@ -39,14 +39,6 @@ from maskwatch.scene_metrics import compute_metrics, evaluate_scenes, voc_ap
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CLASSES = ["with_mask", "without_mask"]
 CLASS_MAP = {"mask_weared_incorrect": "-"}
-
-
-def fold_of(name: str, folds: int) -> int:
-    """Train-half photos have even numbers: consecutive ones go to consecutive folds.
-
-    A face crop ``<photo>__box-NN`` goes with its photo, so no photo has faces on both sides.
-    """
-    return (image_number(name.split("__")[0]) // 2) % folds
 
 
 def cli(*args: str) -> None:
@@ -72,8 +64,8 @@ def build_folds(work: Path, folds: int) -> None:
     for k in range(folds):
         for cls in CLASSES:
             link_tree(SHARED / "data" / "face-mask" / cls, work / f"fold{k}" / cls / "face-mask")
-            link_tree(faces / cls, work / f"fold{k}" / cls / "scenes", lambda p, k=k: fold_of(p.name, folds) != k)
-            link_tree(faces / cls, work / f"held{k}" / cls, lambda p, k=k: fold_of(p.name, folds) == k)
+            link_tree(faces / cls, work / f"fold{k}" / cls / "scenes", lambda p, k=k: scene_fold(p.name, folds) != k)
+            link_tree(faces / cls, work / f"held{k}" / cls, lambda p, k=k: scene_fold(p.name, folds) == k)
 
 
 def train_folds(work: Path, recipe: str, options: list[str], folds: int, weights: Path) -> list[Path]:
@@ -127,7 +119,7 @@ def pipeline_figures(bundles: list[Path], folds: int) -> dict:
     photos = select_split(load_annotations(scenes / "annotations", scenes / "images"), "train")
     results = []
     for k, bundle in enumerate(bundles):
-        mine = [p for p in photos if fold_of(p.image_path.name, folds) == k]
+        mine = [p for p in photos if scene_fold(p.image_path.name, folds) == k]
         detector = Detector(model=str(bundle), detector="maskface-multiscale", conf=0.2, min_face=4)
         results += evaluate_scenes(mine, detector, CLASSES, CLASS_MAP, ious=(0.5,)).results
     metrics = compute_metrics(results, 0.5, CLASSES)

@@ -9,7 +9,8 @@ IoU ≥ 0.3 for faces ≥ 32 px (the issue-9 table), face AP at IoU 0.5, ms per 
 photo, and ms per 640×480 frame with one face (the fps bar).
 
 Tune on the TRAIN half (even image numbers); report on the test half only with
-settings fixed beforehand. Examples::
+settings fixed beforehand; a detector trained with ``train-detector --holdout-fold K`` is
+judged on that fold (``--fold K``), photos it never trained on. Examples::
 
     python benchmarks/bench_scenes.py --split train --config blazeface --config blazeface@0.3
     python benchmarks/bench_scenes.py --split test --json benchmarks/results/scenes.json \\
@@ -31,12 +32,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_split
+from maskwatch.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_fold, scene_split
+from maskwatch.detector_train.validation import face_results
 from maskwatch.detectors import create_detector
 from maskwatch.scene_metrics import (
     MAX_FP_PER_IMAGE,
     ImageResult,
-    Prediction,
     compute_metrics,
     match,
     shorter_side,
@@ -63,14 +64,8 @@ def parse_config(spec: str) -> tuple[str, float, dict]:
 
 def detect_all(detector, items: list[tuple[str, np.ndarray, list[GroundTruth]]]) -> tuple[list[ImageResult], float]:
     """Run the detector on (name, image, ground truth) items: class-agnostic results and seconds spent detecting."""
-    results, seconds = [], 0.0
-    for name, image, truth in items:
-        t0 = time.perf_counter()
-        found = detector.detect(image)
-        seconds += time.perf_counter() - t0
-        predictions = [Prediction(d.box, "face", float(d.score), float(d.score)) for d in found]
-        results.append(ImageResult(Path(name), truth, predictions))
-    return results, seconds
+    results = face_results(detector, items)
+    return results, sum(r.seconds for r in results)
 
 
 def evaluate(detector, images: list[AnnotatedImage], frames: list[np.ndarray]) -> dict:
@@ -153,12 +148,21 @@ def main() -> None:
     parser.add_argument("--split", choices=["train", "test", "all"], default="train")
     parser.add_argument("--config", action="append", default=None, help="NAME[@CONF][:key=value,...]")
     parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument(
+        "--fold",
+        type=int,
+        default=None,
+        help="Only this fold of the train half (the held-out photos of a `train-detector --holdout-fold` run).",
+    )
+    parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="Write (merge) the results into this JSON file.")
     args = parser.parse_args()
 
     images = load_voc_dir(args.scenes / "annotations", args.scenes / "images")
     if args.split != "all":
         images = [i for i in images if scene_split(i.image_path.name) == args.split]
+    if args.fold is not None:
+        images = [i for i in images if scene_split(i.name) == "train" and scene_fold(i.name, args.folds) == args.fold]
     if args.limit:
         images = images[: args.limit]
     frames = [cv2.imread(str(i.image_path)) for i in images]
@@ -186,7 +190,7 @@ def main() -> None:
             args.json,
             "runs",
             results,
-            split=args.split,
+            split=args.split if args.fold is None else f"train fold {args.fold} of {args.folds}",
             images=len(images),
             machine={**machine(), "note": "shared CPU, other jobs running: timings are upper bounds"},
         )

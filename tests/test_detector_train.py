@@ -489,3 +489,137 @@ def test_weights_without_state_are_an_unfinished_first_checkpoint(tmp_path):
     (tmp_path / STATE_FILE).write_text("{}")
     with pytest.raises(InputError, match="holds a detector run"):
         check_out(tmp_path, resume=False)
+
+
+def test_detector_on_a_keras_network_gives_what_its_onnx_export_gives(trained: Path):
+    """Held-out validation runs the model in training through MaskFaceDetector(network=...): it must find what the
+    exported ONNX model finds, so validation figures are the shipped model's figures."""
+    from maskwatch.detector_train.model import build_model
+    from maskwatch.detectors.maskface import MaskFaceDetector
+
+    model = build_model(weights=None, width=8)
+    model.load_weights(str(trained.parent / "maskface.weights.h5"))
+    image = _toy_image()
+    exported = MaskFaceDetector(model=trained, min_score=0.01).detect(image)
+    in_training = MaskFaceDetector(
+        min_score=0.01, size=160, threshold=0.5, network=lambda t: model(t, training=False).numpy()
+    ).detect(image)
+    assert len(exported) == len(in_training)
+    for a, b in zip(exported, in_training):
+        np.testing.assert_allclose(a.box, b.box, atol=1e-2)
+        assert a.score == pytest.approx(b.score, abs=1e-3)
+
+
+def _toy_image() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 80, (120, 160, 3), dtype=np.uint8)
+    cv2.ellipse(image, (60, 50), (18, 18), 0, 0, 360, (150, 180, 220), -1)
+    return image
+
+
+def test_face_figures_hand_case():
+    """Two photos, one 30-px face each; scores 0.9 (hit), 0.8 (false), 0.3 (hit): the budget of 0.15 false faces
+    per image (0.3 in all) stops before the false face, AP is 0.5·1 + 0.5·2/3, conf 0.5 keeps the first two."""
+    from maskwatch.annotations import GroundTruth
+    from maskwatch.detector_train.validation import face_figures
+    from maskwatch.scene_metrics import ImageResult, Prediction
+
+    face = (0.0, 0.0, 30.0, 30.0)
+
+    def found(box, score):
+        return Prediction(box, "face", score, score)
+
+    results = [
+        ImageResult(Path("a.jpg"), [GroundTruth("with_mask", face)], [found(face, 0.9)]),
+        ImageResult(
+            Path("b.jpg"),
+            [GroundTruth("without_mask", face)],
+            [found((100.0, 100.0, 130.0, 130.0), 0.8), found(face, 0.3)],
+        ),
+    ]
+    figures = face_figures(results)
+    assert figures["recall_ge24_at_0.15_fp"] == pytest.approx(0.5)
+    assert figures["face_ap"] == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert figures["recall_ge24_at_0.5"] == pytest.approx(0.5)
+    assert figures["fp_per_image_at_0.5"] == pytest.approx(0.5)
+
+
+def test_holdout_fold_is_kept_out_of_training_and_validated_at_every_checkpoint(tmp_path: Path):
+    """--holdout-fold: the fold's photos never reach the samples, each checkpoint writes a validation line, the
+    metadata keeps the last, and a resume must name the same fold."""
+    pytest.importorskip("tensorflow")
+    import json
+
+    from maskwatch.annotations import scene_fold
+    from maskwatch.detector_train.data import HeldOutFold, load_scenes
+    from maskwatch.detector_train.train import TrainConfig, train
+    from maskwatch.detector_train.validation import VALIDATION_FILE
+    from maskwatch.errors import InputError
+
+    scenes = _write_toy_scenes(tmp_path / "scenes", count=12)  # train half toy0, 2, ..., 10: folds 0 1 2 0 1 2
+    assert [scene_fold(f"toy{n}.jpg", 3) for n in range(0, 12, 2)] == [0, 1, 2, 0, 1, 2]
+    assert len(load_scenes(scenes, "train")) == 6
+    assert len(load_scenes(scenes, "train", held_out=HeldOutFold(0, 3))) == 4
+    run = tmp_path / "run"
+    config = TrainConfig(
+        scenes=str(scenes),
+        face_mask=None,
+        backbone_weights=None,
+        out=str(run),
+        steps=4,
+        batch=2,
+        size=64,
+        width=8,
+        warmup=2,
+        checkpoint_every=2,
+        threads=1,
+        input_size=160,
+        holdout_fold=0,
+    )
+    lines: list[str] = []
+    train(config, log=lines.append)
+    assert "validation: 2 train-half photos held out, fold 0 of 3" in lines
+    assert any(line.startswith("data: 4 train-half scenes") for line in lines)
+    curve = [json.loads(line) for line in (run / VALIDATION_FILE).read_text().splitlines()]
+    assert [c["step"] for c in curve] == [2, 4]
+    for c in curve:
+        assert 0.0 <= c["face_ap"] <= 1.0 and c["fp_per_image_at_0.5"] >= 0.0
+    meta = json.loads((run / "maskface.json").read_text())
+    assert meta["validation"] == {k: v for k, v in curve[-1].items() if k != "step"}
+    for fold, folds in ((1, 3), (None, 3)):
+        other = TrainConfig(**{**config.__dict__, "holdout_fold": fold, "folds": folds, "steps": 6})
+        with pytest.raises(InputError, match="started with --holdout-fold 0 --folds 3"):
+            train(other, resume=True, log=lines.append)
+    with pytest.raises(InputError, match="--holdout-fold must be 0..2"):
+        train(TrainConfig(**{**config.__dict__, "holdout_fold": 3, "out": str(tmp_path / "other")}), log=print)
+    train(TrainConfig(**{**config.__dict__, "steps": 6, "workers": 2}), resume=True, log=lines.append)
+    assert "2 sample worker processes" in lines
+    assert [json.loads(line)["step"] for line in (run / VALIDATION_FILE).read_text().splitlines()] == [2, 4, 6]
+
+
+def test_batch_feed_thread_is_reproducible_and_workers_draw_their_own_streams(tmp_path: Path):
+    """One thread gives exactly SampleMaker's batches (runs stay reproducible); spawned workers each draw from
+    their own seed, and closing the feed ends them."""
+    from maskwatch.detector_train.data import SampleMaker, load_scenes
+    from maskwatch.detector_train.feeding import BatchFeed
+
+    scenes = load_scenes(_write_toy_scenes(tmp_path / "scenes"), "train")
+    options = dict(scenes=scenes, crops={0: [], 1: []}, size=64)
+    expected = SampleMaker(seed=5, **options).batch(3)
+    feed = BatchFeed(options, seed=5, batch=3)
+    try:
+        images, targets = feed.next()
+    finally:
+        feed.close()
+    assert images.dtype == np.float32
+    np.testing.assert_array_equal(images, expected[0])
+    np.testing.assert_array_equal(targets, expected[1])
+
+    feed = BatchFeed(options, seed=5, batch=3, workers=2)
+    try:
+        batches = [feed.next() for _ in range(4)]
+    finally:
+        feed.close()
+    assert all(b[0].shape == (3, 64, 64, 3) and b[0].dtype == np.float32 for b in batches)
+    assert len({b[0].tobytes() for b in batches}) == 4  # no two workers repeat each other
+    assert not any(p.is_alive() for p in feed.workers)

@@ -243,6 +243,15 @@ def scene_split(image_name: str | Path) -> Literal["train", "test"]:
     return "train" if image_number(Path(image_name).name) % 2 == 0 else "test"
 
 
+def scene_fold(image_name: str | Path, folds: int) -> int:
+    """The fold of a train-half photo (or of a face crop ``<photo>__box-NN``) for held-out validation.
+
+    Train-half photos have even numbers, so consecutive ones go to consecutive folds; like the split,
+    fixed by name so every tool holds out the same photos.
+    """
+    return (image_number(Path(image_name).name.split("__")[0]) // 2) % folds
+
+
 def select_split(images: list[AnnotatedImage], split: str) -> list[AnnotatedImage]:
     """The images of one half of the fixed split (``train``/``test``), or all; a bad name is a one-line error."""
     if split not in ("all", "train", "test"):

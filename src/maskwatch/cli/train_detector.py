@@ -67,8 +67,22 @@ def train_detector_command(
         help="Share of samples that are crowds: 10-40 face crops pasted at 6-28 px.",
     ),
     threads: int = typer.Option(0, "--threads", min=0, help="TensorFlow intra-op threads (0: TensorFlow's choice)."),
+    workers: int = typer.Option(
+        0,
+        "--workers",
+        min=0,
+        help="Processes making training samples (0: one thread, reproducible); on a GPU use about one per CPU core.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed for sampling and initialisation."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", min=1, help="Save the checkpoint every N steps."),
+    holdout_fold: int = typer.Option(
+        None,
+        "--holdout-fold",
+        min=0,
+        help="Keep this fold of the train-half photos out of training and report recall and face AP on it at every "
+        "checkpoint (validation.jsonl).",
+    ),
+    folds: int = typer.Option(3, "--folds", min=2, help="Folds of the train-half photos for --holdout-fold."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     init: str = typer.Option(
         "",
@@ -108,9 +122,12 @@ def train_detector_command(
         negative_prob=negative_prob,
         crowd_prob=crowd_prob,
         threads=threads or None,
+        workers=workers,
         seed=seed,
         checkpoint_every=checkpoint_every,
         init=init or None,
+        holdout_fold=holdout_fold,
+        folds=folds,
     )
     onnx_path, losses = train(config, resume=resume, log=lambda line: console_err.print(line, highlight=False))
     console.print(f"model: {onnx_path}", highlight=False)

@@ -1,8 +1,9 @@
-"""The maskface training loop: threaded sample making, a compiled train step, checkpoints, resume, ONNX export.
+"""The maskface training loop: sample feeding, a compiled train step, checkpoints, validation, resume, ONNX export.
 
-A custom loop (not ``fit``) so that one augmented-batch producer thread overlaps
-with the TensorFlow step on a small CPU, and a run can stop anywhere and resume
-from its last checkpoint.
+A custom loop (not ``fit``) so that batch making (one thread on a small CPU, worker
+processes for a GPU: ``feeding``) overlaps with the TensorFlow step, a run can stop
+anywhere and resume from its last checkpoint, and a held-out fold is validated at
+each checkpoint (``validation``).
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ from __future__ import annotations
 import json
 import math
 import os
-import queue
-import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from maskwatch.errors import InputError, ModelError, file_in_the_way, make_folder, read_json_input
 from maskwatch.train import check_hdf5
+
+if TYPE_CHECKING:
+    from maskwatch.detector_train.validation import HeldOutPhotos
 
 WEIGHTS_FILE = "maskface.weights.h5"
 STATE_FILE = "state.json"
@@ -58,6 +61,11 @@ class TrainConfig:
     checkpoint_every: int = 250
     input_size: int = 320
     init: str | None = None
+    workers: int = 0
+    """Sample-making processes (0: one thread beside the step, reproducible); a GPU needs several."""
+    holdout_fold: int | None = None
+    """A fold of the train-half photos kept out of training and validated on at each checkpoint (None: none)."""
+    folds: int = 3
     extra: dict = field(default_factory=dict)
 
 
@@ -69,17 +77,6 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _producer(maker, batch: int, out: queue.Queue, stop: threading.Event) -> None:
-    while not stop.is_set():
-        item = maker.batch(batch)
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.5)
-                break
-            except queue.Full:
-                continue
-
-
 def train(
     config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print
 ) -> tuple[Path, dict[str, float]]:
@@ -88,10 +85,16 @@ def train(
     Every check (options, --out, weights, --init, the data) runs before TensorFlow is imported, so a bad
     input gets its one line without TensorFlow's start-up logs; nothing is written until they all pass.
     """
-    from maskwatch.detector_train.data import load_face_crops, load_scenes
+    from maskwatch.detector_train.data import HeldOutFold, load_face_crops, load_scenes
+    from maskwatch.detector_train.validation import load_held_out
 
     if config.size % 32 or config.size < 64:
         raise InputError(f"--size must be a multiple of 32 and at least 64, got {config.size}")
+    held_out = None
+    if config.holdout_fold is not None:
+        if config.folds < 2 or not 0 <= config.holdout_fold < config.folds:
+            raise InputError(f"--holdout-fold must be 0..{config.folds - 1} with --folds {config.folds} (at least 2)")
+        held_out = HeldOutFold(config.holdout_fold, config.folds)
     if config.init and resume:
         raise InputError("--init starts a new run from an ONNX model; --resume continues a checkpoint: pick one")
     init = None
@@ -104,6 +107,8 @@ def train(
             config.width = width
     out_dir = Path(config.out)
     check_out(out_dir, resume)
+    if resume:
+        check_same_holdout(out_dir, config)
     fresh = not resume and init is None
     weights = config.backbone_weights if fresh else None
     if weights not in (None, "imagenet"):
@@ -111,7 +116,8 @@ def train(
             raise InputError(f"{weights}: backbone weights not found (pass --backbone-weights none)")
         check_hdf5(weights, "MobileNetV2 weights")
 
-    scenes = load_scenes(config.scenes, "train", limit=config.limit_scenes)
+    scenes = load_scenes(config.scenes, "train", limit=config.limit_scenes, held_out=held_out)
+    photos = load_held_out(config.scenes, held_out) if held_out is not None else None
     crops = load_face_crops(config.face_mask, per_class=config.crops_per_class, seed=config.seed)
     if config.face_mask is not None and config.crops_per_class > 0:
         for label, folder in ((0, "with_mask"), (1, "without_mask")):
@@ -121,10 +127,14 @@ def train(
                     "pass --face-mask none to train without pasted faces"
                 )
     log(f"data: {len(scenes)} train-half scenes, {len(crops[0])} + {len(crops[1])} face crops")
+    if photos is not None:
+        log(f"validation: {len(photos.items)} train-half photos held out, fold {config.holdout_fold} of {config.folds}")
+        if config.init:
+            log("the --init model may have trained on the held-out photos (the packaged one did): its figures flatter")
 
     made = _make_out(out_dir)
     try:
-        return _train(config, resume, log, out_dir, weights, init, scenes, crops)
+        return _train(config, resume, log, out_dir, weights, init, scenes, crops, photos)
     except BaseException:
         if made is not None and not (out_dir / STATE_FILE).is_file():
             _remove_empty(out_dir, made)  # failed before its first checkpoint: leave no empty run folder behind
@@ -151,6 +161,16 @@ def check_out(out_dir: Path, resume: bool) -> None:
         raise InputError(
             f"{out_dir}: the folder holds a detector run; continue it with --resume or choose another --out"
         )
+
+
+def check_same_holdout(out_dir: Path, config: TrainConfig) -> None:
+    """A resumed run keeps its held-out fold: a different one would validate on photos it has trained on."""
+    before = read_json_input(out_dir / STATE_FILE).get("config", {})
+    was = (before.get("holdout_fold"), before.get("folds", 3) if before.get("holdout_fold") is not None else None)
+    now = (config.holdout_fold, config.folds if config.holdout_fold is not None else None)
+    if was != now:
+        told = "no --holdout-fold" if was[0] is None else f"--holdout-fold {was[0]} --folds {was[1]}"
+        raise InputError(f"{out_dir}: the run was started with {told}; resume it with the same")
 
 
 def _make_out(out_dir: Path) -> Path | None:
@@ -180,13 +200,16 @@ def _train(
     init: bytes | None,
     scenes: list,
     crops: dict[int, list],
+    photos: HeldOutPhotos | None,
 ) -> tuple[Path, dict[str, float]]:
     """The TensorFlow part of ``train``, once every input has been checked."""
     import tensorflow as tf
 
     from maskwatch.detector_train.data import SampleMaker
+    from maskwatch.detector_train.feeding import BatchFeed
     from maskwatch.detector_train.model import build_model, export_onnx
     from maskwatch.detector_train.targets import detection_loss
+    from maskwatch.detector_train.validation import append_line, describe, validate
 
     if config.threads:
         try:
@@ -238,11 +261,10 @@ def _train(
         optimizer.apply_gradients(zip(grads, variables))
         return total, parts
 
-    maker = SampleMaker(
-        scenes,
-        crops,
+    maker_options = dict(
+        scenes=scenes,
+        crops=crops,
         size=config.size,
-        seed=config.seed + start,
         paste_prob=config.paste_prob,
         mosaic_prob=config.mosaic_prob,
         synthetic_bg_prob=config.synthetic_bg_prob,
@@ -255,13 +277,13 @@ def _train(
     if init is not None:
         from maskwatch.detector_train.onnx_import import load_onnx_weights
 
+        maker = SampleMaker(seed=config.seed + start, **maker_options)
         calibration = (maker.batch(config.batch)[0] for _ in range(CALIBRATION_BATCHES))
         layers = load_onnx_weights(model, init, calibration)
         log(f"started from {config.init}: {layers} layers set, batch norms calibrated on {CALIBRATION_BATCHES} batches")
-    batches: queue.Queue = queue.Queue(maxsize=4)
-    stop = threading.Event()
-    worker = threading.Thread(target=_producer, args=(maker, config.batch, batches, stop), daemon=True)
-    worker.start()
+    feed = BatchFeed(maker_options, config.seed + start, config.batch, workers=config.workers)
+    if config.workers:
+        log(f"{config.workers} sample worker processes")
 
     def checkpoint(step: int, seconds: float) -> None:
         # Each file is written under a temporary name and renamed, the state last: a crash or full disk mid-way
@@ -274,12 +296,23 @@ def _train(
         partial_state.write_text(json.dumps(state, indent=2))
         os.replace(partial_state, out_dir / STATE_FILE)
 
+    @tf.function(reduce_retracing=True)
+    def infer(images):
+        return model(images, training=False)
+
+    def validation(step: int) -> dict:
+        figures = validate(lambda tensor: infer(tensor).numpy(), photos, config.input_size)
+        append_line(out_dir, step, figures)
+        log(f"validation at step {step}: {describe(figures)}")
+        return figures
+
     t0 = time.perf_counter()
+    validated: dict | None = None
     running: dict[str, float] = {}
     last: dict[str, float] = {}
     try:
         for step in range(start, config.steps):
-            images, targets = batches.get()
+            images, targets = feed.next()
             total, parts = step_fn(images, targets, np.float32(learning_rate(step, config)))
             values = {"loss": float(total), **{k: float(v) for k, v in parts.items()}}
             for k, v in values.items():
@@ -292,11 +325,15 @@ def _train(
                 log(f"step {done}/{config.steps} {shown} ({rate:.2f} steps/s)")
             if done % config.checkpoint_every == 0 or done == config.steps:
                 checkpoint(done, elapsed_before + time.perf_counter() - t0)
+                if photos is not None:
+                    validated = validation(done)
     finally:
-        stop.set()
+        feed.close()
     seconds = elapsed_before + time.perf_counter() - t0
     if start >= config.steps:
         log("nothing left to train; exporting the checkpoint")
+    if photos is not None and validated is None:
+        validated = validation(start)  # the loop did not run: validate the checkpoint as it is
     onnx_path = export_onnx(model, out_dir / "maskface.onnx")
     meta = {
         "format": "maskwatch-maskface/1",
@@ -306,6 +343,7 @@ def _train(
         "threshold": 0.5,
         "train_seconds": round(seconds, 1),
         "config": asdict(config),
+        "validation": validated,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     (out_dir / "maskface.json").write_text(json.dumps(meta, indent=2))

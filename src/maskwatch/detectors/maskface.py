@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -193,7 +193,8 @@ class MaskFaceDetector:
     than the largest size also gets the sizes scaled by the same factor, so the
     largest such pass runs at the image's own resolution (capped at ``large_max``)
     and small faces in large photos are not shrunk away; the regular passes still
-    find its big faces.
+    find its big faces. ``network`` (raw maps of a letterboxed batch) stands in for
+    the ONNX model, so a model still in training is scored exactly as it will run.
     """
 
     def __init__(
@@ -208,11 +209,12 @@ class MaskFaceDetector:
         sizes: Sequence[int] | None = None,
         flip: bool = False,
         large_max: int = 0,
+        network: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         model_path = Path(model) if model is not None else None
         if model_path is not None and not model_path.is_file():
             raise ModelError(f"{model_path}: no such maskface model")
-        meta = load_meta(model_path)
+        meta = load_meta(model_path) if network is None else {}
         self.sizes = tuple(sorted(int(s) for s in sizes)) if sizes else (int(size or meta.get("input_size", 320)),)
         one_pass = "maskface" if self.sizes[0] == meta.get("input_size", 320) else f"maskface-{self.sizes[0]}"
         self.name = ("maskface-multiscale" if len(self.sizes) > 1 else one_pass) + ("-flip" if flip else "")
@@ -229,15 +231,19 @@ class MaskFaceDetector:
         self.large_max = int(large_max)
         if self.large_max and not self.sizes[-1] <= self.large_max <= 4096:
             raise InputError(f"maskface large_max must be 0 or {self.sizes[-1]}..4096, got {self.large_max}")
-        data = model_path.read_bytes() if model_path else resources.files("maskwatch.models").joinpath(MODEL_FILE)
-        model_bytes = data if isinstance(data, bytes) else data.read_bytes()
         sizes_text = "+".join(map(str, self.sizes))
         extra_text = ("-flip" if self.flip else "") + (f"-l{self.large_max}" if self.large_max else "")
-        self.version = fingerprint(
-            model_bytes, f"s{sizes_text}-c{self.coarse_size}-t{self.threshold:g}-nms{nms_iou:g}{extra_text}"
-        )
-        self.session = create_session(model_bytes, threads=threads)
-        self.input_name = self.session.get_inputs()[0].name
+        settings = f"s{sizes_text}-c{self.coarse_size}-t{self.threshold:g}-nms{nms_iou:g}{extra_text}"
+        if network is not None:  # a model still in training (train-detector's held-out validation)
+            self.version = f"in-training-{settings}"
+            self._network = network
+            return
+        data = model_path.read_bytes() if model_path else resources.files("maskwatch.models").joinpath(MODEL_FILE)
+        model_bytes = data if isinstance(data, bytes) else data.read_bytes()
+        self.version = fingerprint(model_bytes, settings)
+        session = create_session(model_bytes, threads=threads)
+        input_name = session.get_inputs()[0].name
+        self._network = lambda tensor: session.run(None, {input_name: tensor})[0]
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Faces with the head's class guess attached (the pipeline blends it with the classifier's)."""
@@ -295,7 +301,7 @@ class MaskFaceDetector:
         """Boxes (in image pixels), raw scores and class probabilities of one pass at ``size`` (on the mirrored
         image if ``mirror``, boxes mapped back); boxes with a side under ``min_side`` input pixels are dropped."""
         tensor, scale = letterbox(cv2.flip(image_bgr, 1) if mirror else image_bgr, size)
-        maps = self.session.run(None, {self.input_name: tensor})[0][0]
+        maps = self._network(tensor)[0]
         boxes, scores, probs = decode_maps(maps, raw_min)
         if min_side:
             keep = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_side
