@@ -595,6 +595,9 @@ def test_holdout_fold_is_kept_out_of_training_and_validated_at_every_checkpoint(
     train(TrainConfig(**{**config.__dict__, "steps": 6, "workers": 2}), resume=True, log=lines.append)
     assert "2 sample worker processes" in lines
     assert [json.loads(line)["step"] for line in (run / VALIDATION_FILE).read_text().splitlines()] == [2, 4, 6]
+    train(TrainConfig(**{**config.__dict__, "steps": 6}), resume=True, log=lines.append)  # only exports
+    assert "nothing left to train; exporting the checkpoint" in lines
+    assert [json.loads(line)["step"] for line in (run / VALIDATION_FILE).read_text().splitlines()] == [2, 4, 6]
 
 
 def test_batch_feed_thread_is_reproducible_and_workers_draw_their_own_streams(tmp_path: Path):
@@ -623,3 +626,43 @@ def test_batch_feed_thread_is_reproducible_and_workers_draw_their_own_streams(tm
     assert all(b[0].shape == (3, 64, 64, 3) and b[0].dtype == np.float32 for b in batches)
     assert len({b[0].tobytes() for b in batches}) == 4  # no two workers repeat each other
     assert not any(p.is_alive() for p in feed.workers)
+
+
+def test_keras_schedule_is_the_learning_rate_curve_from_where_a_run_resumes():
+    """The optimiser's schedule (any Keras backend) gives ``learning_rate`` at step + start: warm-up, cosine, floor."""
+    pytest.importorskip("keras")
+    from maskwatch.detector_train.train import TrainConfig, learning_rate, warmup_cosine
+
+    config = TrainConfig(steps=1000, warmup=100, lr=2e-3)
+    for start in (0, 400):
+        schedule = warmup_cosine(config, start)
+        for step in (0, 50, 99, 100, 500, 599, 2000):
+            expected = learning_rate(step + start, config)
+            assert float(schedule(step)) == pytest.approx(expected, rel=1e-5)
+    assert learning_rate(999, config) == pytest.approx(2e-3 * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * 899 / 900))))
+
+
+def test_training_runs_on_keras_jax_backend_and_tensorflow_exports_its_checkpoint(tmp_path: Path):
+    """Where TensorFlow is missing (the GPU machine), the loop runs on Keras' JAX backend and leaves a checkpoint;
+    ``--resume`` with TensorFlow exports it. Runs only where JAX is installed (not in CI's environment)."""
+    pytest.importorskip("jax")
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    scenes = _write_toy_scenes(tmp_path / "scenes", count=6)
+    common = ["--scenes", str(scenes), "--face-mask", "none", "--backbone-weights", "none", "--steps", "2"]
+    common += ["--batch", "2", "--size", "64", "--width", "8", "--input-size", "160", "--out", str(tmp_path / "run")]
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    done = subprocess.run([sys.executable, "-m", "maskwatch", "train-detector", *common], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert b"Keras' jax backend" in done.stderr and not (tmp_path / "run" / "maskface.onnx").exists()
+    if importlib.util.find_spec("tensorflow") is None:
+        return  # the JAX half ran; the export needs TensorFlow (test_train_from_an_onnx_model... covers it there)
+    env["KERAS_BACKEND"] = "tensorflow"
+    done = subprocess.run(
+        [sys.executable, "-m", "maskwatch", "train-detector", *common, "--resume"], env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert (tmp_path / "run" / "maskface.onnx").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -93,7 +94,10 @@ def train_detector_command(
     """Train maskface (MobileNetV2 + FPN + CenterNet head) on the scenes train half plus synthetic scenes."""
     from maskwatch.errors import InputError, require_extra
 
-    for module in ("tensorflow", "keras", "onnx"):  # imported lazily below: check before any of it runs
+    # imported lazily below: check before any of it runs. Keras' backend (KERAS_BACKEND) may be JAX or PyTorch
+    # where TensorFlow is missing (a GPU machine); the ONNX export then waits for a --resume with TensorFlow.
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    for module in ("keras", backend, *(("onnx",) if backend == "tensorflow" else ())):
         require_extra(module, "train", "maskwatch train-detector")
     from maskwatch.detector_train.train import TrainConfig, train
 
@@ -130,6 +134,9 @@ def train_detector_command(
         folds=folds,
     )
     onnx_path, losses = train(config, resume=resume, log=lambda line: console_err.print(line, highlight=False))
+    if onnx_path is None:  # trained on a backend that cannot export; the checkpoint waits in --out
+        console.print(f"checkpoint: {out}", highlight=False)
+        return
     console.print(f"model: {onnx_path}", highlight=False)
     console.print(
         f"try it: MASKWATCH_MASKFACE={onnx_path} maskwatch evaluate-scenes IMAGES ANNOTATIONS --detector maskface",

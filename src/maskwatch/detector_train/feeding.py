@@ -38,6 +38,7 @@ def _worker(maker_options: dict, seed: int, batch: int, out: Any, stop: Any) -> 
     """A spawned process: its own SampleMaker over pickled scenes and crops."""
     from maskwatch.detector_train.data import SampleMaker
 
+    out.cancel_join_thread()  # at exit, batches nobody will read are dropped instead of blocking the exit
     maker = SampleMaker(seed=seed, **maker_options)
     _fill(lambda: maker.raw_batch(batch), out, stop)
 
@@ -91,5 +92,6 @@ class BatchFeed:
             process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
+                process.join(timeout=5)
         if self.workers:
             self.queue.cancel_join_thread()  # batches still queued are dropped, not flushed on exit

@@ -63,21 +63,33 @@ def encode_targets(
     return target
 
 
-def detection_loss(target, pred, class_weight: float = 0.5, size_weight: float = 1.0):
-    """Focal heatmap loss + L1 on log size and offset + class cross-entropy, all per positive."""
-    import tensorflow as tf
+def loss_parts(target, pred, class_weight: float = 0.5, size_weight: float = 1.0) -> dict:
+    """Focal heatmap loss + L1 on log size and offset + class cross-entropy, all per positive; ``loss`` is their
+    weighted sum. Written in ``keras.ops``, so it trains on any Keras backend (TensorFlow here, JAX on a GPU
+    machine without TensorFlow)."""
+    from keras import ops
 
     heat_gt, pos, ignore = target[..., 0], target[..., 5], target[..., 7]
     logit = pred[..., 0]
-    p = tf.sigmoid(logit)
-    log_p, log_not_p = -tf.nn.softplus(-logit), -tf.nn.softplus(logit)
-    pos_loss = -log_p * tf.square(1 - p) * pos
-    neg_loss = -log_not_p * tf.square(p) * tf.pow(1 - heat_gt, 4) * (1 - pos) * (1 - ignore)
-    n = tf.maximum(tf.reduce_sum(pos), 1.0)
-    heat = (tf.reduce_sum(pos_loss) + tf.reduce_sum(neg_loss)) / n
-    size = tf.reduce_sum(tf.abs(pred[..., 1:3] - target[..., 1:3]) * pos[..., None]) / n
-    offset = tf.reduce_sum(tf.abs(pred[..., 3:5] - target[..., 3:5]) * pos[..., None]) / n
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(target[..., 6], tf.int32), pred[..., 5:])
-    cls = tf.reduce_sum(ce * pos) / n
+    p = ops.sigmoid(logit)
+    log_p, log_not_p = -ops.softplus(-logit), -ops.softplus(logit)
+    pos_loss = -log_p * ops.square(1 - p) * pos
+    neg_loss = -log_not_p * ops.square(p) * ops.power(1 - heat_gt, 4) * (1 - pos) * (1 - ignore)
+    n = ops.maximum(ops.sum(pos), 1.0)
+    heat = (ops.sum(pos_loss) + ops.sum(neg_loss)) / n
+    size = ops.sum(ops.abs(pred[..., 1:3] - target[..., 1:3]) * pos[..., None]) / n
+    offset = ops.sum(ops.abs(pred[..., 3:5] - target[..., 3:5]) * pos[..., None]) / n
+    ce = ops.sparse_categorical_crossentropy(ops.cast(target[..., 6], "int32"), pred[..., 5:], from_logits=True)
+    cls = ops.sum(ce * pos) / n
     total = heat + size_weight * size + offset + class_weight * cls
-    return total, {"heat": heat, "size": size, "offset": offset, "cls": cls}
+    return {"loss": total, "heat": heat, "size": size, "offset": offset, "cls": cls}
+
+
+def loss_part(name: str):
+    """One part of ``loss_parts`` as a Keras loss or metric function named after it."""
+
+    def part(target, pred):
+        return loss_parts(target, pred)[name]
+
+    part.__name__ = name
+    return part

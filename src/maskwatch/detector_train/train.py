@@ -69,6 +69,9 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
+LOSS_PARTS = ("heat", "size", "offset", "cls")
+
+
 def learning_rate(step: int, config: TrainConfig) -> float:
     """Linear warm-up then cosine decay to 2 % of the peak."""
     if step < config.warmup:
@@ -77,10 +80,30 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def warmup_cosine(config: TrainConfig, start: int):
+    """``learning_rate`` as a Keras schedule (any backend); ``start`` is the step a resumed run begins at."""
+    import keras
+    from keras import ops
+
+    class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = ops.cast(step, "float32") + float(start)
+            warm = config.lr * (step + 1.0) / config.warmup
+            progress = ops.minimum(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
+            decayed = config.lr * (0.02 + 0.98 * 0.5 * (1.0 + ops.cos(math.pi * progress)))
+            return ops.where(step < config.warmup, warm, decayed)
+
+        def get_config(self) -> dict:
+            return {"start": start, "config": asdict(config)}
+
+    return Schedule()
+
+
 def train(
     config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print
-) -> tuple[Path, dict[str, float]]:
-    """Train (or resume) a maskface model and export it; returns the ONNX path and the last losses.
+) -> tuple[Path | None, dict[str, float]]:
+    """Train (or resume) a maskface model and export it; returns the ONNX path (None on a Keras backend that
+    cannot export) and the last losses.
 
     Every check (options, --out, weights, --init, the data) runs before TensorFlow is imported, so a bad
     input gets its one line without TensorFlow's start-up logs; nothing is written until they all pass.
@@ -201,23 +224,31 @@ def _train(
     scenes: list,
     crops: dict[int, list],
     photos: HeldOutPhotos | None,
-) -> tuple[Path, dict[str, float]]:
-    """The TensorFlow part of ``train``, once every input has been checked."""
-    import tensorflow as tf
+) -> tuple[Path | None, dict[str, float]]:
+    """The Keras part of ``train``, once every input has been checked.
+
+    Backend-neutral (``keras.ops`` loss, ``train_on_batch``), so the same loop runs on TensorFlow here and on
+    JAX or PyTorch where TensorFlow is not installed (``KERAS_BACKEND``, e.g. a GPU machine); only the ONNX
+    export needs TensorFlow, and ``--resume`` there exports a checkpoint trained elsewhere.
+    """
+    import keras
 
     from maskwatch.detector_train.data import SampleMaker
     from maskwatch.detector_train.feeding import BatchFeed
     from maskwatch.detector_train.model import build_model, export_onnx
-    from maskwatch.detector_train.targets import detection_loss
+    from maskwatch.detector_train.targets import loss_part
     from maskwatch.detector_train.validation import append_line, describe, validate
 
-    if config.threads:
+    backend = keras.backend.backend()
+    if config.threads and backend == "tensorflow":
+        import tensorflow as tf
+
         try:
             tf.config.threading.set_intra_op_parallelism_threads(config.threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:  # TensorFlow already ran in this process (a caller, a test): its thread pools stay
             log(f"TensorFlow is already initialised; --threads {config.threads} not applied")
-    tf.random.set_seed(config.seed)
+    keras.utils.set_random_seed(config.seed)
     try:
         with warnings.catch_warnings(record=True) as caught:  # Keras warns before it fails on a wrong file
             warnings.simplefilter("always")
@@ -246,20 +277,15 @@ def _train(
         elapsed_before = float(state.get("seconds", 0.0))
         log(f"resumed at step {start}")
 
-    import keras
-
-    optimizer = keras.optimizers.AdamW(learning_rate=config.lr, weight_decay=1e-4, global_clipnorm=10.0)
-    variables = model.trainable_variables
-
-    @tf.function(reduce_retracing=True)
-    def step_fn(images, targets, lr):
-        optimizer.learning_rate.assign(lr)
-        with tf.GradientTape() as tape:
-            pred = model(images, training=True)
-            total, parts = detection_loss(targets, pred)
-        grads = tape.gradient(total, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return total, parts
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=warmup_cosine(config, start), weight_decay=1e-4, global_clipnorm=10.0
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=loss_part("loss"),
+        metrics=[loss_part(name) for name in LOSS_PARTS],
+        jit_compile=False if backend == "tensorflow" else "auto",  # TensorFlow's XLA on CPU gained nothing
+    )
 
     maker_options = dict(
         scenes=scenes,
@@ -296,12 +322,8 @@ def _train(
         partial_state.write_text(json.dumps(state, indent=2))
         os.replace(partial_state, out_dir / STATE_FILE)
 
-    @tf.function(reduce_retracing=True)
-    def infer(images):
-        return model(images, training=False)
-
     def validation(step: int) -> dict:
-        figures = validate(lambda tensor: infer(tensor).numpy(), photos, config.input_size)
+        figures = validate(lambda tensor: np.asarray(model.predict_on_batch(tensor)), photos, config.input_size)
         append_line(out_dir, step, figures)
         log(f"validation at step {step}: {describe(figures)}")
         return figures
@@ -313,8 +335,9 @@ def _train(
     try:
         for step in range(start, config.steps):
             images, targets = feed.next()
-            total, parts = step_fn(images, targets, np.float32(learning_rate(step, config)))
-            values = {"loss": float(total), **{k: float(v) for k, v in parts.items()}}
+            model.reset_metrics()  # each step's own losses, not a running mean
+            logs = model.train_on_batch(images, targets, return_dict=True)
+            values = {k: float(logs[k]) for k in ("loss", *LOSS_PARTS)}
             for k, v in values.items():
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
             last = values
@@ -334,6 +357,15 @@ def _train(
         log("nothing left to train; exporting the checkpoint")
     if photos is not None and validated is None:
         validated = validation(start)  # the loop did not run: validate the checkpoint as it is
+    if backend != "tensorflow":  # Keras exports ONNX through TensorFlow (tf2onnx)
+        log(
+            f"trained {seconds / 60:.1f} min on Keras' {backend} backend; to export the ONNX model, run "
+            f"`maskwatch train-detector --resume --steps {config.steps} --out {out_dir}` (same data options) "
+            "where TensorFlow is installed"
+        )
+        return None, last
+    import tensorflow as tf
+
     onnx_path = export_onnx(model, out_dir / "maskface.onnx")
     meta = {
         "format": "maskwatch-maskface/1",

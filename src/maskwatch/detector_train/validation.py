@@ -94,8 +94,17 @@ def validate(network: Callable[[np.ndarray], np.ndarray], photos: HeldOutPhotos,
 
 
 def append_line(out_dir: Path, step: int, figures: dict) -> None:
-    """Add one validation to the run's curve (a resumed run goes on appending)."""
-    with open(out_dir / VALIDATION_FILE, "a", encoding="utf-8") as handle:
+    """Add one validation to the run's curve (a resumed run goes on appending; a step already there, as when
+    ``--resume`` only exports a checkpoint trained elsewhere, is not written twice)."""
+    path = out_dir / VALIDATION_FILE
+    if path.is_file():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        try:
+            if lines and json.loads(lines[-1]).get("step") == step:
+                return
+        except ValueError:
+            pass  # a damaged last line: the new one goes after it
+    with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps({"step": step, **figures}) + "\n")
 
 
