@@ -222,28 +222,23 @@ def test_anchor_pool_balances_classes_by_the_power_of_their_counts():
     assert anchor_pool(scenes[1:2], 0.5)[0] == []
 
 
+def tiny_config(scenes: Path, out: Path, **overrides):
+    """A training run of seconds: toy scenes, no pasted faces, a random 8-channel model, 4 steps."""
+    from maskwatch.detector_train.train import TrainConfig
+
+    options = dict(backbone_weights=None, face_mask=None, steps=4, batch=2, size=64, width=8, warmup=2)
+    options.update(checkpoint_every=2, threads=1, input_size=160)
+    return TrainConfig(scenes=str(scenes), out=str(out), **{**options, **overrides})
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A real (tiny) training run: a few steps on toy scenes, exported to ONNX."""
     pytest.importorskip("tensorflow")
-    from maskwatch.detector_train.train import TrainConfig, train
+    from maskwatch.detector_train.train import train
 
     root = tmp_path_factory.mktemp("maskface")
-    scenes = _write_toy_scenes(root / "scenes")
-    config = TrainConfig(
-        scenes=str(scenes),
-        face_mask=None,
-        backbone_weights=None,
-        out=str(root / "run"),
-        steps=4,
-        batch=2,
-        size=64,
-        width=8,
-        warmup=2,
-        checkpoint_every=2,
-        threads=1,
-        input_size=160,
-    )
+    config = tiny_config(_write_toy_scenes(root / "scenes"), root / "run")
     lines: list[str] = []
     onnx_path, losses = train(config, log=lines.append)
     assert onnx_path.is_file() and (root / "run" / "maskface.json").is_file()
@@ -561,21 +556,7 @@ def test_holdout_fold_is_kept_out_of_training_and_validated_at_every_checkpoint(
     assert len(load_scenes(scenes, "train")) == 6
     assert len(load_scenes(scenes, "train", held_out=HeldOutFold(0, 3))) == 4
     run = tmp_path / "run"
-    config = TrainConfig(
-        scenes=str(scenes),
-        face_mask=None,
-        backbone_weights=None,
-        out=str(run),
-        steps=4,
-        batch=2,
-        size=64,
-        width=8,
-        warmup=2,
-        checkpoint_every=2,
-        threads=1,
-        input_size=160,
-        holdout_fold=0,
-    )
+    config = tiny_config(scenes, run, holdout_fold=0)
     lines: list[str] = []
     train(config, log=lines.append)
     assert "validation: 2 train-half photos held out, fold 0 of 3" in lines
