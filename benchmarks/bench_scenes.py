@@ -157,6 +157,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="Write (merge) the results into this JSON file.")
     args = parser.parse_args()
+    if args.fold is not None and (args.split != "train" or args.folds < 2 or not 0 <= args.fold < args.folds):
+        parser.error("--fold K needs --split train and 0 <= K < --folds (at least 2)")
 
     images = load_voc_dir(args.scenes / "annotations", args.scenes / "images")
     if args.split != "all":

@@ -403,6 +403,8 @@ def _write_face_mask(root: Path, per_class: int = 2) -> Path:
         ("missing weights", "backbone weights not found"),
         ("empty face-mask", "no face crops in with_mask/"),
         ("nothing to resume", "nothing to resume"),
+        ("input size under the coarse pass", "--input-size must be over 128 px"),
+        ("fold out of range", "--holdout-fold must be 0..2 with --folds 3"),
     ],
 )
 def test_train_detector_bad_inputs_fail_in_one_line_before_tensorflow_and_write_nothing(
@@ -435,6 +437,10 @@ def test_train_detector_bad_inputs_fail_in_one_line_before_tensorflow_and_write_
         options["--face-mask"] = str(tmp_path / "empty")
     elif case == "nothing to resume":
         extra = ["--resume"]
+    elif case == "input size under the coarse pass":
+        extra = ["--input-size", "128"]
+    elif case == "fold out of range":
+        extra = ["--holdout-fold", "3"]
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     result = run_cli(
         "train-detector",
@@ -647,3 +653,28 @@ def test_training_runs_on_keras_jax_backend_and_tensorflow_exports_its_checkpoin
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert (tmp_path / "run" / "maskface.onnx").is_file()
+
+
+def test_a_dead_worker_pool_is_one_line_not_a_hang():
+    """Workers that die (here: an option their SampleMaker refuses) end the feed with a MaskwatchError, which the
+    CLI prints as one line, instead of the trainer waiting for a batch forever."""
+    from maskwatch.detector_train.feeding import BatchFeed
+    from maskwatch.errors import MaskwatchError
+
+    feed = BatchFeed({"scenes": [], "crops": {0: [], 1: []}, "no_such_option": 1}, seed=0, batch=1, workers=1)
+    try:
+        with pytest.raises(MaskwatchError, match="every sample worker process died"):
+            feed.next()
+    finally:
+        feed.close()
+
+
+def test_export_command_names_every_option_that_shapes_the_model():
+    from maskwatch.detector_train.train import TrainConfig, export_command
+
+    config = TrainConfig(steps=3000, width=48, input_size=384, holdout_fold=1, folds=4)
+    assert export_command(config, Path("runs/gpu")) == (
+        "maskwatch train-detector --resume --steps 3000 --width 48 --input-size 384 --holdout-fold 1 --folds 4 "
+        "--out runs/gpu"
+    )
+    assert "--holdout-fold" not in export_command(TrainConfig(), Path("r"))

@@ -87,6 +87,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="train-detector's --seed (it draws the crops)")
     parser.add_argument("--no-wheels", action="store_true", help="Skip the download (no network here).")
     args = parser.parse_args()
+    for folder in ("scenes", "face-mask", "weights", *(() if args.no_wheels else ("wheels",))):
+        shutil.rmtree(args.out / folder, ignore_errors=True)  # a repack never mixes in an earlier one's files
     scenes = pack_scenes(args.shared / "data" / "scenes", args.out / "scenes")
     crops = pack_crops(args.shared / "data" / "face-mask", args.out / "face-mask", args.crops_per_class, args.seed)
     (args.out / "weights").mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .gpu/scenes ] || { echo "error: no .gpu/scenes: run tools/device_pack.py here first and carry .gpu" >&2; exit 2; }
+compgen -G ".gpu/wheels/keras-*.whl" >/dev/null || { echo "error: no Keras wheel in .gpu/wheels (pack without --no-wheels)" >&2; exit 2; }
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/wheels/*.whl
 export PYTHONPATH="$PWD/src:/tmp/site" KERAS_BACKEND="${KERAS_BACKEND:-jax}" PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX takes GPU memory as it needs it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -96,9 +97,13 @@ def train_detector_command(
 
     # imported lazily below: check before any of it runs. Keras' backend (KERAS_BACKEND) may be JAX or PyTorch
     # where TensorFlow is missing (a GPU machine); the ONNX export then waits for a --resume with TensorFlow.
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    for module in ("keras", backend, *(("onnx",) if backend == "tensorflow" else ())):
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow").lower()
+    if backend not in ("tensorflow", "jax", "torch"):
+        raise InputError(f"KERAS_BACKEND={backend}: train-detector trains on tensorflow, jax or torch")
+    for module in ("keras", *(("tensorflow", "onnx") if backend == "tensorflow" else ())):
         require_extra(module, "train", "maskwatch train-detector")
+    if importlib.util.find_spec(backend) is None:
+        raise InputError(f"KERAS_BACKEND={backend}, but {backend} is not installed")
     from maskwatch.detector_train.train import TrainConfig, train
 
     if not (scenes / "annotations").is_dir() or not (scenes / "images").is_dir():

@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from maskwatch.errors import MaskwatchError
+
 WORKER_SEED_STRIDE = 1_000_003
 """Worker k draws from seed + k × this, so workers never share a random stream."""
 POLL_SECONDS = 0.5
 
 
-def _fill(make: Callable[[], Any], out: Any, stop: Any) -> None:
-    """Put batches into ``out`` until ``stop`` is set (a full queue is retried, so stopping is never blocked)."""
-    while not stop.is_set():
+def _fill(make: Callable[[], Any], out: Any, stop: Any, alive: Callable[[], bool] = lambda: True) -> None:
+    """Put batches into ``out`` until ``stop`` is set or ``alive`` says the trainer is gone (a full queue is retried,
+    so stopping is never blocked)."""
+    while not stop.is_set() and alive():
         item = make()
-        while not stop.is_set():
+        while not stop.is_set() and alive():
             try:
                 out.put(item, timeout=POLL_SECONDS)
                 break
@@ -35,12 +39,18 @@ def _fill(make: Callable[[], Any], out: Any, stop: Any) -> None:
 
 
 def _worker(maker_options: dict, seed: int, batch: int, out: Any, stop: Any) -> None:
-    """A spawned process: its own SampleMaker over pickled scenes and crops."""
+    """A spawned process: its own SampleMaker over pickled scenes and crops. It ends with the trainer, even one
+    killed without closing the feed, and leaves Ctrl-C to the trainer (one message, not one per worker)."""
+    import cv2
+
     from maskwatch.detector_train.data import SampleMaker
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(1)  # one process per core already
     out.cancel_join_thread()  # at exit, batches nobody will read are dropped instead of blocking the exit
+    parent = multiprocessing.parent_process()
     maker = SampleMaker(seed=seed, **maker_options)
-    _fill(lambda: maker.raw_batch(batch), out, stop)
+    _fill(lambda: maker.raw_batch(batch), out, stop, alive=lambda: parent is None or parent.is_alive())
 
 
 class BatchFeed:
@@ -82,12 +92,14 @@ class BatchFeed:
             except queue.Empty:
                 if self.workers and not any(p.is_alive() for p in self.workers):
                     codes = sorted({p.exitcode for p in self.workers}, key=str)
-                    raise RuntimeError(f"every sample worker process died (exit codes {codes})") from None
+                    raise MaskwatchError(f"every sample worker process died (exit codes {codes})") from None
                 if self.thread is not None and not self.thread.is_alive():
-                    raise RuntimeError("the sample thread died") from None
+                    raise MaskwatchError("the sample-making thread died (its error is printed above)") from None
 
     def close(self) -> None:
         self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=POLL_SECONDS + 30)  # at most the batch it is making
         for process in self.workers:
             process.join(timeout=5)
             if process.is_alive():

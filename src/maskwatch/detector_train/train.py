@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from maskwatch.detectors.maskface import DEFAULT_COARSE
 from maskwatch.errors import InputError, ModelError, file_in_the_way, make_folder, read_json_input
 from maskwatch.train import check_hdf5
 
@@ -113,6 +114,8 @@ def train(
 
     if config.size % 32 or config.size < 64:
         raise InputError(f"--size must be a multiple of 32 and at least 64, got {config.size}")
+    if config.input_size <= DEFAULT_COARSE:
+        raise InputError(f"--input-size must be over {DEFAULT_COARSE} px (the coarse pass's), got {config.input_size}")
     held_out = None
     if config.holdout_fold is not None:
         if config.folds < 2 or not 0 <= config.holdout_fold < config.folds:
@@ -186,9 +189,21 @@ def check_out(out_dir: Path, resume: bool) -> None:
         )
 
 
+def export_command(config: TrainConfig, out_dir: Path) -> str:
+    """The resume that only exports a finished checkpoint, with every option that shapes the model or its files."""
+    parts = ["maskwatch train-detector --resume", f"--steps {config.steps}", f"--width {config.width}"]
+    parts.append(f"--input-size {config.input_size}")
+    if config.holdout_fold is not None:
+        parts.append(f"--holdout-fold {config.holdout_fold} --folds {config.folds}")
+    return " ".join([*parts, f"--out {out_dir}"])
+
+
 def check_same_holdout(out_dir: Path, config: TrainConfig) -> None:
     """A resumed run keeps its held-out fold: a different one would validate on photos it has trained on."""
-    before = read_json_input(out_dir / STATE_FILE).get("config", {})
+    state = read_json_input(out_dir / STATE_FILE)
+    before = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(before, dict):
+        raise InputError(f"{out_dir / STATE_FILE}: not a train-detector state (no config)")
     was = (before.get("holdout_fold"), before.get("folds", 3) if before.get("holdout_fold") is not None else None)
     now = (config.holdout_fold, config.folds if config.holdout_fold is not None else None)
     if was != now:
@@ -307,9 +322,6 @@ def _train(
         calibration = (maker.batch(config.batch)[0] for _ in range(CALIBRATION_BATCHES))
         layers = load_onnx_weights(model, init, calibration)
         log(f"started from {config.init}: {layers} layers set, batch norms calibrated on {CALIBRATION_BATCHES} batches")
-    feed = BatchFeed(maker_options, config.seed + start, config.batch, workers=config.workers)
-    if config.workers:
-        log(f"{config.workers} sample worker processes")
 
     def checkpoint(step: int, seconds: float) -> None:
         # Each file is written under a temporary name and renamed, the state last: a crash or full disk mid-way
@@ -332,7 +344,12 @@ def _train(
     validated: dict | None = None
     running: dict[str, float] = {}
     last: dict[str, float] = {}
+    feed = None
     try:
+        if start < config.steps:  # an export-only resume needs no samples
+            feed = BatchFeed(maker_options, config.seed + start, config.batch, workers=config.workers)
+            if config.workers:
+                log(f"{config.workers} sample worker processes")
         for step in range(start, config.steps):
             images, targets = feed.next()
             model.reset_metrics()  # each step's own losses, not a running mean
@@ -351,17 +368,17 @@ def _train(
                 if photos is not None:
                     validated = validation(done)
     finally:
-        feed.close()
+        if feed is not None:
+            feed.close()
     seconds = elapsed_before + time.perf_counter() - t0
     if start >= config.steps:
-        log("nothing left to train; exporting the checkpoint")
+        log("nothing left to train" + ("; exporting the checkpoint" if backend == "tensorflow" else ""))
     if photos is not None and validated is None:
         validated = validation(start)  # the loop did not run: validate the checkpoint as it is
     if backend != "tensorflow":  # Keras exports ONNX through TensorFlow (tf2onnx)
         log(
-            f"trained {seconds / 60:.1f} min on Keras' {backend} backend; to export the ONNX model, run "
-            f"`maskwatch train-detector --resume --steps {config.steps} --out {out_dir}` (same data options) "
-            "where TensorFlow is installed"
+            f"trained {seconds / 60:.1f} min on Keras' {backend} backend; to export the ONNX model, copy {out_dir} "
+            f"where TensorFlow is installed and run `{export_command(config, out_dir)}` there"
         )
         return None, last
     import tensorflow as tf

@@ -194,7 +194,7 @@ class MaskFaceDetector:
     largest such pass runs at the image's own resolution (capped at ``large_max``)
     and small faces in large photos are not shrunk away; the regular passes still
     find its big faces. ``network`` (raw maps of a letterboxed batch) stands in for
-    the ONNX model, so a model still in training is scored exactly as it will run.
+    the ONNX model, so a model still in training is scored by the code its export will run through.
     """
 
     def __init__(
