@@ -10,7 +10,8 @@ photo, and ms per 640×480 frame with one face (the fps bar).
 
 Tune on the TRAIN half (even image numbers); report on the test half only with
 settings fixed beforehand; a detector trained with ``train-detector --holdout-fold K`` is
-judged on that fold (``--fold K``), photos it never trained on. Examples::
+judged on that fold (``--fold K``, and ``--folds N`` if it used other than 3), photos it never
+trained on. Examples::
 
     python benchmarks/bench_scenes.py --split train --config blazeface --config blazeface@0.3
     python benchmarks/bench_scenes.py --split test --json benchmarks/results/scenes.json \\

@@ -582,8 +582,9 @@ def test_holdout_fold_is_kept_out_of_training_and_validated_at_every_checkpoint(
     train(TrainConfig(**{**config.__dict__, "steps": 6, "workers": 2}), resume=True, log=lines.append)
     assert "2 sample worker processes" in lines
     assert [json.loads(line)["step"] for line in (run / VALIDATION_FILE).read_text().splitlines()] == [2, 4, 6]
-    train(TrainConfig(**{**config.__dict__, "steps": 6}), resume=True, log=lines.append)  # only exports
+    train(TrainConfig(**{**config.__dict__, "steps": 6, "lr": 0.5}), resume=True, log=lines.append)  # exports
     assert "nothing left to train; exporting the checkpoint" in lines
+    assert json.loads((run / "maskface.json").read_text())["config"]["lr"] == config.lr  # the recipe it ran
     assert [json.loads(line)["step"] for line in (run / VALIDATION_FILE).read_text().splitlines()] == [2, 4, 6]
 
 
@@ -674,7 +675,7 @@ def test_export_command_names_every_option_that_shapes_the_model():
 
     config = TrainConfig(steps=3000, width=48, input_size=384, holdout_fold=1, folds=4)
     assert export_command(config, Path("runs/gpu")) == (
-        "maskwatch train-detector --resume --steps 3000 --width 48 --input-size 384 --holdout-fold 1 --folds 4 "
-        "--out runs/gpu"
+        "KERAS_BACKEND=tensorflow maskwatch train-detector --resume --steps 3000 --width 48 --input-size 384 "
+        "--holdout-fold 1 --folds 4 --out runs/gpu"
     )
     assert "--holdout-fold" not in export_command(TrainConfig(), Path("r"))

@@ -5,8 +5,9 @@ behind, and it has JAX and PyTorch but no TensorFlow (whose wheel is ten times t
 This writes, from ``../shared``, never into the repository's history:
 
 - ``.gpu/scenes``: the train half of the scenes (photos and annotations; the test half stays here);
-- ``.gpu/face-mask``: the face crops ``train-detector`` would load (seed 0, ``--crops-per-class``), under
-  plain names (the originals hold spaces and non-ASCII characters);
+- ``.gpu/face-mask``: the crops ``train-detector`` would load (seed 0, ``--crops-per-class``), under plain
+  names (the originals hold spaces and non-ASCII characters): the same crops, not in the same order, so the
+  samples differ from a local run's;
 - ``.gpu/weights``: the MobileNetV2 α 0.35 backbone weights;
 - ``.gpu/wheels``: Keras and the two of its dependencies that machine lacks, for its Python 3.12.
 
@@ -14,8 +15,8 @@ Then, on the GPU machine (``run`` with ``carry: [".gpu"]``)::
 
     bash tools/device_train_detector.sh --holdout-fold 0 --steps 3000 --batch 64 --size 384 --lr 4e-3
 
-trains on Keras' JAX backend with a worker process per core and returns the checkpoint under ``$OUT/run``;
-here, ``maskwatch train-detector --resume`` with the same options exports it to ONNX.
+trains on Keras' JAX backend with a worker process per spare core (nproc - 2) and returns the checkpoint under
+``$OUT/run``; here, the export command it prints (a ``--resume`` of a writable copy) exports it to ONNX.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def pack_scenes(source: Path, target: Path) -> int:
 
 
 def pack_crops(source: Path, target: Path, per_class: int, seed: int) -> int:
-    """The crops ``load_face_crops`` draws (same order, same seed), renamed ``<k>_0_crop.jpg``."""
+    """The crops ``load_face_crops`` draws with ``seed``, renamed ``<k>_0_crop.jpg`` (RMFD-like, plain ASCII)."""
     rng = np.random.default_rng(seed)
     count = 0
     for folder in ("with_mask", "without_mask"):
@@ -96,7 +97,8 @@ def main() -> None:
     if not args.no_wheels:
         fetch_wheels(args.out / "wheels")
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    print(f"{args.out}: {scenes} train-half scenes, {crops} face crops, weights, wheels; {size / 2**20:.1f} MiB")
+    wheels = "" if args.no_wheels else ", wheels"
+    print(f"{args.out}: {scenes} train-half scenes, {crops} face crops, weights{wheels}; {size / 2**20:.1f} MiB")
 
 
 if __name__ == "__main__":

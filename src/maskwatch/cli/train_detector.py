@@ -100,7 +100,8 @@ def train_detector_command(
     backend = os.environ.get("KERAS_BACKEND", "tensorflow").lower()
     if backend not in ("tensorflow", "jax", "torch"):
         raise InputError(f"KERAS_BACKEND={backend}: train-detector trains on tensorflow, jax or torch")
-    for module in ("keras", *(("tensorflow", "onnx") if backend == "tensorflow" else ())):
+    needed = ["keras", *(("tensorflow", "onnx") if backend == "tensorflow" else ("onnx",) if init else ())]
+    for module in needed:  # onnx reads an --init model and exports; TensorFlow runs the export
         require_extra(module, "train", "maskwatch train-detector")
     if importlib.util.find_spec(backend) is None:
         raise InputError(f"KERAS_BACKEND={backend}, but {backend} is not installed")

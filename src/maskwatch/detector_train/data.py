@@ -279,7 +279,7 @@ class SampleMaker:
         return images.astype(np.float32), targets
 
     def raw_batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """RGB uint8 images and packed targets: a quarter of the bytes to pass between processes."""
+        """RGB uint8 images and packed targets: a quarter of the image bytes to pass between processes."""
         images, targets = [], []
         for _ in range(n):
             s = self.sample()

@@ -84,7 +84,7 @@ class BatchFeed:
             self.workers.append(process)
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:
-        """The next batch; a RuntimeError if every worker process has died (instead of waiting forever)."""
+        """The next batch; a ``MaskwatchError`` (one CLI line) if every worker process, or the thread, has died."""
         while True:
             try:
                 images, targets = self.queue.get(timeout=POLL_SECONDS)

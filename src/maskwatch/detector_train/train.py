@@ -1,7 +1,7 @@
 """The maskface training loop: sample feeding, a compiled train step, checkpoints, validation, resume, ONNX export.
 
 A custom loop (not ``fit``) so that batch making (one thread on a small CPU, worker
-processes for a GPU: ``feeding``) overlaps with the TensorFlow step, a run can stop
+processes for a GPU: ``feeding``) overlaps with the Keras step, a run can stop
 anywhere and resume from its last checkpoint, and a held-out fold is validated at
 each checkpoint (``validation``).
 """
@@ -106,7 +106,7 @@ def train(
     """Train (or resume) a maskface model and export it; returns the ONNX path (None on a Keras backend that
     cannot export) and the last losses.
 
-    Every check (options, --out, weights, --init, the data) runs before TensorFlow is imported, so a bad
+    Every check (options, --out, weights, --init, the data) runs before Keras is imported, so a bad
     input gets its one line without TensorFlow's start-up logs; nothing is written until they all pass.
     """
     from maskwatch.detector_train.data import HeldOutFold, load_face_crops, load_scenes
@@ -190,8 +190,10 @@ def check_out(out_dir: Path, resume: bool) -> None:
 
 
 def export_command(config: TrainConfig, out_dir: Path) -> str:
-    """The resume that only exports a finished checkpoint, with every option that shapes the model or its files."""
-    parts = ["maskwatch train-detector --resume", f"--steps {config.steps}", f"--width {config.width}"]
+    """The resume that only exports a finished checkpoint: the options that shape the model (width), its metadata's
+    input size and the held-out fold (the recipe recorded in maskface.json comes from the checkpoint's state)."""
+    parts = ["KERAS_BACKEND=tensorflow maskwatch train-detector --resume", f"--steps {config.steps}"]
+    parts.append(f"--width {config.width}")
     parts.append(f"--input-size {config.input_size}")
     if config.holdout_fold is not None:
         parts.append(f"--holdout-fold {config.holdout_fold} --folds {config.folds}")
@@ -281,8 +283,10 @@ def _train(
         raise ModelError(f"{weights}: not MobileNetV2 alpha 0.35 no-top weights ({text})") from None
     start = 0
     elapsed_before = 0.0
+    trained_with = None
     if resume:
         state = read_json_input(out_dir / STATE_FILE)
+        trained_with = state.get("config")
         try:
             model.load_weights(str(out_dir / WEIGHTS_FILE))
             start = int(state["step"])
@@ -377,13 +381,17 @@ def _train(
         validated = validation(start)  # the loop did not run: validate the checkpoint as it is
     if backend != "tensorflow":  # Keras exports ONNX through TensorFlow (tf2onnx)
         log(
-            f"trained {seconds / 60:.1f} min on Keras' {backend} backend; to export the ONNX model, copy {out_dir} "
-            f"where TensorFlow is installed and run `{export_command(config, out_dir)}` there"
+            f"trained {seconds / 60:.1f} min on Keras' {backend} backend; to export the ONNX model, run "
+            f"`{export_command(config, out_dir)}` where TensorFlow is installed (--out naming a writable copy "
+            "of this folder if it moved; the data options may be your own)"
         )
         return None, last
     import tensorflow as tf
 
     onnx_path = export_onnx(model, out_dir / "maskface.onnx")
+    recorded = asdict(config)
+    if start >= config.steps and isinstance(trained_with, dict):  # an export-only resume: the recipe it ran
+        recorded = {**trained_with, "input_size": config.input_size, "steps": start}
     meta = {
         "format": "maskwatch-maskface/1",
         "classes": ["with_mask", "without_mask", "incorrect_mask"],
@@ -391,7 +399,7 @@ def _train(
         "input_size": config.input_size,
         "threshold": 0.5,
         "train_seconds": round(seconds, 1),
-        "config": asdict(config),
+        "config": recorded,
         "validation": validated,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
