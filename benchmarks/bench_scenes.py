@@ -34,12 +34,12 @@ import cv2
 import numpy as np
 
 from maskwatch.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_fold, scene_split
-from maskwatch.detector_train.validation import face_results
 from maskwatch.detectors import create_detector
 from maskwatch.scene_metrics import (
     MAX_FP_PER_IMAGE,
     ImageResult,
     compute_metrics,
+    face_results,
     match,
     shorter_side,
 )

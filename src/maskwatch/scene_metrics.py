@@ -67,6 +67,11 @@ class Prediction:
         class_score = face.score if face.label != TOO_SMALL else 0.0
         return cls(face.box, face.label, float(face.detection_score) * float(class_score), float(face.detection_score))
 
+    @classmethod
+    def from_detection(cls, detection: Any) -> Prediction:
+        """A face detector's box, class-agnostic (label "face"): detector benchmarks and held-out validation."""
+        return cls(detection.box, "face", float(detection.score), float(detection.score))
+
 
 @dataclass
 class ImageResult:
@@ -593,3 +598,16 @@ def evaluate_scenes(
     metrics = {iou: compute_metrics(results, iou, classes) for iou in ious}
     selected = [c for c in map_classes] if map_classes else None
     return SceneReport(results, metrics, classes, dict(settings or {}), selected)
+
+
+def face_results(detector: Any, named_images: Sequence[tuple[str, np.ndarray, Sequence[Any]]]) -> list[ImageResult]:
+    """Run a face detector (not the pipeline) on (name, image, ground truth) items: class-agnostic results,
+    each timed; ``evaluate_scenes`` is the pipeline's twin."""
+    results = []
+    for name, image, truth in named_images:
+        t0 = time.perf_counter()
+        found = detector.detect(image)
+        seconds = time.perf_counter() - t0
+        predictions = [Prediction.from_detection(d) for d in found]
+        results.append(ImageResult(Path(name), list(truth), predictions, seconds))
+    return results

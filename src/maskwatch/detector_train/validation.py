@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from maskwatch.annotations import AnnotatedImage, load_voc_dir, scene_split
 from maskwatch.detector_train.data import HeldOutFold, read_scene_image
 from maskwatch.errors import InputError
-from maskwatch.scene_metrics import ImageResult, Prediction, compute_metrics
+from maskwatch.scene_metrics import ImageResult, compute_metrics, face_results
 
 VALIDATION_FILE = "validation.jsonl"
 """One JSON line per validation (step and figures) in the run folder: the run's validation curve."""
@@ -51,18 +49,6 @@ def load_held_out(scenes_dir: str | Path, held_out: HeldOutFold) -> HeldOutPhoto
     if not items:
         raise InputError(f"{scenes_dir}: no train-half photos in fold {held_out.fold} of {held_out.folds}")
     return HeldOutPhotos(items, [read_scene_image(item) for item in items])
-
-
-def face_results(detector: Any, named_images: Sequence[tuple[str, np.ndarray, Sequence[Any]]]) -> list[ImageResult]:
-    """Run a face detector on (name, image, ground truth) items: class-agnostic results, each timed."""
-    results = []
-    for name, image, truth in named_images:
-        t0 = time.perf_counter()
-        found = detector.detect(image)
-        seconds = time.perf_counter() - t0
-        predictions = [Prediction(d.box, "face", float(d.score), float(d.score)) for d in found]
-        results.append(ImageResult(Path(name), list(truth), predictions, seconds))
-    return results
 
 
 def face_figures(results: Sequence[ImageResult]) -> dict[str, float | None]:
