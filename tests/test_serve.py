@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from conftest import moving_face_frames, run_cli, write_video
 
-from maskwatch.errors import ModelError
+from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import TOO_SMALL
 from maskwatch.schemas import FrameOut, Summary
 
@@ -194,6 +194,20 @@ def test_detect_unknown_or_bad_query_parameter(client, astronaut_bgr):
     assert response.status_code == 422 and response.json()["detail"].startswith("annotate: ")
 
 
+def test_two_file_fields_or_a_text_field_refused(client, astronaut_bgr):
+    """Which of two files would be used is not the client's guess to make: refused, as a file field without a file."""
+    two = [("file", (name, jpeg(astronaut_bgr), "image/jpeg")) for name in ("a.jpg", "b.jpg")]
+    response = client.post("/v1/detect", files=two)
+    assert response.status_code == 422 and response.json() == {"detail": "file: send one file per request, not 2"}
+    response = client.post("/v1/detect", files={"file": ("", jpeg(astronaut_bgr), "image/jpeg")})  # no file picked
+    assert response.status_code == 422 and response.json()["detail"].startswith("file: not a file upload")
+
+
+def test_side_over_jpeg_limit_refused(client):
+    response = post_image(client, minimal_png_header(70_000, 1), "image/png", "strip.png")
+    assert response.status_code == 413 and "a side over the limit of 65500 px" in response.json()["detail"]
+
+
 def test_decompression_bomb_header_refused(client):
     response = post_image(client, minimal_png_header(100_000, 100_000), "image/png", "bomb.png")
     assert response.status_code == 413
@@ -268,6 +282,33 @@ def test_token_required(detector, astronaut_bgr):
         with c.websocket_connect("/v1/live?token=s3cret") as ws:
             ws.send_bytes(jpeg(astronaut_bgr))
             assert "faces" in ws.receive_json()
+        with c.websocket_connect("/v1/live", headers={"Authorization": "Bearer s3cret"}) as ws:
+            ws.send_bytes(jpeg(astronaut_bgr))
+            assert "faces" in ws.receive_json()
+
+
+def test_token_refused_before_the_body_is_read():
+    """Without the token the middleware answers 401 from the headers: the upload is never received."""
+    import asyncio
+
+    from maskwatch.web.auth import TokenMiddleware
+
+    async def inner_app(scope, receive, send):
+        raise AssertionError("a request without the token reached the app")
+
+    async def receive():
+        raise AssertionError("the body of a request without the token was read")
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(b"authorization", b"Bearer wrong")]
+    scope = {"type": "http", "path": "/v1/detect", "headers": headers, "query_string": b""}
+    asyncio.run(TokenMiddleware(inner_app, token="s3cret")(scope, receive, send))
+    assert sent[0]["status"] == 401 and (b"www-authenticate", b"Bearer") in sent[0]["headers"]
+    assert b"missing or wrong token" in sent[1]["body"]
 
 
 # ---- live WebSocket ----
@@ -294,6 +335,8 @@ def test_live_websocket_tracks_faces(client, detector, astronaut_bgr):
     assert "not a readable image" in error["error"] and "binary message" in text_error["error"]
     assert "faces" in after  # the connection survives a bad frame
     assert "timestamp" in answers[0]  # the same keys as the CLI's JSON lines
+    with pytest.raises(WebSocketDisconnect), client.websocket_connect("/v1/live?conf=0.9") as ws:
+        ws.receive_json()  # refused at the handshake, as the REST endpoints refuse unknown parameters
 
 
 # ---- video jobs ----
@@ -353,6 +396,34 @@ def test_video_bad_inputs(client, tmp_path):
     assert empty.status_code == 400
     assert client.get("/v1/jobs/doesnotexist").status_code == 404
     assert list(client.app.state.temp_root.iterdir()) == []
+
+
+def test_video_frame_size_checked_before_decoding(astronaut_bgr, tmp_path, monkeypatch):
+    """The size the container declares is refused before a frame is decoded (one huge MJPEG frame is 1 GB)."""
+    from maskwatch.web import jobs as jobs_module
+
+    real_capture = cv2.VideoCapture
+
+    class NoDecode:  # OpenCV's capture without read()
+        def __init__(self, path):
+            self.capture = real_capture(path)
+            self.isOpened, self.get, self.release = self.capture.isOpened, self.capture.get, self.capture.release
+
+        def read(self):
+            raise AssertionError("a frame was decoded before the size check")
+
+    video = write_video(tmp_path / "clip.mp4", moving_face_frames(astronaut_bgr, count=3))
+    monkeypatch.setattr(jobs_module.cv2, "VideoCapture", NoDecode)
+    with pytest.raises(InputError, match="640x480 pixels is over the limit of 1000"):
+        jobs_module.probe_video(video, "clip.mp4", 1000, 100)
+
+
+def test_video_refused_when_jobs_are_full(detector, astronaut_bgr, tmp_path):
+    video = write_video(tmp_path / "clip.mp4", moving_face_frames(astronaut_bgr, count=3))
+    with TestClient(create_app(detector=detector, max_jobs=0)) as c:
+        response = c.post("/v1/detect/video", files={"file": ("clip.mp4", video.read_bytes(), "video/mp4")})
+        assert response.status_code == 429 and response.headers["retry-after"] == "5"
+        assert list(c.app.state.temp_root.iterdir()) == []
 
 
 def test_video_too_long(detector, astronaut_bgr, tmp_path):

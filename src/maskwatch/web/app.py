@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -30,6 +29,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.imageio import MAX_PIXELS
 from maskwatch.pipeline import Detector
 from maskwatch.tracker import FaceTracker
+from maskwatch.web.auth import TokenMiddleware
 from maskwatch.web.jobs import JobStore, probe_video
 from maskwatch.web.limits import BodyLimitMiddleware, input_error_status
 from maskwatch.web.models import DetectOut, ErrorOut, HealthOut, JobCreated, JobOut, ModelInfoOut
@@ -97,12 +97,12 @@ def create_app(
         version=_version(),
         description="Face-mask detection: upload an image or a short video, or stream a webcam.",
         lifespan=lifespan,
-        responses={401: {"model": ErrorOut}, 413: {"model": ErrorOut}},
     )
     app.state.detector = detector
     app.state.jobs = jobs
     app.state.temp_root = temp_root
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_bytes)
+    app.add_middleware(TokenMiddleware, token=token)  # added last, so it runs first: before any body is read
 
     @app.exception_handler(MaskwatchError)
     async def _maskwatch_error(_request: Request, exc: MaskwatchError) -> JSONResponse:
@@ -119,20 +119,10 @@ def create_app(
         if unknown:
             raise HTTPException(422, f"unknown query parameter {unknown[0]!r}; this endpoint takes {sorted(accepted)}")
 
-    def check_token(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("x-maskwatch-token") or request.query_params.get("token") or ""
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong token", headers={"WWW-Authenticate": "Bearer"})
-
     async def in_pool(fn, *args):
         """Run blocking work in the bounded pool; 503 when its queue is full."""
         if pending["n"] >= max_pending:
-            raise HTTPException(503, "server busy: too many requests queued, retry shortly")
+            raise HTTPException(503, "server busy: too many requests queued, retry shortly", {"Retry-After": "1"})
         pending["n"] += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -149,7 +139,7 @@ def create_app(
     async def healthz() -> HealthOut:
         return HealthOut(model=model_info.source, workers=workers, jobs_running=jobs.active())
 
-    @app.get("/v1/model", response_model=ModelInfoOut, dependencies=[Depends(check_token)], tags=["detect"])
+    @app.get("/v1/model", response_model=ModelInfoOut, tags=["detect"], responses={401: {"model": ErrorOut}})
     async def get_model(request: Request) -> ModelInfoOut:
         check_query(request, set())
         return ModelInfoOut(
@@ -163,9 +153,8 @@ def create_app(
     @app.post(
         "/v1/detect",
         response_model=DetectOut,
-        dependencies=[Depends(check_token)],
         tags=["detect"],
-        responses={code: {"model": ErrorOut} for code in (400, 415, 422, 503)},
+        responses={code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 503)},
     )
     async def detect_image(
         request: Request,
@@ -174,6 +163,7 @@ def create_app(
     ) -> DetectOut:
         """Find faces in one image: the same JSON as one line of ``maskwatch detect --json``."""
         check_query(request, {"annotate"})
+        await check_one_file(request)
         _check_type(file, IMAGE_TYPES, "an image")
         data = await file.read()
         name = Path(file.filename or "upload").name or "upload"
@@ -183,16 +173,17 @@ def create_app(
         "/v1/detect/video",
         response_model=JobCreated,
         status_code=202,
-        dependencies=[Depends(check_token)],
         tags=["detect"],
-        responses={415: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+        responses={code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 429, 503)},
     )
     async def detect_video(
         request: Request, file: UploadFile = File(..., description="a short video (MP4, AVI, MKV, WebM …)")
     ):
         """Start a detection job on a short video; poll ``GET /v1/jobs/{id}`` for progress and the result."""
         check_query(request, set())
+        await check_one_file(request)
         _check_type(file, VIDEO_TYPES, "a video")
+        jobs.check_room()  # before the upload is copied to disk
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=temp_root))
         try:
             name = Path(file.filename or "upload.mp4").name
@@ -211,9 +202,8 @@ def create_app(
         "/v1/jobs/{job_id}",
         response_model=JobOut,
         response_model_exclude_unset=True,
-        dependencies=[Depends(check_token)],
         tags=["detect"],
-        responses={404: {"model": ErrorOut}},
+        responses={code: {"model": ErrorOut} for code in (401, 404, 422)},
     )
     async def get_job(job_id: str, request: Request) -> JobOut:
         """Progress of a video job; once ``done``, its frames (CLI JSON lines) and summary."""
@@ -230,10 +220,9 @@ def create_app(
         Send the next frame after the answer to the previous one arrives. Bad frames get
         ``{"error": "..."}`` and the connection stays open.
         """
-        if token is not None and not secrets.compare_digest(
-            (websocket.query_params.get("token") or "").encode(), token.encode()
-        ):
-            await websocket.close(code=1008, reason="missing or wrong token")
+        unknown = sorted(set(websocket.query_params) - {"token"})
+        if unknown:  # refused at the handshake (HTTP 403), as the REST endpoints refuse them (422)
+            await websocket.close(code=1008, reason=f"unknown query parameter {unknown[0]!r}")
             return
         await websocket.accept()
         tracker = FaceTracker(detector.classes)
@@ -273,8 +262,17 @@ def validation_detail(errors: list[dict]) -> str:
     if not errors:
         return "invalid request"
     first = errors[0]
+    if "Expected UploadFile" in str(first.get("msg", "")):  # a text field, or a file part without a file name
+        return "file: not a file upload (send a multipart file part with a file name)"
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
     return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
+
+
+async def check_one_file(request: Request) -> None:
+    """Two ``file`` fields are refused rather than one of them silently used."""
+    count = len((await request.form()).getlist("file"))  # the form FastAPI already parsed (cached)
+    if count > 1:
+        raise HTTPException(422, f"file: send one file per request, not {count}")
 
 
 def _check_type(file: UploadFile, accepted: tuple[str, ...], what: str) -> None:

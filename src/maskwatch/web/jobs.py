@@ -31,18 +31,27 @@ def probe_video(path: Path, name: str, max_pixels: int, max_frames: int) -> int 
         raise InputError(f"{name}: empty file")
     capture = cv2.VideoCapture(str(path))
     try:
-        ok, image = capture.read() if capture.isOpened() else (False, None)
+        if not capture.isOpened():
+            raise InputError(f"{name}: not a readable video (corrupt or unsupported format)")
+        # the size the container declares, checked before a frame is decoded: a 3 MB upload can hold a 12000 x
+        # 12000 JPEG frame that takes 1 GB to decode; the decoded size is checked again below
+        declared = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        _check_pixels(name, *declared, max_pixels)
+        ok, image = capture.read()
         if not ok or image is None:
             raise InputError(f"{name}: not a readable video (corrupt or unsupported format)")
-        h, w = image.shape[:2]
-        if w * h > max_pixels:
-            raise InputError(f"{name}: {w}x{h} pixels is over the limit of {max_pixels}")
+        _check_pixels(name, image.shape[1], image.shape[0], max_pixels)
         total = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))  # some streams report a negative count
         if total > max_frames:
             raise InputError(f"{name}: {total} frames is over the limit of {max_frames} frames per video")
         return total or None
     finally:
         capture.release()
+
+
+def _check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise InputError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
 
 
 class TooManyFrames(InputError):
@@ -97,7 +106,20 @@ class JobStore:
 
     def active(self) -> int:
         with self.lock:
-            return sum(j.status in ("queued", "running") for j in self.jobs.values())
+            return self._active()
+
+    def _active(self) -> int:
+        return sum(j.status in ("queued", "running") for j in self.jobs.values())
+
+    def check_room(self) -> None:
+        """429 when ``max_jobs`` are queued or running: asked before an upload is saved, and again on submit."""
+        if self.active() >= self.max_jobs:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        raise HTTPException(
+            429, f"{self.max_jobs} video jobs already queued or running; retry later", {"Retry-After": "5"}
+        )
 
     def get(self, job_id: str) -> Job | None:
         with self.lock:
@@ -106,8 +128,8 @@ class JobStore:
     def submit(self, path: Path, folder: Path, name: str, frames_total: int | None) -> Job:
         """Queue a job on a video already saved in ``folder``; the folder is removed when the job ends."""
         with self.lock:
-            if sum(j.status in ("queued", "running") for j in self.jobs.values()) >= self.max_jobs:
-                raise HTTPException(429, f"{self.max_jobs} video jobs already queued or running; retry later")
+            if self._active() >= self.max_jobs:
+                self._refuse()
             job = Job(id=uuid.uuid4().hex, source=name, frames_total=frames_total)
             self.jobs[job.id] = job
             finished = [k for k, j in self.jobs.items() if j.status in ("done", "failed")]

@@ -1,0 +1,64 @@
+"""The API token, checked before anything else: a refused client is answered before its upload is read.
+
+A route dependency would run only after FastAPI has parsed (and spooled) the multipart body, so a
+client without the token could still make the server read 20 MB; this ASGI middleware answers from
+the request line and headers alone, for HTTP and WebSocket alike.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+PROTECTED_PREFIX = "/v1"
+UNAUTHORIZED = "missing or wrong token"
+
+
+def given_token(scope: Scope) -> str:
+    """The token a request carries: ``Authorization: Bearer T``, ``X-Maskwatch-Token: T`` or ``?token=T``."""
+    headers = {name.lower(): value.decode("latin-1") for name, value in scope.get("headers") or []}
+    auth = headers.get(b"authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    if b"x-maskwatch-token" in headers:
+        return headers[b"x-maskwatch-token"]
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return (query.get("token") or [""])[0]
+
+
+class TokenMiddleware:
+    """Refuse ``/v1`` requests without the token: HTTP gets 401, a WebSocket is closed at the handshake (403)."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.token is None
+            or scope["type"] not in ("http", "websocket")
+            or not scope["path"].startswith(PROTECTED_PREFIX)
+            or secrets.compare_digest(given_token(scope).encode(), self.token.encode())
+        ):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await receive()  # the client's connect message; closing before accepting answers HTTP 403
+            await send({"type": "websocket.close", "code": 1008, "reason": UNAUTHORIZED})
+            return
+        body = json.dumps({"detail": UNAUTHORIZED}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
