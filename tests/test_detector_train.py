@@ -405,6 +405,8 @@ def _write_face_mask(root: Path, per_class: int = 2) -> Path:
         ("nothing to resume", "nothing to resume"),
         ("input size under the coarse pass", "--input-size must be over 128 px"),
         ("fold out of range", "--holdout-fold must be 0..2 with --folds 3"),
+        ("infinite lr", "--lr must be a positive number, got inf"),
+        ("someone's folder", "folder is not empty and holds no detector run"),
     ],
 )
 def test_train_detector_bad_inputs_fail_in_one_line_before_tensorflow_and_write_nothing(
@@ -441,6 +443,11 @@ def test_train_detector_bad_inputs_fail_in_one_line_before_tensorflow_and_write_
         extra = ["--input-size", "128"]
     elif case == "fold out of range":
         extra = ["--holdout-fold", "3"]
+    elif case == "infinite lr":
+        extra = ["--lr", "inf"]
+    elif case == "someone's folder":
+        out.mkdir()
+        (out / "notes.txt").write_text("not a run")
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     result = run_cli(
         "train-detector",
@@ -457,7 +464,20 @@ def test_train_detector_bad_inputs_fail_in_one_line_before_tensorflow_and_write_
     assert result.returncode in (2, 3) and len(lines) == 1, result.stderr[-2000:]
     assert lines[0].startswith("error: ") and message in lines[0]
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
-    assert case == "existing run" or case == "out is a file" or not out.exists()
+    assert case in ("existing run", "out is a file", "someone's folder") or not out.exists()
+
+
+def test_a_diverging_run_stops_before_saving_broken_weights(tmp_path: Path):
+    """A loss that is not finite ends the run with one error; no checkpoint or export of NaN weights is written."""
+    pytest.importorskip("tensorflow")
+    from maskwatch.detector_train.train import train
+    from maskwatch.errors import ModelError
+
+    out = tmp_path / "run"
+    config = tiny_config(_write_toy_scenes(tmp_path / "scenes", count=4), out, lr=1e30, steps=6, checkpoint_every=100)
+    with pytest.raises(ModelError, match="training diverged: the loss is nan at step"):
+        train(config, log=lambda line: None)
+    assert not (out / "maskface.onnx").exists() and not (out / "state.json").exists()
 
 
 def test_weights_keras_cannot_load_fail_in_one_line_and_leave_no_run_folder(tmp_path: Path):

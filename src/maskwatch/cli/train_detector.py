@@ -15,10 +15,14 @@ def _optional(value: str | None) -> str | None:
     return None if value is None or value.lower() in ("", "none") else value
 
 
+DEFAULT_SCENES = Path("../shared/data/scenes")
+"""This project's layout: the data beside the checkout (the defaults are relative to the current folder)."""
+
+
 @app.command("train-detector")
 def train_detector_command(
     scenes: Path = typer.Option(
-        Path("../shared/data/scenes"), "--scenes", help="Scenes folder (images/ + annotations/); train half only."
+        DEFAULT_SCENES, "--scenes", help="Scenes folder (images/ + annotations/); train half only."
     ),
     face_mask: str = typer.Option(
         "../shared/data/face-mask", "--face-mask", help="Face crops (with_mask/, without_mask/) to paste; 'none'."
@@ -108,7 +112,8 @@ def train_detector_command(
     from maskwatch.detector_train.train import TrainConfig, train
 
     if not (scenes / "annotations").is_dir() or not (scenes / "images").is_dir():
-        raise InputError(f"{scenes}: expected images/ and annotations/ folders")
+        default = " (the default --scenes, relative to the current folder)" if scenes == DEFAULT_SCENES else ""
+        raise InputError(f"{scenes}: expected images/ and annotations/ folders{default}")
     if init:  # checked before TensorFlow starts, so a bad path gets one clean line
         from maskwatch.detector_train.onnx_import import read_init
 

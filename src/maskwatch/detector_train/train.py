@@ -114,6 +114,8 @@ def train(
 
     if config.size % 32 or config.size < 64:
         raise InputError(f"--size must be a multiple of 32 and at least 64, got {config.size}")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise InputError(f"--lr must be a positive number, got {config.lr}")
     if config.input_size <= DEFAULT_COARSE:
         raise InputError(f"--input-size must be over {DEFAULT_COARSE} px (the coarse pass's), got {config.input_size}")
     held_out = None
@@ -187,6 +189,10 @@ def check_out(out_dir: Path, resume: bool) -> None:
         raise InputError(
             f"{out_dir}: the folder holds a detector run; continue it with --resume or choose another --out"
         )
+    elif out_dir.is_dir() and any(
+        not p.name.startswith(".") and p.name not in (WEIGHTS_FILE, "validation.jsonl") for p in out_dir.iterdir()
+    ):  # a run writes its files beside whatever is there: someone's folder is not a run folder
+        raise InputError(f"{out_dir}: folder is not empty and holds no detector run; choose a new or empty --out")
 
 
 def export_command(config: TrainConfig, out_dir: Path) -> str:
@@ -359,6 +365,11 @@ def _train(
             model.reset_metrics()  # each step's own losses, not a running mean
             logs = model.train_on_batch(images, targets, return_dict=True)
             values = {k: float(logs[k]) for k in ("loss", *LOSS_PARTS)}
+            if not math.isfinite(values["loss"]):  # stop before a checkpoint or an export saves broken weights
+                raise ModelError(
+                    f"training diverged: the loss is {values['loss']} at step {step + 1} (try a lower --lr); "
+                    "nothing from this step on was saved"
+                )
             for k, v in values.items():
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
             last = values
