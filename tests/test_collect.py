@@ -309,3 +309,12 @@ def test_collect_boxes_cli_train_half_and_errors(tmp_path, astronaut_bgr):
     assert bad.returncode != 0 and "--split" in bad.stderr and "Traceback" not in bad.stderr
     missing = run_cli("collect-boxes", str(tmp_path / "nope"), str(annotations), "--out", str(tmp_path / "y"))
     assert missing.returncode != 0 and "no such folder" in missing.stderr and "Traceback" not in missing.stderr
+    for class_map, message in [
+        ("with_mask=../evil", "--class-map: label '../evil' must be a plain folder name"),
+        ("bogus=with_mask", "--class-map: the annotations have no class 'bogus' (their classes: mask_weared"),
+    ]:
+        out = str(tmp_path / "z")
+        refused = run_cli("collect-boxes", str(images), str(annotations), "-o", out, "--class-map", class_map)
+        assert refused.returncode == 2 and message in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "z").exists()  # refused before the first crop was written

@@ -149,16 +149,24 @@ def collect_boxes_command(
 ) -> None:
     """Cut the annotated faces of box-annotated photos into OUT/CLASS/ as training crops (never overwriting)."""
     from maskwatch.annotations import load_annotations, select_split
-    from maskwatch.cli.scenes import parse_class_map
-    from maskwatch.collect import collect_boxes
+    from maskwatch.cli.scenes import check_dataset_classes, parse_class_map
+    from maskwatch.collect import collect_boxes, validate_label
     from maskwatch.errors import InputError
 
     if not images_dir.is_dir():
         raise InputError(f"{images_dir}: no such folder of images")
-    images = select_split(load_annotations(annotations, images_dir), split)
+    annotated = load_annotations(annotations, images_dir)
+    mapping = parse_class_map(class_map)
+    check_dataset_classes(mapping, {o.label for i in annotated for o in i.objects})
+    for folder in {*mapping.values()} - {"-"}:  # checked before the first crop is written
+        try:
+            validate_label(folder)
+        except InputError as exc:
+            raise InputError(f"--class-map: {exc}") from None
+    images = select_split(annotated, split)
     if not images:
         raise InputError(f"{annotations}: no annotated images (split {split})")
-    summary = collect_boxes(images, out, parse_class_map(class_map), min_face=min_face, keep_difficult=keep_difficult)
+    summary = collect_boxes(images, out, mapping, min_face=min_face, keep_difficult=keep_difficult)
     if summary.unreadable and len(summary.unreadable) == len(images):
         raise InputError(f"{summary.unreadable[0]}: cannot read image (none of {len(images)} could be read)")
     counts = ", ".join(f"{label} {len(paths)}" for label, paths in sorted(summary.saved.items())) or "none"

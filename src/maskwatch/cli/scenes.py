@@ -53,6 +53,16 @@ def check_bundle_classes(names: list[str], bundle: list[str], option: str) -> No
             raise InputError(f"{option}: the model has no class {name!r} (its classes: {', '.join(bundle)})")
 
 
+def check_dataset_classes(explicit: dict[str, str], dataset: set[str]) -> None:
+    """A ``--class-map`` source the annotations never use is a typo, not a no-op: one line naming their classes."""
+    from maskwatch.errors import InputError
+
+    for name in explicit:
+        if name not in dataset:
+            known = ", ".join(sorted(dataset)) or "none"
+            raise InputError(f"--class-map: the annotations have no class {name!r} (their classes: {known})")
+
+
 def resolve_class_map(explicit: dict[str, str], dataset: set[str], bundle: list[str]) -> dict[str, str]:
     """Explicit mappings first; then known aliases for dataset classes the bundle does not know.
 
@@ -114,7 +124,10 @@ def evaluate_scenes_command(
         raise InputError(f"{images_dir}: no such folder of images")
     if any(not 0.0 < t <= 1.0 for t in iou):
         raise InputError("--iou: thresholds must be in (0, 1]")
-    images = select_split(load_annotations(annotations, images_dir), split)
+    annotated = load_annotations(annotations, images_dir)
+    explicit_map = parse_class_map(class_map)
+    check_dataset_classes(explicit_map, {o.label for i in annotated for o in i.objects})  # any split, any --limit
+    images = select_split(annotated, split)
     if limit:
         images = images[:limit]
     if not images:
@@ -125,7 +138,7 @@ def evaluate_scenes_command(
 
     pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
     dataset_classes = {o.label for i in images for o in i.objects}
-    mapping = resolve_class_map(parse_class_map(class_map), dataset_classes, pipeline.classes)
+    mapping = resolve_class_map(explicit_map, dataset_classes, pipeline.classes)
     selected = [c.strip() for c in map_classes.split(",") if c.strip()] if map_classes else None
     check_bundle_classes(selected or [], pipeline.classes, "--map-classes")
     settings = {
