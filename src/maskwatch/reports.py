@@ -56,9 +56,10 @@ class Evaluation:
             zero_division=0,
         )
 
-    def recalls(self) -> dict[str, float]:
+    def recalls(self) -> dict[str, float | None]:
+        """Recall per class; None for a class with no images here (scikit-learn would say 0.0)."""
         rep = self.report()
-        return {c: float(rep[c]["recall"]) for c in self.classes}
+        return {c: float(rep[c]["recall"]) if rep[c]["support"] else None for c in self.classes}
 
     def confusion(self) -> np.ndarray:
         return confusion_matrix(self.y_true, self.y_pred, labels=list(range(len(self.classes))))
@@ -71,7 +72,7 @@ class Evaluation:
             "n": int(len(self.y_true)),
             "accuracy": round(self.accuracy, 4),
             "accuracy_ci95": [round(low, 4), round(high, 4)],
-            "recall": {c: round(v, 4) for c, v in self.recalls().items()},
+            "recall": {c: None if v is None else round(v, 4) for c, v in self.recalls().items()},
             "ece": round(ece, 4),
         }
         if self.sources and len(set(self.sources)) > 1:

@@ -18,3 +18,8 @@ console_err = Console(stderr=True)
 @app.callback()
 def _root() -> None:
     """Find every face and tell whether it wears a mask properly, wrongly or not at all."""
+
+
+def format_recall(value: float | None) -> str:
+    """A recall for people: four places, or why there is none (a class with no images in that split)."""
+    return "n/a (no images)" if value is None else f"{value:.4f}"

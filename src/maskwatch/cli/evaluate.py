@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from maskwatch.cli.app import app, console
+from maskwatch.cli.app import app, console, format_recall
 
 
 @app.command()
@@ -40,7 +40,7 @@ def evaluate(
     low, high = summary["accuracy_ci95"]
     table.add_row("accuracy", f"{summary['accuracy']:.4f} (95% CI {low:.4f}-{high:.4f})")
     for cls, recall in summary["recall"].items():
-        table.add_row(f"recall {cls}", f"{recall:.4f}")
+        table.add_row(f"recall {cls}", format_recall(recall))
     table.add_row("expected calibration error", f"{summary['ece']:.4f}")
     for source, row in summary.get("per_source", {}).items():
         table.add_row(f"accuracy, source {source}", f"{row['accuracy']:.4f} (n={row['n']})")

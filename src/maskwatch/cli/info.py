@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from maskwatch.cli.app import app, console
+from maskwatch.cli.app import app, console, format_recall
 
 
 @app.command()
@@ -33,7 +33,7 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
     test = meta.metrics.get("test")
     if isinstance(test, dict) and "accuracy" in test:
         low, high = test.get("accuracy_ci95", [None, None])
-        recall = ", ".join(f"{c} {r}" for c, r in test.get("recall", {}).items())
+        recall = ", ".join(f"{c} {format_recall(r)}" for c, r in test.get("recall", {}).items())
         console.print(
             f"  test split: accuracy {test['accuracy']} (95 % CI {low}-{high}, {test.get('n')} images);"
             f" recall {recall}; ECE {test.get('ece')}"

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from maskwatch.cli.app import app, console
+from maskwatch.cli.app import app, console, format_recall
 from maskwatch.crops import DEFAULT_MARGIN
 
 
@@ -97,7 +97,7 @@ def train(
             f"test accuracy [bold]{test_figures['accuracy']:.4f}[/] "
             f"(95% CI {test_figures['accuracy_ci95'][0]:.4f}-{test_figures['accuracy_ci95'][1]:.4f}) on "
             f"{test_figures['n']} images; recall "
-            + ", ".join(f"{c} {r:.4f}" for c, r in test_figures["recall"].items())
+            + ", ".join(f"{c} {format_recall(r)}" for c, r in test_figures["recall"].items())
             + f"; {metrics['train_seconds']:.0f} s"
         )
     else:
