@@ -235,6 +235,23 @@ def test_cli_json_never_lands_in_an_input_or_an_annotated_output(tmp_path, photo
     assert photo.read_bytes() == before and not same.exists()
 
 
+def test_cli_json_appends_only_to_json_lines(tmp_path, photo):
+    """A second run appends to its JSON lines (a line cut short by a crash stays on its own line); a file that
+    is not maskwatch JSON lines is refused and left as it was."""
+    js = tmp_path / "faces.jsonl"
+    assert run_cli("detect", str(photo), "--json", str(js)).returncode == 0
+    js.write_bytes(js.read_bytes() + b'{"source": "cut sho')
+    assert run_cli("detect", str(photo), "--json", str(js)).returncode == 0
+    lines = js.read_text().splitlines()
+    assert len(lines) == 3 and lines[1] == '{"source": "cut sho'
+    assert FrameOut.model_validate_json(lines[2]).faces[0].label == "without_mask"
+    config = tmp_path / "config.json"
+    config.write_text('{\n  "epochs": 3\n}\n')
+    result = run_cli("detect", str(photo), "--json", str(config))
+    assert result.returncode == 2 and "is not maskwatch JSON lines" in result.stderr
+    assert config.read_text() == '{\n  "epochs": 3\n}\n'
+
+
 def test_cli_a_file_named_like_a_glob_is_a_file(tmp_path, photo):
     """Brackets in a real file name ("photo [1].jpg") must not turn it into a pattern that matches nothing."""
     folder = tmp_path / "shots [x]"

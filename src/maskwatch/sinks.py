@@ -8,6 +8,7 @@ and renamed, and videos are closed (finalised) on exit.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -34,8 +35,13 @@ class JsonLinesSink:
         else:
             path = Path(target)
             try:
+                append = path.is_file() and path.stat().st_size > 0
+                if append:
+                    check_appendable(path)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self.stream = path.open("a" if path.exists() and path.stat().st_size else "w", encoding="utf-8")
+                self.stream = path.open("a" if append else "w", encoding="utf-8")
+                if append and not _ends_with_newline(path):  # a line cut short by a crash stays on its own line
+                    self.stream.write("\n")
             except OSError as exc:
                 raise InputError(f"{target}: cannot write JSON lines ({exc.strerror})") from None
 
@@ -50,6 +56,24 @@ class JsonLinesSink:
         if self.stream is not sys.stdout:
             with contextlib.suppress(OSError):  # every line was flushed as written; a failed one was reported then
                 self.stream.close()
+
+
+def check_appendable(path: Path) -> None:
+    """JSON lines are appended to an earlier run's file, never to someone else's: its first line must be one of ours."""
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not (isinstance(record, dict) and "faces" in record and "source" in record):
+        raise InputError(f"{path}: exists and is not maskwatch JSON lines; choose another --json (runs append to it)")
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def write_image_atomic(path: Path, image) -> None:
