@@ -306,6 +306,7 @@ def test_unreachable_ray_cluster_is_one_line(inputs, tmp_path, monkeypatch):
     assert result.returncode == 2, result.stderr
     expected = f"error: cannot connect to Ray at ray://127.0.0.1:{port}: ray client connection timeout"
     assert stderr_lines(result) == [expected]
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_bad_inputs_exit_2_rerun_refused_and_resume(inputs, tmp_path):
@@ -361,11 +362,14 @@ def test_all_inputs_bad_prints_each_error_once(tmp_path):
     assert result.returncode == 2
     (line,) = stderr_lines(result)
     assert line.count("missing.jpg") == 1 and line.count("missing2.mp4") == 1
+    assert not (tmp_path / "a").exists()  # refused before any work: no empty --out left behind
     result = run_cli("batch", str(broken), str(missing), "--out", str(tmp_path / "b"))  # a failed unit: no Ray
     assert result.returncode == 2
     assert result.stderr.count("not a readable video") == 1
     assert result.stderr.count("missing.jpg: no such file") == 1
     assert stderr_lines(result)[-1].startswith("problems: 1 input(s) skipped, 1 failed")
+    stream = run_cli("batch", "rtsp://127.0.0.1:9/x", "--out", str(tmp_path / "c"))  # nothing listens on port 9
+    assert stream.returncode == 2 and "rtsp://127.0.0.1:9/x: stream unreachable or not a video" in stream.stderr
 
 
 def test_bad_detector_or_model_fails_before_ray(inputs, tmp_path, no_ray):
@@ -379,6 +383,11 @@ def test_bad_detector_or_model_fails_before_ray(inputs, tmp_path, no_ray):
     (bundle / "model.onnx").write_bytes(b"not an onnx model")
     with pytest.raises(ModelError, match="cannot load ONNX model"):
         run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "c", model=str(bundle)))
+    assert not any((tmp_path / name).exists() for name in "abc")
+    (tmp_path / "kept").mkdir()  # a folder that was there before stays, empty or not
+    with pytest.raises(ModelError):
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "kept", detector="nosuch"))
+    assert (tmp_path / "kept").is_dir()
 
 
 def test_cli_bad_detector_exits_3_in_one_line(inputs, tmp_path):

@@ -179,6 +179,8 @@ def probe_video(target: str) -> tuple[int, float | None]:
     capture = cv2.VideoCapture(target)
     try:
         if not capture.isOpened():
+            if _is_url(target):  # as detect says it (sources.CaptureSource)
+                raise InputError(f"{target}: stream unreachable or not a video")
             raise InputError(f"{target}: not a readable video (corrupt or unsupported format)")
         ok, image = capture.read()
         if not ok or image is None:

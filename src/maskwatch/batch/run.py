@@ -11,6 +11,7 @@ once more, then gives up on that unit only.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -258,21 +259,30 @@ def run_batch(inputs: list[str], options: BatchOptions, progress=None) -> BatchR
     """
     report = BatchReport()
     start = time.perf_counter()
+    created = not options.out.exists()
     prepare_out(options.out, options.resume)
-    units, skipped, report.problems = plan(inputs, options)
-    if not units and not skipped:  # nothing to do: the problems are the error, said once
-        raise InputError("; ".join(report.problems) if report.problems else "no input given")
+    try:
+        units, skipped, report.problems = plan(inputs, options)
+        if not units and not skipped:  # nothing to do: the problems are the error, said once
+            raise InputError("; ".join(report.problems) if report.problems else "no input given")
+        chunks = [chunk for unit in units for chunk in unit.chunks]
+        if chunks:
+            check_model(options)  # a bad --model or --detector is one clear line before any Ray start-up
+    except MaskwatchError:
+        _remove_if_empty(options.out, created)
+        raise
     for problem in report.problems:
         log.error("%s", problem)
     reports: dict[int, UnitReport] = {}
-    chunks = [chunk for unit in units for chunk in unit.chunks]
     report.chunks = len(chunks)
-    if chunks:
-        check_model(options)  # a bad --model or --detector is one clear line before any Ray start-up
     started = False
     try:
         if chunks:
-            report.workers, started = connect_ray(options.ray_address, options.workers)
+            try:
+                report.workers, started = connect_ray(options.ray_address, options.workers)
+            except MaskwatchError:
+                _remove_if_empty(options.out, created)
+                raise
         if progress is not None:
             progress(total_chunks=len(chunks))
         if chunks:
@@ -293,6 +303,13 @@ def run_batch(inputs: list[str], options: BatchOptions, progress=None) -> BatchR
     report.fps = round(report.frames / report.seconds, 2) if report.seconds > 0 else 0.0
     write_overall(options.out, report)
     return report
+
+
+def _remove_if_empty(out: Path, created: bool) -> None:
+    """A run refused before any work leaves no empty --out behind (only a folder it created itself)."""
+    if created:
+        with contextlib.suppress(OSError):
+            out.rmdir()
 
 
 def _run_chunks(units, chunks, options, report, reports, progress) -> None:
