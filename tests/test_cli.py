@@ -147,3 +147,17 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and errors == ["error: /dev/full: cannot write JSON lines (No space left on device)"]
     assert "Traceback" not in result.stderr
+
+
+def test_errors_of_commands_with_a_progress_bar_are_their_one_line(tmp_path):
+    """Off a terminal no bar is drawn, so nothing (a 0/? bar, an empty line) comes before the error line."""
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"xx")
+    for args in (
+        ["collect", str(bad), "--label", "with_mask", "--out", str(tmp_path / "ds")],
+        ["synth", "--from", str(tmp_path / "nx"), "--out", str(tmp_path / "syn")],
+        ["evaluate", "maskwatch:default", str(tmp_path / "nx")],
+    ):
+        result = run_cli(*args)
+        assert result.returncode == 2 and result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+        assert result.stderr.startswith("error: ")

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from maskwatch.cli.app import console_err
+
+
+def progress_bar(*columns: str | ProgressColumn) -> Progress:
+    """A progress bar on stderr, drawn only on a terminal: in a log or a pipe it would print its last state (an
+    empty line or a 0/? bar) above an error's one line."""
+    return Progress(*columns, console=console_err, transient=False, disable=not console_err.is_terminal)
 
 
 class RichReporter:
     """One bar per stage (description, steps, ETA); messages print above the bars."""
 
     def __init__(self) -> None:
-        self.progress = Progress(
+        self.progress = progress_bar(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -21,8 +35,6 @@ class RichReporter:
             TextColumn("ETA"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[status]}"),
-            console=console_err,
-            transient=False,
         )
         self.task: int | None = None
 

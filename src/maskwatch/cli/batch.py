@@ -45,15 +45,9 @@ def batch(
     no_track: bool = typer.Option(False, "--no-track", help="Do not track faces across video frames."),
 ) -> None:
     """Run detection over many videos and photos on Ray; write JSON lines, CSV counts, summaries and plots."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from maskwatch.cli._progress import progress_bar
     from maskwatch.errors import require_extra
 
     require_extra("ray", "batch", "maskwatch batch")
@@ -75,7 +69,7 @@ def batch(
         retries=retries,
         track=not no_track,
     )
-    bar = Progress(
+    bar = progress_bar(
         TextColumn("[bold]chunks"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -83,8 +77,6 @@ def batch(
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        console=console_err,
-        transient=False,
     )
     state = {"task": None, "frames": 0, "start": None}
     handlers = [h for h in logging.getLogger("maskwatch").handlers if isinstance(h, logging.StreamHandler)]

@@ -29,8 +29,9 @@ def collect(
     reconnects: int = typer.Option(5, "--reconnects", min=0, help="Reconnection attempts when a stream drops."),
 ) -> None:
     """Detect faces and save each one as a training crop in OUT/LABEL/ (never overwriting a file)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from maskwatch.cli._progress import progress_bar
     from maskwatch.cli.detect import setup_logging
     from maskwatch.collect import collect_faces, prepare_output
     from maskwatch.detectors import DEFAULT_DETECTOR, create_detector
@@ -53,7 +54,7 @@ def collect(
     window = _preview(preview)
 
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
-    with Progress(*columns, TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console_err) as bar:
+    with progress_bar(*columns, TextColumn("{task.fields[note]}"), TimeElapsedColumn()) as bar:
         task = bar.add_task(f"collecting {label}", total=count, note="")
 
         def on_frame(source, image, found, kept, summary) -> None:

@@ -24,8 +24,9 @@ def synth(
     sheet: Path = typer.Option(None, "--sheet", help="Also write a contact sheet PNG of this run's first faces."),
 ) -> None:
     """Draw masks fitted to each face's landmarks: with_mask (nose to chin) and incorrect_mask (below nose, chin)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
+    from maskwatch.cli._progress import progress_bar
     from maskwatch.errors import InputError, prepare_output_folder
     from maskwatch.synth import contact_sheet, synthesize
 
@@ -36,7 +37,7 @@ def synth(
 
     wanted = tuple(s.strip() for s in styles.split(",") if s.strip())
     columns = [TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}")]
-    with Progress(*columns, TimeElapsedColumn(), console=console_err) as bar:
+    with progress_bar(*columns, TimeElapsedColumn()) as bar:
         task = bar.add_task("synth", total=None, note="")
 
         def progress(done: int, total: int, summary) -> None:
