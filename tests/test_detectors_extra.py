@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -99,6 +101,20 @@ def test_registry_lists_our_detectors_and_maskface_needs_a_model(monkeypatch):
     else:
         with pytest.raises(ModelError, match="train-detector"):
             create_detector("maskface")
+
+
+def test_a_bad_maskface_model_or_metadata_is_one_line_naming_it(tmp_path, monkeypatch):
+    """A corrupt model or metadata file names itself, and the variable that pointed at it."""
+    model = tmp_path / "maskface.onnx"
+    model.write_bytes(b"not an onnx model")
+    monkeypatch.setenv("MASKWATCH_MASKFACE", str(model))
+    with pytest.raises(
+        ModelError, match=rf"^{re.escape(str(model))}: cannot load ONNX model: .* \(from MASKWATCH_MASKFACE\)$"
+    ):
+        create_detector("maskface")
+    model.with_suffix(".json").write_text("{not json")
+    with pytest.raises(ModelError, match=r"maskface.json: unreadable maskface metadata \(JSONDecodeError\)"):
+        create_detector("maskface")
 
 
 def test_merge_detections_hand_case():

@@ -180,7 +180,15 @@ def load_meta(model_path: Path | None = None) -> dict:
         text = resources.files("maskwatch.models").joinpath(META_FILE)
         return json.loads(text.read_text()) if text.is_file() else {}
     meta_path = model_path.with_suffix(".json")
-    return json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if not meta_path.is_file():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{meta_path}: unreadable maskface metadata ({type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{meta_path}: maskface metadata must be a JSON object")
+    return meta
 
 
 class MaskFaceDetector:
@@ -241,7 +249,10 @@ class MaskFaceDetector:
         data = model_path.read_bytes() if model_path else resources.files("maskwatch.models").joinpath(MODEL_FILE)
         model_bytes = data if isinstance(data, bytes) else data.read_bytes()
         self.version = fingerprint(model_bytes, settings)
-        session = create_session(model_bytes, threads=threads)
+        try:
+            session = create_session(model_bytes, threads=threads)
+        except ModelError as exc:
+            raise ModelError(f"{model_path}: {exc}" if model_path else str(exc)) from None
         input_name = session.get_inputs()[0].name
         self._network = lambda tensor: session.run(None, {input_name: tensor})[0]
 
@@ -320,6 +331,10 @@ ENV_MODEL = "MASKWATCH_MASKFACE"
 def _factory(**options: object) -> MaskFaceDetector:
     if not options.get("model") and os.environ.get(ENV_MODEL):
         options["model"] = os.environ[ENV_MODEL]
+        try:
+            return MaskFaceDetector(**options)  # type: ignore[arg-type]
+        except ModelError as exc:  # say where the path came from: the user may not remember setting it
+            raise ModelError(f"{exc} (from {ENV_MODEL})") from None
     if not resources.files("maskwatch.models").joinpath(MODEL_FILE).is_file() and not options.get("model"):
         raise ModelError(f"maskface model not packaged; train one with `maskwatch train-detector` and set {ENV_MODEL}")
     return MaskFaceDetector(**options)  # type: ignore[arg-type]
