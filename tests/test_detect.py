@@ -207,6 +207,14 @@ def test_cli_folder_lists_bad_files_and_processes_the_rest(tmp_path, photo):
     assert any(line.startswith("error: ") and "corrupt.jpg" in line for line in result.stderr.splitlines())
     assert [Path(f.source).name for f in json_lines(js)] == ["good.jpg"]
     assert (out / "good_annotated.jpg").is_file()
+    warning = "1 file(s) that are not images or videos skipped (notes.txt)"
+    assert any(line.startswith("warning: ") and warning in line for line in result.stderr.splitlines())
+    (folder / "corrupt.jpg").unlink()
+    (folder / "empty.png").unlink()
+    (folder / "Thumbs.db").write_bytes(b"\x00" * 16)
+    clean = run_cli("detect", str(folder), "--json", "-")  # files nobody asked for are not failures
+    assert clean.returncode == 0, clean.stderr
+    assert "2 file(s) that are not images or videos skipped (Thumbs.db, notes.txt)" in clean.stderr
 
 
 def test_cli_outputs_never_replace_inputs_or_each_other(tmp_path, photo):

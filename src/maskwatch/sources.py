@@ -166,9 +166,10 @@ Source = ImageSource | VideoSource | CaptureSource
 def expand_sources(specs: list[str], reconnects: int = 5) -> tuple[list[Source], list[str]]:
     """Turn command-line SOURCE arguments into sources.
 
-    Returns the sources and the problems found while expanding (missing paths,
-    unsupported files inside folders). A folder or glob lists the images and
-    videos inside it, sorted; other files in it are reported and skipped.
+    Returns the sources and the problems found while expanding (missing paths, a folder
+    with no image or video). A folder or glob lists the images and videos inside it,
+    sorted; other files in it (notes, Thumbs.db) are skipped with one warning, not a problem:
+    nobody asked for them.
     """
     sources: list[Source] = []
     problems: list[str] = []
@@ -179,14 +180,15 @@ def expand_sources(specs: list[str], reconnects: int = 5) -> tuple[list[Source],
             sources.append(CaptureSource(spec, reconnects=reconnects))
         elif any(ch in spec for ch in "*?[") and not os.path.exists(spec):  # "photo [1].jpg" is a file, not a glob
             matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
-            if not matches:
-                problems.append(f"{spec}: no file matches")
-            sources.extend(_file_sources(matches, problems))
+            found = _file_sources(matches, problems, skipped=spec)
+            if not found:
+                problems.append(f"{spec}: no image or video matches" if matches else f"{spec}: no file matches")
+            sources.extend(found)
         else:
             path = Path(spec)
             if path.is_dir():
                 files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-                found = _file_sources(files, problems)
+                found = _file_sources(files, problems, skipped=str(path))
                 if not found:
                     problems.append(f"{path}: folder holds no image or video")
                 sources.extend(found)
@@ -197,8 +199,13 @@ def expand_sources(specs: list[str], reconnects: int = 5) -> tuple[list[Source],
     return sources, problems
 
 
-def _file_sources(paths: list[Path], problems: list[str], explicit: bool = False) -> list[Source]:
+def _file_sources(
+    paths: list[Path], problems: list[str], explicit: bool = False, skipped: str | None = None
+) -> list[Source]:
+    """Sources for files; a file named on its own is tried whatever its suffix, one listed from ``skipped`` (a folder
+    or glob) only with an image or video suffix, the others named in one warning."""
     out: list[Source] = []
+    others: list[str] = []
     for path in paths:
         if is_image_path(path):
             out.append(ImageSource(path))
@@ -207,7 +214,10 @@ def _file_sources(paths: list[Path], problems: list[str], explicit: bool = False
         elif explicit:
             out.append(_guess_source(path))
         else:
-            problems.append(f"{path}: not an image or video file; skipped")
+            others.append(path.name)
+    if others and out:
+        shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        log.warning("%s: %d file(s) that are not images or videos skipped (%s)", skipped, len(others), shown)
     return out
 
 
