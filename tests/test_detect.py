@@ -233,6 +233,16 @@ def test_cli_outputs_never_replace_inputs_or_each_other(tmp_path, photo):
     assert (out / "x_annotated.jpg").stat().st_mode & 0o044 == 0o044  # readable by others, as a plain open() makes it
 
 
+def test_cli_empty_or_file_like_outputs_for_many_sources_are_refused(tmp_path, photo):
+    """An empty --out/--json wrote nothing without a word; a file name for several sources made a folder of it."""
+    for option, message in (("--out", "--out: empty path"), ("--json", "--json: empty path")):
+        result = run_cli("detect", str(photo), option, "")
+        assert result.returncode == 2 and message in result.stderr
+    out = tmp_path / "both.jpg"
+    result = run_cli("detect", str(photo), str(photo), "--out", str(out))
+    assert result.returncode == 2 and "2 sources need a folder for --out" in result.stderr and not out.exists()
+
+
 def test_cli_json_never_lands_in_an_input_or_an_annotated_output(tmp_path, photo):
     before = photo.read_bytes()
     into_input = run_cli("detect", str(photo), "--json", str(photo))

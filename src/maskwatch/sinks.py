@@ -30,6 +30,8 @@ class JsonLinesSink:
 
     def __init__(self, target: str) -> None:
         self.target = target
+        if not target.strip():
+            raise InputError("--json: empty path (use - for stdout)")
         if target == "-":
             self.stream: IO[str] = sys.stdout
         else:
@@ -135,6 +137,8 @@ class AnnotatedSink:
     """
 
     def __init__(self, out: str, single_source: bool, sources: Sequence[Source] = ()) -> None:
+        if not out.strip():
+            raise InputError("--out: empty path")
         self.out = Path(out)
         self.single_file = single_source and self.out.suffix != ""
         self.writers: dict[str, cv2.VideoWriter] = {}
@@ -144,6 +148,11 @@ class AnnotatedSink:
             self._check(sources)
 
     def _check(self, sources: Sequence[Source]) -> None:
+        suffix = self.out.suffix.lower()
+        if len(sources) > 1 and suffix in (*IMAGE_SUFFIXES, *VIDEO_OUTPUTS) and not self.out.is_dir():
+            raise InputError(
+                f"{self.out}: {len(sources)} sources need a folder for --out (one output each), not a file name"
+            )
         if self.single_file:
             suffix, kind = self.out.suffix.lower(), sources[0].kind
             if kind == "image" and suffix not in IMAGE_SUFFIXES:
