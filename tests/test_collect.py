@@ -298,6 +298,14 @@ def test_collect_boxes_crops_of_one_photo_share_a_split_group():
     assert groups == {"photo:scene7"}
 
 
+def test_collect_boxes_cli_counts_only_photos_it_read(tmp_path, astronaut_bgr):
+    images, annotations = _annotated_photos(tmp_path, astronaut_bgr)
+    (images / "scene2.png").unlink()
+    result = run_cli("collect-boxes", str(images), str(annotations), "--out", str(tmp_path / "ds"))
+    assert result.returncode == 2 and "from 1 photo(s)" in result.stderr
+    assert "scene2.png: image named by its annotation not found" in result.stderr
+
+
 def test_collect_boxes_cli_train_half_and_errors(tmp_path, astronaut_bgr):
     images, annotations = _annotated_photos(tmp_path, astronaut_bgr)
     result = run_cli("collect-boxes", str(images), str(annotations), "--out", str(tmp_path / "ds"))

@@ -280,6 +280,10 @@ def test_cli_a_file_named_like_a_glob_is_a_file(tmp_path, photo):
         result = run_cli("detect", str(spec), "--json", "-")
         assert result.returncode == 0, result.stderr
         assert FrameOut.model_validate_json(result.stdout.splitlines()[0]).source == str(named)
+    out = tmp_path / "out [1]" / (("a very long name " * 8).strip().replace(" ", "_") + ".jpg")
+    result = run_cli("detect", str(named), "--out", str(out))
+    assert result.returncode == 0 and out.is_file()
+    assert f"wrote {out}" in result.stderr.splitlines()  # printed as it is, on one line however long
 
 
 @pytest.mark.parametrize(

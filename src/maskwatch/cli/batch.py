@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from maskwatch.cli.app import app, console_err
 from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
@@ -133,7 +134,7 @@ def _print_report(report, out: Path) -> None:
         table.add_row(
             u.input,
             u.kind,
-            f"[{style}]{status}[/]" if style else status,
+            Text(status, style=style),
             str(u.frames),
             str(u.faces),
             *[str(u.people_per_class.get(c, 0)) if u.kind == "video" else "-" for c in classes],
@@ -156,5 +157,5 @@ def _print_report(report, out: Path) -> None:
         console_err.print(
             f"[red]problems:[/] {', '.join(parts)}; see the errors above and in summary.csv's errors column",
             highlight=False,
-            soft_wrap=True,
+            markup=True,
         )

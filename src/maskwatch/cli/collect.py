@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from maskwatch.cli.app import app, console_err
+from maskwatch.cli.app import app, console_err, say_error, say_warning
 
 
 @app.command()
@@ -50,7 +50,7 @@ def collect(
         _remove_empty(new_folders)  # failed before the first frame: leave no empty folder behind
         raise
     for problem in problems:
-        console_err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        say_warning(problem)
     window = _preview(preview)
 
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
@@ -91,7 +91,7 @@ def collect(
     if summary.saved:
         console_err.print(f"first {summary.saved[0].name}, last {summary.saved[-1].name}", highlight=False)
     for problem in summary.failed_sources:
-        console_err.print(f"[red]error:[/] {problem}", highlight=False)
+        say_error(problem)
     if summary.interrupted:
         console_err.print("interrupted; every face saved so far is complete")
         raise typer.Exit(130)
@@ -107,7 +107,7 @@ def _preview(enabled: bool):
 
     reason = display_available()
     if reason:
-        console_err.print(f"[yellow]warning:[/] --preview: {reason}; collecting without a window", highlight=False)
+        say_warning(f"--preview: {reason}; collecting without a window")
         return None
     import cv2
 
@@ -172,12 +172,14 @@ def collect_boxes_command(
         raise InputError(f"{summary.unreadable[0]}: cannot read image (none of {len(images)} could be read)")
     counts = ", ".join(f"{label} {len(paths)}" for label, paths in sorted(summary.saved.items())) or "none"
     console_err.print(
-        f"saved {sum(len(p) for p in summary.saved.values())} face(s) to {out} ({counts}) from {len(images)} "
-        f"photo(s); skipped {summary.existing} already there, {summary.too_small} under {min_face} px, "
-        f"{summary.difficult} difficult, {sum(summary.ignored_classes.values())} of ignored classes",
+        f"saved {sum(len(p) for p in summary.saved.values())} face(s) to {out} ({counts}) from "
+        f"{len(images) - len(summary.unreadable)} photo(s); skipped {summary.existing} already there, "
+        f"{summary.too_small} under {min_face} px, {summary.difficult} difficult, "
+        f"{sum(summary.ignored_classes.values())} of ignored classes",
         highlight=False,
     )
     for path in summary.unreadable:
-        console_err.print(f"[red]error:[/] {path}: cannot read image", highlight=False)
+        reason = "cannot read image" if Path(path).is_file() else "image named by its annotation not found"
+        say_error(f"{path}: {reason}")
     if summary.unreadable:
         raise typer.Exit(2)

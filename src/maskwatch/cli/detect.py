@@ -148,4 +148,4 @@ def _print_summary(summary, written: list[Path]) -> None:
     for path in written:
         console_err.print(f"wrote {path}")
     if summary.failed_sources:
-        console_err.print(f"[red]{len(summary.failed_sources)} source(s) failed[/]")
+        console_err.print(f"{len(summary.failed_sources)} source(s) failed", style="red")

@@ -7,7 +7,7 @@ import socket
 
 import typer
 
-from maskwatch.cli.app import app, console_err
+from maskwatch.cli.app import app, console_err, say_warning
 from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
 
 
@@ -66,7 +66,7 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     console_err.print(f"maskwatch serving on http://{shown}:{port}  (API docs: /docs; Ctrl-C stops)", highlight=False)
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
-        console_err.print("[yellow]warning:[/] listening beyond localhost without --token", highlight=False)
+        say_warning("listening beyond localhost without --token")
     # WebSocket messages up to the upload limit (plus room) reach the app, which answers an over-limit frame
     # with an error and keeps the connection; Uvicorn's own 16 MiB default would close it first.
     ws_max_size = int(max_upload_mb * 1024 * 1024) + (1 << 20)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from maskwatch.cli.app import app, console_err
+from maskwatch.cli.app import app, console_err, say_warning
 
 
 @app.command()
@@ -70,7 +70,7 @@ def synth(
             raise InputError(f"--sheet {sheet}: cannot write")
         console_err.print(f"contact sheet: {sheet}", highlight=False)
     for problem in summary.unreadable:
-        console_err.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        say_warning(problem)
     if summary.interrupted:
         console_err.print("interrupted; every image written so far is complete and recorded")
         raise typer.Exit(130)

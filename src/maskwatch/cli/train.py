@@ -98,7 +98,8 @@ def train(
             f"(95% CI {test_figures['accuracy_ci95'][0]:.4f}-{test_figures['accuracy_ci95'][1]:.4f}) on "
             f"{test_figures['n']} images; recall "
             + ", ".join(f"{c} {format_recall(r)}" for c, r in test_figures["recall"].items())
-            + f"; {metrics['train_seconds']:.0f} s"
+            + f"; {metrics['train_seconds']:.0f} s",
+            markup=True,
         )
     else:
         console.print(f"{test_figures['note']}; {metrics['train_seconds']:.0f} s", highlight=False)
