@@ -161,3 +161,18 @@ def test_errors_of_commands_with_a_progress_bar_are_their_one_line(tmp_path):
         result = run_cli(*args)
         assert result.returncode == 2 and result.stderr.splitlines() == [result.stderr.strip()], result.stderr
         assert result.stderr.startswith("error: ")
+
+
+def test_training_stages_get_one_line_each_in_a_log(capsys):
+    """No bar is drawn off a terminal, so each finished stage says what it did in one line."""
+    from maskwatch.cli._progress import RichReporter
+
+    with RichReporter() as reporter:
+        reporter.start("head", 3)
+        for loss in (0.5, 0.4, 0.3):
+            reporter.advance(1, status=f"loss {loss:.2f}")
+        reporter.start("fine-tune", 2)
+        reporter.advance(2)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" in ")[0] for line in lines] == ["head: 3/3", "fine-tune: 2/2"]
+    assert lines[0].endswith("s; loss 0.30")

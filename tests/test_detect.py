@@ -265,9 +265,14 @@ def test_cli_json_appends_only_to_json_lines(tmp_path, photo):
     assert FrameOut.model_validate_json(lines[2]).faces[0].label == "without_mask"
     config = tmp_path / "config.json"
     config.write_text('{\n  "epochs": 3\n}\n')
-    result = run_cli("detect", str(photo), "--json", str(config))
+    out = tmp_path / "annotated"
+    result = run_cli("detect", str(photo), "--json", str(config), "--out", str(out))
     assert result.returncode == 2 and "is not maskwatch JSON lines" in result.stderr
-    assert config.read_text() == '{\n  "epochs": 3\n}\n'
+    assert config.read_text() == '{\n  "epochs": 3\n}\n' and not out.exists()  # refused before --out was made
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text('{"source":"photo.jpg","fra')  # a first run killed mid-line: still ours
+    assert run_cli("detect", str(photo), "--json", str(cut)).returncode == 0
+    assert cut.read_text().splitlines()[0] == '{"source":"photo.jpg","fra' and len(cut.read_text().splitlines()) == 2
 
 
 def test_cli_a_file_named_like_a_glob_is_a_file(tmp_path, photo):

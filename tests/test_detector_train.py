@@ -475,9 +475,24 @@ def test_a_diverging_run_stops_before_saving_broken_weights(tmp_path: Path):
 
     out = tmp_path / "run"
     config = tiny_config(_write_toy_scenes(tmp_path / "scenes", count=4), out, lr=1e30, steps=6, checkpoint_every=100)
-    with pytest.raises(ModelError, match="training diverged: the loss is nan at step"):
+    with pytest.raises(ModelError, match="training diverged: the (loss|weights) (is nan at|are not finite after) step"):
         train(config, log=lambda line: None)
     assert not (out / "maskface.onnx").exists() and not (out / "state.json").exists()
+    with pytest.raises(ModelError, match="training diverged: the weights are not finite after step 1"):
+        train(tiny_config(config.scenes, tmp_path / "run1", lr=1e39, steps=1), log=lambda line: None)
+    assert not (tmp_path / "run1" / "maskface.onnx").exists()  # the last step's update broke them: caught too
+
+
+def test_leftovers_of_an_unfinished_first_checkpoint_do_not_block_a_new_run(tmp_path: Path):
+    from maskwatch.detector_train.train import check_out
+    from maskwatch.errors import InputError
+
+    (tmp_path / "partial.maskface.weights.h5").write_bytes(b"left by a crash in the first checkpoint")
+    (tmp_path / "state.json.partial").write_text("{")
+    check_out(tmp_path, resume=False)  # not refused as someone else's folder
+    (tmp_path / "notes.txt").write_text("someone's")
+    with pytest.raises(InputError, match="holds no detector run"):
+        check_out(tmp_path, resume=False)
 
 
 def test_weights_keras_cannot_load_fail_in_one_line_and_leave_no_run_folder(tmp_path: Path):

@@ -203,9 +203,11 @@ def test_two_file_fields_or_a_text_field_refused(client, astronaut_bgr):
     assert response.status_code == 422 and response.json()["detail"].startswith("file: not a file upload")
 
 
-def test_side_over_jpeg_limit_refused(client):
-    response = post_image(client, minimal_png_header(70_000, 1), "image/png", "strip.png")
-    assert response.status_code == 413 and "a side over the limit of 65500 px" in response.json()["detail"]
+def test_side_over_jpeg_limit_read_but_not_annotated(client):
+    strip = np.full((2, 70_000, 3), 128, np.uint8)  # a valid PNG panorama: read, but no JPEG can hold it
+    assert post_image(client, png(strip), "image/png", "strip.png").status_code == 200
+    response = post_image(client, png(strip), "image/png", "strip.png", annotate="true")
+    assert response.status_code == 422 and "over JPEG's 65500 px a side" in response.json()["detail"]
 
 
 def test_decompression_bomb_header_refused(client):
@@ -309,6 +311,22 @@ def test_token_refused_before_the_body_is_read():
     asyncio.run(TokenMiddleware(inner_app, token="s3cret")(scope, receive, send))
     assert sent[0]["status"] == 401 and (b"www-authenticate", b"Bearer") in sent[0]["headers"]
     assert b"missing or wrong token" in sent[1]["body"]
+    sent.clear()  # served under a prefix (uvicorn --root-path, a Mount): the route path still counts
+    scope = {**scope, "path": "/api/v1/model", "root_path": "/api", "headers": []}
+    asyncio.run(TokenMiddleware(inner_app, token="s3cret")(scope, receive, send))
+    assert sent[0]["status"] == 401
+
+
+def test_token_under_a_mount_and_non_ascii(detector):
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    outer = Starlette(routes=[Mount("/mw", app=create_app(detector=detector, token="sécret"))])
+    with TestClient(outer) as c:
+        assert c.get("/mw/v1/model").status_code == 401
+        assert c.get("/mw/v1/model", headers={"Authorization": "Bearer sécret".encode()}).status_code == 200
+        assert c.get("/mw/v1/model", params={"token": "sécret"}).status_code == 200
+        assert c.get("/mw/healthz").status_code == 200
 
 
 # ---- live WebSocket ----
@@ -418,10 +436,15 @@ def test_video_frame_size_checked_before_decoding(astronaut_bgr, tmp_path, monke
         jobs_module.probe_video(video, "clip.mp4", 1000, 100)
 
 
-def test_video_refused_when_jobs_are_full(detector, astronaut_bgr, tmp_path):
+def test_video_refused_when_jobs_are_full(detector, astronaut_bgr, tmp_path, monkeypatch):
+    """Refused before the upload is copied to disk (no upload folder is even made)."""
+    import tempfile
+
     video = write_video(tmp_path / "clip.mp4", moving_face_frames(astronaut_bgr, count=3))
     with TestClient(create_app(detector=detector, max_jobs=0)) as c:
+        monkeypatch.setattr(tempfile, "mkdtemp", lambda **_: pytest.fail("the upload was saved before the refusal"))
         response = c.post("/v1/detect/video", files={"file": ("clip.mp4", video.read_bytes(), "video/mp4")})
+        monkeypatch.undo()
         assert response.status_code == 429 and response.headers["retry-after"] == "5"
         assert list(c.app.state.temp_root.iterdir()) == []
 

@@ -17,8 +17,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 MAX_PIXELS = 50_000_000
 """Refuse images above this many pixels: guards against decompression bombs."""
 MAX_SIDE = 65_500
-"""Refuse longer sides: JPEG's limit, so an annotated copy can always be written (OpenCV's PNG decoder also stops
-at 1,000,000 px and would call a longer, valid PNG corrupt)."""
+"""JPEG's longest side: a longer image can be read (as PNG or TIFF) but not annotated as a JPEG."""
 
 
 def _umask() -> int:
@@ -47,10 +46,10 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
     width, height = _header_size(data, name, max_pixels)
     if width * height > max_pixels:
         raise InputError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
-    if max(width, height) > MAX_SIDE:
-        raise InputError(f"{name}: {width}x{height} has a side over the limit of {MAX_SIDE} px")
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
+        if max(width, height) > MAX_SIDE:  # e.g. OpenCV's PNG decoder stops at 1,000,000 px a side
+            raise InputError(f"{name}: cannot decode a {width}x{height} image (a side beyond the decoder's limit?)")
         raise InputError(f"{name}: not a readable image (corrupt or unsupported format)")
     if image.shape[0] * image.shape[1] > max_pixels:
         raise InputError(f"{name}: {image.shape[1]}x{image.shape[0]} pixels is over the limit of {max_pixels}")

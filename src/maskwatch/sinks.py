@@ -20,7 +20,7 @@ import cv2
 
 from maskwatch.draw import annotate
 from maskwatch.errors import InputError, prepare_output_folder
-from maskwatch.imageio import IMAGE_SUFFIXES, make_public
+from maskwatch.imageio import IMAGE_SUFFIXES, MAX_SIDE, make_public
 from maskwatch.pipeline import FrameResult
 from maskwatch.sources import Source
 
@@ -30,22 +30,32 @@ class JsonLinesSink:
 
     def __init__(self, target: str) -> None:
         self.target = target
-        if not target.strip():
-            raise InputError("--json: empty path (use - for stdout)")
         if target == "-":
             self.stream: IO[str] = sys.stdout
         else:
             path = Path(target)
+            append = self.check_target(target)
             try:
-                append = path.is_file() and path.stat().st_size > 0
-                if append:
-                    check_appendable(path)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.stream = path.open("a" if append else "w", encoding="utf-8")
                 if append and not _ends_with_newline(path):  # a line cut short by a crash stays on its own line
                     self.stream.write("\n")
             except OSError as exc:
                 raise InputError(f"{target}: cannot write JSON lines ({exc.strerror})") from None
+
+    @staticmethod
+    def check_target(target: str) -> bool:
+        """Refuse an empty path or someone else's file before anything is written; True when lines will be appended."""
+        if not target.strip():
+            raise InputError("--json: empty path (use - for stdout)")
+        path = Path(target)
+        try:
+            append = target != "-" and path.is_file() and path.stat().st_size > 0
+            if append:
+                check_appendable(path)
+        except OSError as exc:
+            raise InputError(f"{target}: cannot read JSON lines ({exc.strerror})") from None
+        return append
 
     def write(self, result: FrameResult) -> None:
         try:
@@ -61,15 +71,22 @@ class JsonLinesSink:
 
 
 def check_appendable(path: Path) -> None:
-    """JSON lines are appended to an earlier run's file, never to someone else's: its first line must be one of ours."""
+    """JSON lines are appended to an earlier run's file, never to someone else's: its first line must be one of ours
+    (or, cut short by a crash, start like one), or the file only blank."""
     with path.open("rb") as fh:
-        first = fh.readline(1 << 20)
+        head = fh.read(1 << 20)
+    first = head.lstrip().split(b"\n", 1)[0]
     try:
         record = json.loads(first)
     except ValueError:
         record = None
-    if not (isinstance(record, dict) and "faces" in record and "source" in record):
+    ours = isinstance(record, dict) and "faces" in record and "source" in record
+    if first and not ours and not (b"\n" not in head.strip() and first.startswith(FRAME_LINE_START)):
         raise InputError(f"{path}: exists and is not maskwatch JSON lines; choose another --json (runs append to it)")
+
+
+FRAME_LINE_START = b'{"source":'
+"""How every JSON line maskwatch writes begins (FrameOut's first field)."""
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -81,7 +98,11 @@ def _ends_with_newline(path: Path) -> bool:
 def write_image_atomic(path: Path, image) -> None:
     """Encode then rename, so a crash never leaves a half-written picture."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(path.suffix if path.suffix.lower() in IMAGE_SUFFIXES else ".jpg", image)
+    suffix = path.suffix if path.suffix.lower() in IMAGE_SUFFIXES else ".jpg"
+    if suffix.lower() in (".jpg", ".jpeg") and max(image.shape[:2]) > MAX_SIDE:
+        size = f"{image.shape[1]}x{image.shape[0]}"
+        raise InputError(f"{path}: a {size} picture is over JPEG's {MAX_SIDE} px a side; use .png")
+    ok, data = cv2.imencode(suffix, image)
     if not ok:
         raise InputError(f"{path}: cannot encode image")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

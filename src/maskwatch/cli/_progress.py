@@ -46,10 +46,22 @@ class RichReporter:
         if kind is not None and not issubclass(kind, KeyboardInterrupt):
             for task in list(self.progress.task_ids):  # an error: its one line alone, no half-drawn bar above it
                 self.progress.remove_task(task)
+        else:
+            self._log_stage()
         self.progress.stop()
 
     def start(self, description: str, total: int) -> None:
+        self._log_stage()
         self.task = self.progress.add_task(description, total=max(total, 1), status="")
+
+    def _log_stage(self) -> None:
+        """Off a terminal (a log file) no bar is drawn: each finished stage gets one line instead."""
+        if self.task is None or not self.progress.disable:
+            return
+        task = self.progress.tasks[self.task]
+        status = f"; {task.fields['status']}" if task.fields.get("status") else ""
+        elapsed = task.elapsed or 0.0
+        self.message(f"{task.description}: {task.completed:g}/{task.total:g} in {elapsed:.0f} s{status}")
 
     def advance(self, steps: int = 1, status: str = "") -> None:
         if self.task is not None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from maskwatch.detector_train.validation import VALIDATION_FILE
 from maskwatch.detectors.maskface import DEFAULT_COARSE
 from maskwatch.errors import InputError, ModelError, file_in_the_way, make_folder, read_json_input
 from maskwatch.train import check_hdf5
@@ -171,6 +172,8 @@ def train(
 
 RUN_FILES = (WEIGHTS_FILE, STATE_FILE, "maskface.onnx", "maskface.json")
 """What a run writes into --out; any of them there means the folder holds a run."""
+LEFTOVER_FILES = ("partial." + WEIGHTS_FILE, STATE_FILE + ".partial", VALIDATION_FILE)
+"""What an unfinished first checkpoint can leave: a new run in that folder is not refused for them."""
 
 
 def check_out(out_dir: Path, resume: bool) -> None:
@@ -190,7 +193,7 @@ def check_out(out_dir: Path, resume: bool) -> None:
             f"{out_dir}: the folder holds a detector run; continue it with --resume or choose another --out"
         )
     elif out_dir.is_dir() and any(
-        not p.name.startswith(".") and p.name not in (WEIGHTS_FILE, "validation.jsonl") for p in out_dir.iterdir()
+        not p.name.startswith(".") and p.name not in (WEIGHTS_FILE, *LEFTOVER_FILES) for p in out_dir.iterdir()
     ):  # a run writes its files beside whatever is there: someone's folder is not a run folder
         raise InputError(f"{out_dir}: folder is not empty and holds no detector run; choose a new or empty --out")
 
@@ -333,9 +336,18 @@ def _train(
         layers = load_onnx_weights(model, init, calibration)
         log(f"started from {config.init}: {layers} layers set, batch norms calibrated on {CALIBRATION_BATCHES} batches")
 
+    def check_finite(step: int) -> None:
+        """train_on_batch reports the loss before its update: the weights themselves are checked before saving."""
+        if not all(np.isfinite(w).all() for w in model.get_weights()):
+            raise ModelError(
+                f"training diverged: the weights are not finite after step {step} (try a lower --lr); "
+                "nothing from this step on was saved"
+            )
+
     def checkpoint(step: int, seconds: float) -> None:
         # Each file is written under a temporary name and renamed, the state last: a crash or full disk mid-way
         # leaves the previous checkpoint whole, and weights without a state file are an unfinished first one.
+        check_finite(step)
         partial = out_dir / ("partial." + WEIGHTS_FILE)  # Keras wants the .weights.h5 ending
         model.save_weights(str(partial))
         os.replace(partial, out_dir / WEIGHTS_FILE)

@@ -17,16 +17,22 @@ PROTECTED_PREFIX = "/v1"
 UNAUTHORIZED = "missing or wrong token"
 
 
-def given_token(scope: Scope) -> str:
-    """The token a request carries: ``Authorization: Bearer T``, ``X-Maskwatch-Token: T`` or ``?token=T``."""
-    headers = {name.lower(): value.decode("latin-1") for name, value in scope.get("headers") or []}
-    auth = headers.get(b"authorization", "")
-    if auth.lower().startswith("bearer "):
+def given_token(scope: Scope) -> bytes:
+    """The token a request carries: ``Authorization: Bearer T``, ``X-Maskwatch-Token: T`` or ``?token=T`` (UTF-8)."""
+    headers = {name.lower(): value for name, value in scope.get("headers") or []}
+    auth = headers.get(b"authorization", b"")
+    if auth[:7].lower() == b"bearer ":
         return auth[7:].strip()
     if b"x-maskwatch-token" in headers:
         return headers[b"x-maskwatch-token"]
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return (query.get("token") or [""])[0]
+    query = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
+    return (query.get("token") or [""])[0].encode()
+
+
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: without the prefix it is served under (``--root-path``, a ``Mount``)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 class TokenMiddleware:
@@ -40,8 +46,8 @@ class TokenMiddleware:
         if (
             self.token is None
             or scope["type"] not in ("http", "websocket")
-            or not scope["path"].startswith(PROTECTED_PREFIX)
-            or secrets.compare_digest(given_token(scope).encode(), self.token.encode())
+            or not route_path(scope).startswith(PROTECTED_PREFIX)
+            or secrets.compare_digest(given_token(scope), self.token.encode())
         ):
             await self.app(scope, receive, send)
             return

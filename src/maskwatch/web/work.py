@@ -11,7 +11,7 @@ import numpy as np
 from maskwatch.draw import annotate
 from maskwatch.errors import InputError
 from maskwatch.faces import Face
-from maskwatch.imageio import decode_image
+from maskwatch.imageio import MAX_SIDE, decode_image
 from maskwatch.pipeline import Detector, FrameResult
 from maskwatch.tracker import FaceTracker
 from maskwatch.web.models import DetectOut
@@ -19,6 +19,9 @@ from maskwatch.web.models import DetectOut
 
 def jpeg_base64(image_bgr: np.ndarray, faces: list[Face], quality: int = 85) -> str:
     """The frame with its faces drawn (``maskwatch.draw.annotate``), as base64 JPEG."""
+    if max(image_bgr.shape[:2]) > MAX_SIDE:
+        height, width = image_bgr.shape[:2]
+        raise InputError(f"cannot annotate a {width}x{height} image: over JPEG's {MAX_SIDE} px a side (drop annotate)")
     ok, data = cv2.imencode(".jpg", annotate(image_bgr, faces), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise InputError("cannot encode the annotated image")
