@@ -158,6 +158,10 @@ def test_api_reports_small_faces_instead_of_guessing(astronaut_bgr):
 def test_api_rejects_what_is_not_an_image(detector):
     with pytest.raises(InputError, match="expects a BGR image"):
         detector.detect(np.zeros((10, 10)))
+    with pytest.raises(InputError, match="expects a uint8 image .* got float32"):
+        detector.detect(np.zeros((10, 10, 3), np.float32), photo=True)
+    with pytest.raises(InputError, match=r"empty image \(0x0\)"):  # was a ZeroDivisionError
+        detector.detect(np.zeros((0, 0, 3), np.uint8))
 
 
 def test_api_stream_over_a_video_tracks_one_person(detector, video):

@@ -136,6 +136,10 @@ class Detector:
         """
         if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
             raise InputError("detect() expects a BGR image array of shape (height, width, 3)")
+        if image_bgr.dtype != np.uint8:  # a float image in 0..1 would silently show no face
+            raise InputError(f"detect() expects a uint8 image (0-255, as cv2.imread gives), got {image_bgr.dtype}")
+        if image_bgr.shape[0] == 0 or image_bgr.shape[1] == 0:
+            raise InputError(f"detect() got an empty image ({image_bgr.shape[1]}x{image_bgr.shape[0]})")
         t0 = time.perf_counter()
         detections = (self.photo_detector if photo else self.face_detector).detect(image_bgr)
         t1 = time.perf_counter()
