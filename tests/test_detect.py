@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -153,6 +154,20 @@ def test_cli_searches_image_files_as_photos(tmp_path, astronaut_bgr):
 def test_api_reports_small_faces_instead_of_guessing(astronaut_bgr):
     (face,) = Detector(min_face=400).detect(astronaut_bgr)
     assert face.label == TOO_SMALL and face.score == 0.0 and face.probabilities == {}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"conf": 1.5}, "conf must be between 0 and 1, got 1.5"),
+        ({"conf": float("nan")}, "conf must be between 0 and 1, got nan"),
+        ({"min_face": 0}, "min_face must be at least 1 px"),
+        ({"threads": 0}, "threads must be at least 1"),
+    ],
+)
+def test_api_rejects_settings_out_of_range(options, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        Detector(**options)
 
 
 def test_api_rejects_what_is_not_an_image(detector):

@@ -88,6 +88,12 @@ class Detector:
     ) -> None:
         if not 0.0 <= head_weight <= 1.0:
             raise InputError(f"head weight must be between 0 and 1, got {head_weight}")
+        if not 0.0 <= conf <= 1.0:  # also refuses NaN
+            raise InputError(f"conf must be between 0 and 1, got {conf}")
+        if min_face < 1:
+            raise InputError(f"min_face must be at least 1 px, got {min_face}")
+        if threads is not None and threads < 1:
+            raise InputError(f"threads must be at least 1 (or None: ONNX Runtime's choice), got {threads}")
         self.head_weight = head_weight
         self.classifier = MaskClassifier(model, threads=threads)
         if detector is None or isinstance(detector, str):
