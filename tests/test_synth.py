@@ -181,6 +181,9 @@ def test_dataset_from_skimage_faces_with_provenance(tmp_path, sample_faces, dete
     assert len(second.written) == 2 and all(p.stem.endswith("-2") for p in second.written)
     assert all(p.read_bytes() == data for p, data in before.items())
     assert len(_rows(out)) == 17
+    # the same run again (same seed) makes nothing twice: its outputs are in synth.csv already
+    again_run = synthesize(sample_faces, out, correct=1, incorrect=2, seed=5, detector=detector, mesh=mesh)
+    assert again_run.written == [] and again_run.already == 15 and len(_rows(out)) == 17
 
     sheet = contact_sheet(out, summary.written, max_sources=3, cell=96)
     assert sheet.shape == (3 * 96, 4 * 96, 3)  # per source: the source and its three masked versions

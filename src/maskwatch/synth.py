@@ -459,6 +459,8 @@ class SynthSummary:
     no_landmarks: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     copied: int = 0
+    already: int = 0
+    """Outputs a run before made (their seeds are in synth.csv): a rerun adds no byte-identical copies."""
     interrupted: bool = False
 
 
@@ -471,6 +473,15 @@ def list_images(folder: Path) -> list[Path]:
     if not images:
         raise InputError(f"{folder}: no images found")
     return images
+
+
+def recorded_seeds(csv_path: Path) -> set[int]:
+    """Seeds of the outputs an earlier run recorded in ``synth.csv``."""
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as fh:
+            return {int(row["seed"]) for row in csv.DictReader(fh) if (row.get("seed") or "").isdigit()}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{csv_path}: cannot read the provenance of earlier runs ({exc})") from None
 
 
 def _next_free(folder: Path, stem: str, placement: str) -> Path:
@@ -530,6 +541,7 @@ def synthesize(
         detector = create_detector(DEFAULT_DETECTOR)
     mesh = mesh or FaceMesh()
     summary = SynthSummary(out_dir=out_dir)
+    made = set() if new_csv else recorded_seeds(csv_path)
     writer = csv.writer(csv_file, lineterminator="\n")
     if new_csv:
         writer.writerow(CSV_COLUMNS)
@@ -537,6 +549,13 @@ def synthesize(
         for index, path in enumerate(images):
             rel = path.relative_to(source_dir).as_posix()
             summary.sources += 1
+            jobs = [("correct", k) for k in range(correct)] + [("incorrect", k) for k in range(incorrect)]
+            todo = [(kind, k) for kind, k in jobs if output_seed(seed, rel, kind, k) not in made]
+            summary.already += len(jobs) - len(todo)
+            if not todo:  # every output of this source was made by an earlier run with this seed
+                if progress is not None:
+                    progress(index + 1, len(images), summary)
+                continue
             try:
                 image = read_image(path)
             except InputError as exc:
@@ -549,10 +568,7 @@ def synthesize(
                 if copy_originals and not (folders["without_mask"] / path.name).exists():
                     shutil.copy2(path, folders["without_mask"] / path.name)
                     summary.copied += 1
-                jobs = [("correct", k) for k in range(correct)]
-                for k in range(incorrect):
-                    jobs.append(("incorrect", k))
-                for kind, k in jobs:
+                for kind, k in todo:
                     out_seed = output_seed(seed, rel, kind, k)
                     choose = np.random.default_rng([out_seed, 1])
                     placement = "correct" if kind == "correct" else INCORRECT_PLACEMENTS[int(choose.integers(2))]
@@ -584,7 +600,7 @@ def synthesize(
         csv_file.close()
         if not summary.written and new_csv:
             _remove_empty_outputs(csv_path, folders.values(), out_dir)
-    if not summary.written and not summary.interrupted:
+    if not summary.written and not summary.interrupted and not summary.already:
         what = f"{len(summary.no_landmarks)} of {len(images)} image(s) had no face landmarks"
         if summary.unreadable:
             what += f", {len(summary.unreadable)} unreadable"

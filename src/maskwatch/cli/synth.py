@@ -59,6 +59,7 @@ def synth(
     console_err.print(
         f"wrote {len(summary.written)} image(s) ({classes or 'none'}) to {out} from {summary.sources} source(s); "
         f"skipped {len(summary.no_landmarks)} without face landmarks, {len(summary.unreadable)} unreadable"
+        + (f", {summary.already} made by an earlier run" if summary.already else "")
         + (f"; copied {summary.copied} original(s) to without_mask" if copy_originals else ""),
         highlight=False,
     )
