@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import typer
@@ -49,6 +50,11 @@ def collect(
     except MaskwatchError:
         _remove_empty(new_folders)  # failed before the first frame: leave no empty folder behind
         raise
+    if out / label in new_folders:  # a typo ('with_mak') would quietly start a class of its own
+        others = [p.name for p in out.iterdir() if p.is_dir() and p.name != label]
+        close = difflib.get_close_matches(label, others, n=1, cutoff=0.9)
+        if close:
+            say_warning(f"new class '{label}' in {out}, close to '{close[0]}' (a typo?)")
     for problem in problems:
         say_warning(problem)
     window = _preview(preview)
