@@ -179,6 +179,16 @@ def test_api_rejects_what_is_not_an_image(detector):
         detector.detect(np.zeros((0, 0, 3), np.uint8))
 
 
+def test_an_empty_source_is_not_the_current_folder(detector, tmp_path, monkeypatch, photo):
+    """Path("") is "."; an empty argument (an unset shell variable) must not process every image in the folder."""
+    (tmp_path / "here.jpg").write_bytes(photo.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="an empty source was given"):
+        list(detector.stream(""))
+    result = run_cli("detect", "", "--json", "-")
+    assert result.returncode == 2 and "an empty source was given" in result.stderr and result.stdout == ""
+
+
 def test_api_stream_over_a_video_tracks_one_person(detector, video):
     results = list(detector.stream(video))
     assert [r.index for r in results] == list(range(12))

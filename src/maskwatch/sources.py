@@ -174,7 +174,9 @@ def expand_sources(specs: list[str], reconnects: int = 5) -> tuple[list[Source],
     sources: list[Source] = []
     problems: list[str] = []
     for spec in specs:
-        if spec.isdigit():
+        if not spec.strip():  # Path("") is the current folder: an empty argument must not mean "everything here"
+            problems.append("an empty source was given")
+        elif spec.isdigit():
             sources.append(CaptureSource(int(spec), reconnects=reconnects))
         elif spec.lower().startswith(STREAM_SCHEMES):
             sources.append(CaptureSource(spec, reconnects=reconnects))
