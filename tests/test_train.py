@@ -297,6 +297,15 @@ def test_evaluate_rejects_unknown_classes(small_run: Path, tmp_path: Path):
     assert result.returncode != 0 and "not classes of the model" in result.stderr
 
 
+def test_evaluate_refuses_an_out_inside_the_dataset(small_run: Path, tmp_path: Path):
+    """Its PNGs in a class folder would be scored, and trained on, as images of that class."""
+    data = _tiny_dataset(tmp_path / "data", classes=("with_mask", "without_mask"))
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    result = run_cli("evaluate", str(small_run / "bundle"), str(data), "--out", str(data / "with_mask"))
+    assert result.returncode == 2 and "--out is inside the dataset folder" in result.stderr
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("MASKWATCH_FULL") != "1", reason="full default recipe: set MASKWATCH_FULL=1")
 def test_full_default_recipe_meets_the_bar(tmp_path: Path, shared_dir: Path, weights: Path):

@@ -82,6 +82,14 @@ class Dataset:
         return {c: counter.get(c, 0) for c in self.classes}
 
 
+def check_out_outside_dataset(out: str | Path, dataset: str | Path) -> None:
+    """Outputs (a run's split, checkpoint, bundle, reports; an evaluation's plots) never land inside the dataset they
+    read: a report's PNGs in a class folder would be scored, and trained on, as images of that class."""
+    root, target = Path(dataset).resolve(), Path(out).resolve()
+    if target == root or root in target.parents:
+        raise InputError(f"{out}: --out is inside the dataset folder {dataset}; choose a folder outside it")
+
+
 def class_folders(root: str | Path, min_classes: int = 2) -> list[Path]:
     """The class subfolders of a dataset folder, or a one-line ``InputError`` why it is not one."""
     root = Path(root)

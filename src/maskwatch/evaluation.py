@@ -17,7 +17,14 @@ import numpy as np
 
 from maskwatch.bundle import Bundle, load_bundle
 from maskwatch.classifier import MaskClassifier
-from maskwatch.dataset import Dataset, ImageRecord, class_folders, read_manifest, scan_dataset
+from maskwatch.dataset import (
+    Dataset,
+    ImageRecord,
+    check_out_outside_dataset,
+    class_folders,
+    read_manifest,
+    scan_dataset,
+)
 from maskwatch.errors import InputError, prepare_output_folder
 from maskwatch.facecache import FaceCache, FaceCrops, cache_root
 from maskwatch.reports import Evaluation, write_evaluation
@@ -101,6 +108,7 @@ def evaluate_bundle(
 ) -> dict[str, Any]:
     """Score a bundle on a folder dataset; writes the report files to ``out`` when given; returns the summary."""
     if out is not None:
+        check_out_outside_dataset(out, folder)
         if (Path(out) / "config.json").is_file():  # trainer.CONFIG_FILE: a run whose reports these would replace
             raise InputError(f"{out}: holds a training run whose reports this would overwrite; choose another --out")
         prepare_output_folder(out)

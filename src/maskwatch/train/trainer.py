@@ -27,6 +27,7 @@ from maskwatch.crops import DEFAULT_MARGIN
 from maskwatch.dataset import (
     DEFAULT_FRACTIONS,
     Dataset,
+    check_out_outside_dataset,
     class_folders,
     make_split,
     read_manifest,
@@ -195,13 +196,6 @@ def run_state(out: Path) -> str:
     if not _is_run_config(out / CONFIG_FILE):
         raise InputError(f"{out}: folder is not empty and holds no maskwatch training run; choose a new or empty --out")
     return "started" if training_started(out) else "unstarted"
-
-
-def check_out_outside_dataset(out: Path, dataset: str | Path) -> None:
-    """The run's files (split, checkpoint, bundle, reports) must never land inside the dataset it reads."""
-    root, run = Path(dataset).resolve(), out.resolve()
-    if run == root or root in run.parents:
-        raise InputError(f"{out}: --out is inside the dataset folder {dataset}; choose a folder outside it")
 
 
 @dataclass
