@@ -124,6 +124,28 @@ def test_bundle_errors_are_one_line(tmp_path):
         load_bundle(tmp_path)
     with pytest.raises(ModelError, match="no packaged model bundle 'maskwatch:nope'"):
         load_bundle("maskwatch:nope")
+    for classes, message in ((["a", "b", "a"], "names a class twice"), (["a", "too_small"], "is reserved")):
+        (tmp_path / "bundle.json").write_text(json.dumps({"classes": classes, "input_size": 64}))
+        with pytest.raises(ModelError, match=message):
+            load_bundle(tmp_path)
+
+
+def test_a_class_folder_named_too_small_is_refused(tmp_path):
+    from maskwatch.dataset import class_folders
+
+    for name in ("with_mask", "too_small"):
+        (tmp_path / name).mkdir()
+    with pytest.raises(InputError, match="what detect calls a face too small to classify"):
+        class_folders(tmp_path)
+
+
+def test_a_bundle_whose_model_takes_other_crops_is_refused_at_load(tmp_path):
+    from maskwatch.classifier import MaskClassifier
+
+    source = load_bundle("maskwatch:default")
+    save_bundle(tmp_path, source.onnx, source.meta.model_copy(update={"input_size": 64}))
+    with pytest.raises(ModelError, match="model takes 128 px crops but bundle.json says 64"):
+        MaskClassifier(tmp_path)
 
 
 def test_corrupt_onnx_in_a_valid_bundle_is_a_one_line_error(tmp_path):

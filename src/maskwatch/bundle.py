@@ -15,10 +15,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from maskwatch.crops import DEFAULT_MARGIN
 from maskwatch.errors import ModelError
+from maskwatch.faces import TOO_SMALL
 
 BUNDLE_FORMAT = "maskwatch-bundle/1"
 MODEL_FILE = "model.onnx"
@@ -45,6 +46,17 @@ class BundleMeta(BaseModel):
     train_command: str | None = None
     versions: dict[str, str] = Field(default_factory=dict)
     created: str | None = None
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct_and_not_reserved(cls, classes: list[str]) -> list[str]:
+        """Two classes of one name would collapse a face's probabilities; ``too_small`` is what detect calls a face
+        too small to classify."""
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"names a class twice ({', '.join(classes)})")
+        if TOO_SMALL in classes:
+            raise ValueError(f"'{TOO_SMALL}' is reserved for faces too small to classify")
+        return classes
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,11 @@ class MaskClassifier:
             raise ModelError(
                 f"{self.bundle.source}: model has {n_out} outputs but bundle.json names {len(self.classes)} classes"
             )
+        wrong = [d for d in inputs[0].shape[1:3] if isinstance(d, int) and d != self.input_size]  # N x S x S x 3
+        if wrong:
+            raise ModelError(
+                f"{self.bundle.source}: model takes {wrong[0]} px crops but bundle.json says {self.input_size}"
+            )
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities per crop; an empty batch gives an empty (0×C) array without running the model."""

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from maskwatch.errors import InputError
+from maskwatch.faces import TOO_SMALL
 from maskwatch.imageio import is_image_path, read_image
 
 SPLITS = ("train", "val", "test")
@@ -102,6 +103,8 @@ def class_folders(root: str | Path, min_classes: int = 2) -> list[Path]:
         raise InputError(f"{root}: empty dataset (no class subfolders)")
     if len(folders) < min_classes:
         raise InputError(f"{root}: only one class ({folders[0].name!r}); training needs at least 2 class subfolders")
+    if any(p.name == TOO_SMALL for p in folders):
+        raise InputError(f"{root / TOO_SMALL}: '{TOO_SMALL}' is what detect calls a face too small to classify")
     return folders
 
 
