@@ -119,6 +119,24 @@ def test_info_refuses_a_bundle_whose_model_does_not_load(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_info_shows_free_form_metrics_and_refuses_an_unknown_detector(tmp_path):
+    from maskwatch.bundle import resolve_bundle_dir
+
+    source = resolve_bundle_dir("maskwatch:default")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.onnx").write_bytes((source / "model.onnx").read_bytes())
+    meta = json.loads((source / "bundle.json").read_text())
+    meta["metrics"] = {"test": {"accuracy": "x", "recall": [1, 2], "accuracy_ci95": [0.9]}}
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    result = run_cli("info", "--model", str(bundle))
+    assert result.returncode == 0 and "test split: accuracy x" in result.stdout, result.stderr
+    meta["crop"]["detector"] = "nonexistent"
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    result = run_cli("info", "--model", str(bundle))
+    assert result.returncode == 3 and "unknown detector 'nonexistent' in bundle.json" in result.stderr
+
+
 def test_usage_errors_are_one_line():
     """A bad option value, an unknown option or command, a missing argument: one line, exit 2 (Click printed a
     usage block of three to five lines)."""

@@ -14,6 +14,7 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
     from maskwatch.bundle import load_bundle, packaged_bundles
     from maskwatch.classifier import MaskClassifier
     from maskwatch.detectors import DEFAULT_DETECTOR, PHOTO_DETECTORS, detector_names
+    from maskwatch.errors import ModelError
 
     console.print(f"maskwatch {__version__}")
     console.print(f"bundles: {', '.join(packaged_bundles()) or 'none'}")
@@ -30,10 +31,16 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
     console.print(
         f"  faces found by: {meta.crop.detector} in video, {photo} in photos (unless --detector names one for both)"
     )
+    if meta.crop.detector not in detector_names():  # as detect would refuse it
+        raise ModelError(f"{bundle.source}: unknown detector {meta.crop.detector!r} in bundle.json")
     test = meta.metrics.get("test")
-    if isinstance(test, dict) and "accuracy" in test:
-        low, high = test.get("accuracy_ci95", [None, None])
-        recall = ", ".join(f"{c} {format_recall(r)}" for c, r in test.get("recall", {}).items())
+    if isinstance(test, dict) and "accuracy" in test:  # metrics are free-form: shown as far as they are well-formed
+        ci = test.get("accuracy_ci95")
+        low, high = ci if isinstance(ci, list) and len(ci) == 2 else (None, None)
+        recalls = test.get("recall") if isinstance(test.get("recall"), dict) else {}
+        recall = ", ".join(
+            f"{c} {format_recall(r) if r is None or isinstance(r, (int, float)) else r}" for c, r in recalls.items()
+        )
         console.print(
             f"  test split: accuracy {test['accuracy']} (95 % CI {low}-{high}, {test.get('n')} images);"
             f" recall {recall}; ECE {test.get('ece')}"
