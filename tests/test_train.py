@@ -467,6 +467,25 @@ def test_out_must_be_a_run_or_empty_and_outside_the_dataset(tmp_path: Path):
     assert "nothing to resume" in _one_error_line(resumed) and not (tmp_path / "none").exists()
 
 
+def test_resume_refuses_a_finished_run_another_dataset_and_a_broken_config(small_run: Path, tmp_path: Path):
+    """Each is one line before TensorFlow starts, and the run's files stay as they were."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    dataset = json.loads((run / "config.json").read_text())["dataset"]
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    finished = train_cli(dataset, "--out", str(run), "--resume", cache=tmp_path / "c")
+    assert "the run there has finished (metrics.json); nothing to resume" in _one_error_line(finished)
+    (run / "metrics.json").unlink()
+    other = _tiny_dataset(tmp_path / "other")
+    elsewhere = train_cli(str(other), "--out", str(run), "--resume", cache=tmp_path / "c")
+    assert f"the run trains on {dataset}, not {other}" in _one_error_line(elsewhere)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "size": "abc"}))
+    broken = train_cli(dataset, "--out", str(run), "--resume", cache=tmp_path / "c")
+    assert "config.json: not a maskwatch training config" in _one_error_line(broken)
+    assert all(p.read_bytes() == data for p, data in before.items() if p.name not in ("metrics.json", "config.json"))
+
+
 def test_a_run_that_fails_before_training_can_run_again_and_empty_val_and_test_splits_train(tmp_path: Path):
     """A late failure (weights Keras cannot load) leaves nothing behind; a folder left by a run killed before its
     first checkpoint is started again; --val 0 --test 0 trains without validation and skips the test report."""

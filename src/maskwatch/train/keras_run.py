@@ -6,7 +6,6 @@ before TensorFlow is imported.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -19,7 +18,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from maskwatch.bundle import BundleMeta, CropSpec, save_bundle  # noqa: E402
-from maskwatch.errors import ModelError  # noqa: E402
+from maskwatch.errors import InputError, ModelError, read_json_input  # noqa: E402
 from maskwatch.reports import Evaluation  # noqa: E402
 from maskwatch.train import TrainingInterrupted, resolve_weights  # noqa: E402
 from maskwatch.train.augment import augment_batch  # noqa: E402
@@ -80,9 +79,21 @@ def _save_weights(model: keras.Model, path: Path) -> None:
     tmp.replace(path)
 
 
+def _load_checkpoint_weights(model, path: Path) -> None:
+    """A checkpoint's weights, or one line naming the file (h5py's own error names none)."""
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: cannot load the checkpoint's weights ({first})") from None
+
+
 def _load_state(folder: Path) -> dict[str, Any]:
     path = folder / STATE_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    state = read_json_input(path) if path.is_file() else {}
+    if not isinstance(state, dict):
+        raise InputError(f"{path}: not a training checkpoint state")
+    return state
 
 
 def _augmented_features(clf: Classifier, split: Split, copies: int, seed: int, reporter: Reporter) -> tuple:
@@ -136,7 +147,7 @@ def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Sp
             "--resume"
         ) from None
     with quiet():  # Keras warns that the checkpoint's optimizer state is not loaded: it is not needed here
-        clf.model.load_weights(folder / "best.weights.h5")
+        _load_checkpoint_weights(clf.model, folder / "best.weights.h5")
     test = splits["test"]
     evaluation = None  # no test images (--test 0): nothing to evaluate, and Keras cannot predict on none
     if len(test.labels):
@@ -223,7 +234,7 @@ def _finetune(
     if state.get("stage") == "done":
         return state
     if state.get("stage") == "finetune":
-        clf.model.load_weights(folder / "last.weights.h5")
+        _load_checkpoint_weights(clf.model, folder / "last.weights.h5")
         reporter.message(f"resuming fine-tuning after epoch {state['epoch']}")
     trainable = unfreeze_top(clf.base, fraction)
     reporter.message(f"fine-tuning the top {trainable} weighted layers of {config.backbone}")

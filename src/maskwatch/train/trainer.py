@@ -242,13 +242,20 @@ def prepare_run(out: Path) -> _Created:
 
 
 def load_config(out: str | Path) -> TrainConfig:
+    """The run's saved config, checked as a new run's options are: a hand-edited file gets one line, no traceback."""
     path = Path(out) / CONFIG_FILE
     data = read_json_input(path)
     try:
         data["fractions"] = tuple(data["fractions"])
-        return TrainConfig(**data)
-    except (TypeError, KeyError) as exc:
+        config = TrainConfig(**data)
+        if not isinstance(config.dataset, str) or len(config.fractions) != 3:
+            raise TypeError("dataset must be a path and fractions three numbers")
+        check_config(config)
+    except (TypeError, KeyError, ValueError) as exc:
         raise InputError(f"{path}: not a maskwatch training config ({exc})") from None
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return config
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -357,10 +364,15 @@ def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = 
     if resume:
         if state == "new":
             raise InputError(f"{out}: nothing to resume (no {CONFIG_FILE}); start a run without --resume")
-        command = config.command
+        if (out / METRICS_FILE).is_file():
+            raise InputError(f"{out}: the run there has finished ({METRICS_FILE}); nothing to resume")
+        command, given = config.command, config.dataset
         config = load_config(out)
+        if given and Path(given).resolve() != Path(config.dataset).resolve():
+            raise InputError(f"{out}: the run trains on {config.dataset}, not {given}; resume it with that dataset")
         config.out = str(out)  # the folder may have moved since; it is where this run continues
         config.resumed.append(command)
+        reporter.message(f"resuming {out} with the settings in its {CONFIG_FILE} (options given now are not used)")
     elif state == "started":
         raise InputError(f"{out}: already holds a training run; continue it with --resume or choose another --out")
     check_config(config)
