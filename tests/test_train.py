@@ -304,6 +304,11 @@ def test_evaluate_refuses_an_out_inside_the_dataset(small_run: Path, tmp_path: P
     result = run_cli("evaluate", str(small_run / "bundle"), str(data), "--out", str(data / "with_mask"))
     assert result.returncode == 2 and "--out is inside the dataset folder" in result.stderr
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    first = sorted((data / "with_mask").iterdir())[0]
+    shutil.copy(first, data / "without_mask" / "copy.png")  # one picture filed under both classes
+    result = run_cli("evaluate", str(small_run / "bundle"), str(data))
+    assert result.returncode == 0, result.stderr
+    assert "warning: 1 file(s) are byte-identical to a file of another class" in result.stderr
 
 
 @pytest.mark.slow

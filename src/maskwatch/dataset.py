@@ -108,6 +108,18 @@ def class_folders(root: str | Path, min_classes: int = 2) -> list[Path]:
     return folders
 
 
+def identical_across_classes(records: Iterable[ImageRecord]) -> list[tuple[str, str]]:
+    """Pairs of byte-identical files filed under two classes: at most one label can be right, and a model trained on
+    both learns nothing from either."""
+    first: dict[str, ImageRecord] = {}
+    pairs = []
+    for record in records:
+        seen = first.setdefault(record.sha256, record)
+        if seen.label != record.label:
+            pairs.append((seen.path, record.path))
+    return pairs
+
+
 def _perceptual_hashes(image_bgr: np.ndarray) -> tuple[imagehash.ImageHash, imagehash.ImageHash]:
     """pHash of the image and of its mirror image: flipped copies must count as near-duplicates."""
     rgb = Image.fromarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from maskwatch.cli.app import app, console, format_recall
+from maskwatch.cli.app import app, console, format_recall, say_warning
 
 
 @app.command()
@@ -34,6 +34,9 @@ def evaluate(
         reporter.advance(1)
     for line in summary["skipped"]:
         console.print(f"skipped {line}", highlight=False)
+    if summary["identical_across_classes"]:
+        pairs = summary["identical_across_classes"]
+        say_warning(f"{len(pairs)} file(s) are byte-identical to a file of another class ({pairs[0]})")
     table = Table(title=f"{summary['n']} images ({summary['no_face']} without a detected face)")
     table.add_column("figure")
     table.add_column("value", justify="right")

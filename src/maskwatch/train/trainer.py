@@ -29,6 +29,7 @@ from maskwatch.dataset import (
     Dataset,
     check_out_outside_dataset,
     class_folders,
+    identical_across_classes,
     make_split,
     read_manifest,
     scan_dataset,
@@ -295,6 +296,10 @@ def split_dataset(config: TrainConfig, reporter: Reporter, resume: bool = False)
         dataset = make_split(scanned, mirrored, config.fractions, config.seed)
         for path, why in scanned.skipped:
             reporter.message(f"skipped {path}: {why}")
+    conflicts = identical_across_classes(dataset.records)
+    if conflicts:
+        a, b = conflicts[0]
+        reporter.message(f"warning: {len(conflicts)} file(s) are byte-identical to a file of another class ({a} = {b})")
     for split in ("train", "val", "test"):
         counts = dataset.counts(split)
         if split == "train" and min(counts.values()) == 0:
