@@ -159,10 +159,15 @@ def test_api_reports_small_faces_instead_of_guessing(astronaut_bgr):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"conf": 1.5}, "conf must be between 0 and 1, got 1.5"),
-        ({"conf": float("nan")}, "conf must be between 0 and 1, got nan"),
-        ({"min_face": 0}, "min_face must be at least 1 px"),
-        ({"threads": 0}, "threads must be at least 1"),
+        ({"conf": 1.5}, "conf must be a number, 0 to 1; got 1.5"),
+        ({"conf": float("nan")}, "conf must be a number, 0 to 1; got nan"),
+        ({"conf": "0.5"}, "conf must be a number, 0 to 1; got '0.5'"),
+        ({"min_face": 0}, "min_face must be a number, at least 1; got 0"),
+        ({"min_face": float("nan")}, "min_face must be a number, at least 1; got nan"),
+        ({"threads": 0}, "threads must be a whole number, 1 to 256; got 0"),
+        ({"threads": 2**40}, "threads must be a whole number, 1 to 256"),
+        ({"head_weight": "x"}, "head_weight must be a number"),
+        ({"detector": 123}, "detector must be a name (see `maskwatch info`) or a face detector, got 123"),
     ],
 )
 def test_api_rejects_settings_out_of_range(options, message):
@@ -177,6 +182,8 @@ def test_api_rejects_what_is_not_an_image(detector):
         detector.detect(np.zeros((10, 10, 3), np.float32), photo=True)
     with pytest.raises(InputError, match=r"empty image \(0x0\)"):  # was a ZeroDivisionError
         detector.detect(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(InputError, match="process\\(\\) takes an opened source"):
+        next(detector.process("photo.jpg"))
 
 
 def test_an_empty_source_is_not_the_current_folder(detector, tmp_path, monkeypatch, photo):
@@ -556,5 +563,5 @@ def test_pipeline_blends_the_detector_heads_class_guess(astronaut_bgr):
     p = classifier_only.probabilities["with_mask"]
     assert blended.probabilities["with_mask"] == pytest.approx(0.5 * p + 0.5, abs=1e-5)
     assert hash(Detection((0.0, 0.0, 1.0, 1.0), 0.5, (), {"with_mask": 1.0}))  # still hashable
-    with pytest.raises(InputError, match="head weight"):
+    with pytest.raises(InputError, match="head_weight must be a number, 0 to 1"):
         Detector(detector=HeadDetector(), head_weight=1.5)

@@ -5,6 +5,7 @@ detector → crops → one batched classifier call → (tracker, for videos and 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -64,6 +65,18 @@ class FrameResult:
         )
 
 
+MAX_THREADS = 256
+"""More ONNX Runtime threads than this only slow a detector down (2000 took 20x as long as 4)."""
+
+
+def _check_setting(name: str, value: object, lowest: float, highest: float, integer: bool = False) -> None:
+    """A setting of the wrong type or out of range is a one-line InputError (NaN included), not a TypeError later."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not lowest <= value <= highest:
+        shown = f"{lowest:g} to {highest:g}" if highest != math.inf else f"at least {lowest:g}"
+        raise InputError(f"{name} must be a {'whole ' if integer else ''}number, {shown}; got {value!r}")
+
+
 class Detector:
     """Finds faces and classifies each one with a model bundle.
 
@@ -86,14 +99,13 @@ class Detector:
         threads: int | None = None,
         head_weight: float = DEFAULT_HEAD_WEIGHT,
     ) -> None:
-        if not 0.0 <= head_weight <= 1.0:
-            raise InputError(f"head weight must be between 0 and 1, got {head_weight}")
-        if not 0.0 <= conf <= 1.0:  # also refuses NaN
-            raise InputError(f"conf must be between 0 and 1, got {conf}")
-        if min_face < 1:
-            raise InputError(f"min_face must be at least 1 px, got {min_face}")
-        if threads is not None and threads < 1:
-            raise InputError(f"threads must be at least 1 (or None: ONNX Runtime's choice), got {threads}")
+        _check_setting("head_weight", head_weight, 0.0, 1.0)
+        _check_setting("conf", conf, 0.0, 1.0)
+        _check_setting("min_face", min_face, 1, math.inf)
+        if threads is not None:
+            _check_setting("threads", threads, 1, MAX_THREADS, integer=True)
+        if not (detector is None or isinstance(detector, str) or callable(getattr(detector, "detect", None))):
+            raise InputError(f"detector must be a name (see `maskwatch info`) or a face detector, got {detector!r}")
         self.head_weight = head_weight
         self.classifier = MaskClassifier(model, threads=threads)
         if detector is None or isinstance(detector, str):
@@ -182,6 +194,8 @@ class Detector:
 
     def process(self, source: Source, track: bool = True) -> Iterator[FrameResult]:
         """Results frame by frame for one opened source; videos and streams get track ids."""
+        if not callable(getattr(source, "frames", None)):
+            raise InputError(f"process() takes an opened source (maskwatch.sources); stream() takes {source!r}")
         tracker = FaceTracker(self.classes) if track and source.kind != "image" else None
         try:
             for frame in source.frames():
