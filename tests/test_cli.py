@@ -194,3 +194,11 @@ def test_training_stages_get_one_line_each_in_a_log(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(" in ")[0] for line in lines] == ["head: 3/3", "fine-tune: 2/2"]
     assert lines[0].endswith("s; loss 0.30")
+
+
+def test_bench_names_the_file_it_cannot_write():
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    result = run_cli("bench", "--frames", "2", "--faces", "1", "--out", "/dev/full")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: /dev/full: cannot write the figures (No space left on device)"

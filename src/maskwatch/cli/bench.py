@@ -45,5 +45,8 @@ def bench(
     console.print(table)
     report = {"machine": machine_info(), "model": pipeline.model_info().model_dump(), "results": results}
     if out:
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        try:
+            out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:  # the figures above are printed; say which file could not take them
+            raise InputError(f"{out}: cannot write the figures ({exc.strerror or exc})") from None
         console.print(f"wrote {out}")
