@@ -201,4 +201,5 @@ def test_bench_names_the_file_it_cannot_write():
         pytest.skip("no /dev/full on this system")
     result = run_cli("bench", "--frames", "2", "--faces", "1", "--out", "/dev/full")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "error: /dev/full: cannot write the figures (No space left on device)"
+    expected = "error: /dev/full: cannot write the figures (No space left on device)"
+    assert result.stderr.strip().splitlines()[-1] == expected
