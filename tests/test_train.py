@@ -537,3 +537,13 @@ def test_an_unwritable_cache_is_one_input_error(tmp_path: Path):
         check_cache_writable(root)
     with pytest.raises(InputError, match="cannot write the face-crop cache"):
         FaceCache(root, 32, detector="blazeface").crops(dataset, dataset.records[:1])
+
+
+def test_a_dangling_link_in_a_dataset_is_skipped_with_its_reason(tmp_path: Path):
+    from maskwatch.dataset import scan_dataset
+
+    data = _tiny_dataset(tmp_path / "data", per_class=2)
+    os.symlink(tmp_path / "gone.png", data / "a" / "dangling.png")
+    dataset, _ = scan_dataset(data)
+    assert dataset.skipped == [("a/dangling.png", "cannot read (No such file or directory)")]
+    assert len(dataset.records) == 4

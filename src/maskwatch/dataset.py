@@ -157,8 +157,11 @@ def scan_dataset(
         try:
             data = path.read_bytes()
             image = read_image(path)
-        except (InputError, OSError) as exc:
+        except InputError as exc:
             skipped.append((rel, str(exc).split(": ", 1)[-1]))
+            continue
+        except OSError as exc:  # its message is the path again; the reason is strerror (a dangling link: not found)
+            skipped.append((rel, f"cannot read ({exc.strerror or type(exc).__name__})"))
             continue
         finally:
             if progress:
