@@ -390,6 +390,11 @@ QUICK = ["--backbone", "smallcnn", "--weights", "none", "--head-epochs", "1", "-
 QUICK += ["--augment-copies", "0", "--size", "32"]
 
 
+def _touch(path: Path) -> Path:
+    path.write_text("path,class,split,sha256,phash,group\n")
+    return path
+
+
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
     """The single line a bad input must give: non-zero exit, no traceback, nothing else on stderr."""
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -420,6 +425,7 @@ def _under_a_file(root: Path) -> Path:
         (lambda d: ["--cache", str(_under_a_file(d))], "cannot write the face-crop cache"),
         (lambda d: ["--backbone", "xception", "--size", "64"], "--size of xception must be 71 to 1024"),
         (lambda d: ["--manifest", str(d / "nope.csv")], "split manifest not found"),
+        (lambda d: ["--manifest", str(_touch(d / "m.csv")), "--val", "0.3"], "--manifest fixes the split"),
     ],
 )
 def test_bad_options_fail_in_one_line_before_the_run_folder_is_made(tmp_path: Path, options, message):

@@ -161,6 +161,8 @@ def check_config(config: TrainConfig) -> None:
         raise ModelError(f"{config.backbone} has no pretrained weights; use --weights none")
     if config.manifest and not Path(config.manifest).is_file():
         raise InputError(f"{config.manifest}: split manifest not found")
+    if config.manifest and (config.per_class_limit or tuple(config.fractions) != tuple(DEFAULT_FRACTIONS)):
+        raise InputError("--manifest fixes the split: --per-class, --val and --test cannot change it")
     check_cache_writable(cache_root(config.cache))
 
 
