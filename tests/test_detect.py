@@ -175,6 +175,10 @@ def test_api_rejects_settings_out_of_range(options, message):
         Detector(**options)
 
 
+def test_api_takes_numpy_numbers_as_settings():
+    Detector(conf=np.float32(0.4), min_face=np.int64(10), threads=np.int32(1), head_weight=np.float64(0.5))
+
+
 def test_api_rejects_what_is_not_an_image(detector):
     with pytest.raises(InputError, match="expects a BGR image"):
         detector.detect(np.zeros((10, 10)))

@@ -6,6 +6,7 @@ detector → crops → one batched classifier call → (tracker, for videos and 
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 import time
 from collections.abc import Iterator
@@ -71,8 +72,8 @@ MAX_THREADS = 256
 
 def _check_setting(name: str, value: object, lowest: float, highest: float, integer: bool = False) -> None:
     """A setting of the wrong type or out of range is a one-line InputError (NaN included), not a TypeError later."""
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not lowest <= value <= highest:
+    kind = numbers.Integral if integer else numbers.Real  # NumPy's scalars are registered as these too
+    if isinstance(value, bool) or not isinstance(value, kind) or not lowest <= value <= highest:
         shown = f"{lowest:g} to {highest:g}" if highest != math.inf else f"at least {lowest:g}"
         raise InputError(f"{name} must be a {'whole ' if integer else ''}number, {shown}; got {value!r}")
 
