@@ -119,7 +119,7 @@ def test_info_refuses_a_bundle_whose_model_does_not_load(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_info_shows_free_form_metrics_and_refuses_an_unknown_detector(tmp_path):
+def test_info_shows_free_form_metrics_and_warns_of_an_unknown_detector(tmp_path):
     from maskwatch.bundle import resolve_bundle_dir
 
     source = resolve_bundle_dir("maskwatch:default")
@@ -133,8 +133,9 @@ def test_info_shows_free_form_metrics_and_refuses_an_unknown_detector(tmp_path):
     assert result.returncode == 0 and "test split: accuracy x" in result.stdout, result.stderr
     meta["crop"]["detector"] = "nonexistent"
     (bundle / "bundle.json").write_text(json.dumps(meta))
-    result = run_cli("info", "--model", str(bundle))
-    assert result.returncode == 3 and "unknown detector 'nonexistent' in bundle.json" in result.stderr
+    result = run_cli("info", "--model", str(bundle))  # shown, with a warning: detect --detector X still uses it
+    assert result.returncode == 0 and "test split: accuracy x" in result.stdout
+    assert "bundle.json names an unknown detector 'nonexistent'" in result.stderr
 
 
 def test_usage_errors_are_one_line():
@@ -197,8 +198,8 @@ def test_training_stages_get_one_line_each_in_a_log(capsys):
 
 
 def test_bench_names_the_file_it_cannot_write():
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full on this system")
+    if not os.path.exists("/dev/full") or not os.access("/dev", os.W_OK):  # its folder is probed first
+        pytest.skip("needs /dev/full in a writable /dev (root)")
     result = run_cli("bench", "--frames", "2", "--faces", "1", "--out", "/dev/full")
     assert result.returncode == 2
     expected = "error: /dev/full: cannot write the figures (No space left on device)"

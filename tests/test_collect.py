@@ -159,8 +159,8 @@ def test_cli_collects_and_reports(tmp_path, varied_video):
     assert result.returncode == 0, result.stderr
     assert "saved 4 face(s)" in result.stderr
     assert len(list((out / "with_mask").glob("*.jpg"))) == 4
-    typo = run_cli("collect", "-l", "with_mask_", "-o", str(out), "-n", "1", str(varied_video))
-    assert typo.returncode == 0 and f"warning: new class 'with_mask_' in {out}, close to 'with_mask'" in typo.stderr
+    typo = run_cli("collect", "-l", "With-mask", "-o", str(out), "-n", "1", str(varied_video))
+    assert typo.returncode == 0 and f"warning: new class 'With-mask' in {out}, close to 'with_mask'" in typo.stderr
     second = run_cli("collect", "-l", "without_mask", "-o", str(out), "-n", "1", str(varied_video))
     assert second.returncode == 0 and "warning" not in second.stderr  # another class is not a typo
     again = run_cli("collect", "-l", "with_mask", "-o", str(out), "-n", "2", "--preview", str(varied_video))

@@ -124,7 +124,7 @@ def test_bundle_errors_are_one_line(tmp_path):
         load_bundle(tmp_path)
     with pytest.raises(ModelError, match="no packaged model bundle 'maskwatch:nope'"):
         load_bundle("maskwatch:nope")
-    for classes, message in ((["a", "b", "a"], "names a class twice"), (["a", "too_small"], "is reserved")):
+    for classes, message in ((["a", "b", "a"], "classes: names class 'a' twice$"), (["a", "too_small"], "is reserved")):
         (tmp_path / "bundle.json").write_text(json.dumps({"classes": classes, "input_size": 64}))
         with pytest.raises(ModelError, match=message):
             load_bundle(tmp_path)
@@ -135,7 +135,7 @@ def test_a_class_folder_named_too_small_is_refused(tmp_path):
 
     for name in ("with_mask", "too_small"):
         (tmp_path / name).mkdir()
-    with pytest.raises(InputError, match="what detect calls a face too small to classify"):
+    with pytest.raises(InputError, match=r"is reserved \(faces too small to classify\); rename it"):
         class_folders(tmp_path)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -184,6 +185,10 @@ def test_dataset_from_skimage_faces_with_provenance(tmp_path, sample_faces, dete
     # the same run again (same seed) makes nothing twice: its outputs are in synth.csv already
     again_run = synthesize(sample_faces, out, correct=1, incorrect=2, seed=5, detector=detector, mesh=mesh)
     assert again_run.written == [] and again_run.already == 15 and len(_rows(out)) == 17
+    other = tmp_path / "other"  # the same file names in another folder are other sources
+    shutil.copytree(sample_faces, other)
+    from_other = synthesize(other, out, correct=1, incorrect=0, seed=5, limit=1, detector=detector, mesh=mesh)
+    assert len(from_other.written) == 1 and from_other.already == 0
 
     sheet = contact_sheet(out, summary.written, max_sources=3, cell=96)
     assert sheet.shape == (3 * 96, 4 * 96, 3)  # per source: the source and its three masked versions

@@ -545,6 +545,17 @@ def test_an_unwritable_cache_is_one_input_error(tmp_path: Path):
         FaceCache(root, 32, detector="blazeface").crops(dataset, dataset.records[:1])
 
 
+def test_a_manifest_with_the_default_fractions_passes_the_option_check(tmp_path: Path):
+    from maskwatch.errors import InputError
+    from maskwatch.train.trainer import TrainConfig, check_config
+
+    manifest = _touch(tmp_path / "m.csv")
+    base = dict(dataset=str(tmp_path), out=str(tmp_path / "run"), backbone="smallcnn", weights=None, size=32)
+    check_config(TrainConfig(**base, manifest=str(manifest), cache=str(tmp_path / "c")))
+    with pytest.raises(InputError, match="--manifest fixes the split"):
+        check_config(TrainConfig(**base, manifest=str(manifest), per_class_limit=4, cache=str(tmp_path / "c")))
+
+
 def test_a_dangling_link_in_a_dataset_is_skipped_with_its_reason(tmp_path: Path):
     from maskwatch.dataset import scan_dataset
 

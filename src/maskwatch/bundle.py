@@ -52,8 +52,9 @@ class BundleMeta(BaseModel):
     def _distinct_and_not_reserved(cls, classes: list[str]) -> list[str]:
         """Two classes of one name would collapse a face's probabilities; ``too_small`` is what detect calls a face
         too small to classify."""
-        if len(set(classes)) != len(classes):
-            raise ValueError(f"names a class twice ({', '.join(classes)})")
+        twice = sorted({name for name in classes if classes.count(name) > 1})
+        if twice:
+            raise ValueError(f"names class {twice[0]!r} twice")
         if TOO_SMALL in classes:
             raise ValueError(f"'{TOO_SMALL}' is reserved for faces too small to classify")
         return classes
@@ -114,7 +115,8 @@ def load_bundle(model: str | Path | None = None) -> Bundle:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "bundle"
-        raise ModelError(f"{meta_path}: {where}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")  # our own validators' text, as written
+        raise ModelError(f"{meta_path}: {where}: {message}") from None
     if meta.format != BUNDLE_FORMAT:
         raise ModelError(f"{meta_path}: unsupported bundle format {meta.format!r} (expected {BUNDLE_FORMAT})")
     return Bundle(meta=meta, onnx=model_path.read_bytes(), source=str(folder))

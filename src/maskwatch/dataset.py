@@ -104,7 +104,7 @@ def class_folders(root: str | Path, min_classes: int = 2) -> list[Path]:
     if len(folders) < min_classes:
         raise InputError(f"{root}: only one class ({folders[0].name!r}); training needs at least 2 class subfolders")
     if any(p.name == TOO_SMALL for p in folders):
-        raise InputError(f"{root / TOO_SMALL}: '{TOO_SMALL}' is what detect calls a face too small to classify")
+        raise InputError(f"{root / TOO_SMALL}: '{TOO_SMALL}' is reserved (faces too small to classify); rename it")
     return folders
 
 
@@ -118,6 +118,11 @@ def identical_across_classes(records: Iterable[ImageRecord]) -> list[tuple[str, 
         if seen.label != record.label:
             pairs.append((seen.path, record.path))
     return pairs
+
+
+def describe_identical(pairs: Sequence[tuple[str, str]]) -> str:
+    """The warning about ``identical_across_classes`` pairs, as train and evaluate both give it."""
+    return f"{len(pairs)} file(s) are byte-identical to a file of another class ({pairs[0][0]} = {pairs[0][1]})"
 
 
 def _perceptual_hashes(image_bgr: np.ndarray) -> tuple[imagehash.ImageHash, imagehash.ImageHash]:

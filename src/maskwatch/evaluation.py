@@ -126,7 +126,7 @@ def evaluate_bundle(
     summary = evaluation.summary()
     summary["no_face"] = scored.crops.no_face
     summary["skipped"] = [f"{p}: {why}" for p, why in scored.skipped]
-    summary["identical_across_classes"] = [f"{a} = {b}" for a, b in identical_across_classes(records)]
+    summary["identical_across_classes"] = identical_across_classes(records)
     if out is not None:
         write_evaluation(evaluation, out, images=scored.crops.images, names=[r.path for r in records])
     return summary

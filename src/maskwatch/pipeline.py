@@ -196,7 +196,7 @@ class Detector:
     def process(self, source: Source, track: bool = True) -> Iterator[FrameResult]:
         """Results frame by frame for one opened source; videos and streams get track ids."""
         if not callable(getattr(source, "frames", None)):
-            raise InputError(f"process() takes an opened source (maskwatch.sources); stream() takes {source!r}")
+            raise InputError(f"process() takes an opened source (maskwatch.sources); for {source!r} use stream()")
         tracker = FaceTracker(self.classes) if track and source.kind != "image" else None
         try:
             for frame in source.frames():

@@ -475,11 +475,16 @@ def list_images(folder: Path) -> list[Path]:
     return images
 
 
-def recorded_seeds(csv_path: Path) -> set[int]:
-    """Seeds of the outputs an earlier run recorded in ``synth.csv``."""
+def recorded_seeds(csv_path: Path) -> set[tuple[str, int]]:
+    """(source file, seed) of each output an earlier run recorded in ``synth.csv``."""
     try:
         with csv_path.open(newline="", encoding="utf-8") as fh:
-            return {int(row["seed"]) for row in csv.DictReader(fh) if (row.get("seed") or "").isdigit()}
+            rows = list(csv.DictReader(fh))
+        return {
+            (str(Path(row["source"]).resolve()), int(row["seed"]))
+            for row in rows
+            if row.get("source") and (row.get("seed") or "").isdigit()
+        }
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{csv_path}: cannot read the provenance of earlier runs ({exc})") from None
 
@@ -550,9 +555,11 @@ def synthesize(
             rel = path.relative_to(source_dir).as_posix()
             summary.sources += 1
             jobs = [("correct", k) for k in range(correct)] + [("incorrect", k) for k in range(incorrect)]
-            todo = [(kind, k) for kind, k in jobs if output_seed(seed, rel, kind, k) not in made]
+            source_key = str(path.resolve())
+            todo = [(kind, k) for kind, k in jobs if (source_key, output_seed(seed, rel, kind, k)) not in made]
             summary.already += len(jobs) - len(todo)
-            if not todo:  # every output of this source was made by an earlier run with this seed
+            original_wanted = copy_originals and not (folders["without_mask"] / path.name).exists()
+            if not todo and not original_wanted:  # all made by an earlier run of this source with this seed
                 if progress is not None:
                     progress(index + 1, len(images), summary)
                 continue

@@ -51,10 +51,10 @@ def collect(
         _remove_empty(new_folders)  # failed before the first frame: leave no empty folder behind
         raise
     if out / label in new_folders:  # a typo ('with_mak') would quietly start a class of its own
-        others = [p.name for p in out.iterdir() if p.is_dir() and p.name != label]
-        close = difflib.get_close_matches(label, others, n=1, cutoff=0.9)
+        others = {_folded(p.name): p.name for p in out.iterdir() if p.is_dir() and p.name != label}
+        close = difflib.get_close_matches(_folded(label), list(others), n=1, cutoff=0.9)
         if close:
-            say_warning(f"new class '{label}' in {out}, close to '{close[0]}' (a typo?)")
+            say_warning(f"new class '{label}' in {out}, close to '{others[close[0]]}' (a typo?)")
     for problem in problems:
         say_warning(problem)
     window = _preview(preview)
@@ -129,6 +129,11 @@ def _preview(enabled: bool):
             raise KeyboardInterrupt
 
     return show
+
+
+def _folded(name: str) -> str:
+    """A class name as a typo compares: With_mask, with-mask and with mask are with_mask."""
+    return name.lower().replace("-", "_").replace(" ", "_")
 
 
 def _remove_empty(folders: list[Path]) -> None:

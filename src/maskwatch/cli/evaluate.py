@@ -19,6 +19,7 @@ def evaluate(
 ) -> None:
     """Accuracy with a 95% bootstrap interval, per-class recall, calibration (ECE) and per-source accuracy."""
     from maskwatch.cli._progress import RichReporter
+    from maskwatch.dataset import describe_identical
     from maskwatch.errors import InputError
     from maskwatch.evaluation import evaluate_bundle
 
@@ -35,8 +36,7 @@ def evaluate(
     for line in summary["skipped"]:
         console.print(f"skipped {line}", highlight=False)
     if summary["identical_across_classes"]:
-        pairs = summary["identical_across_classes"]
-        say_warning(f"{len(pairs)} file(s) are byte-identical to a file of another class ({pairs[0]})")
+        say_warning(describe_identical(summary["identical_across_classes"]))
     table = Table(title=f"{summary['n']} images ({summary['no_face']} without a detected face)")
     table.add_column("figure")
     table.add_column("value", justify="right")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from maskwatch.cli.app import app, console, format_recall
+from maskwatch.cli.app import app, console, format_recall, say_warning
 
 
 @app.command()
@@ -14,7 +14,6 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
     from maskwatch.bundle import load_bundle, packaged_bundles
     from maskwatch.classifier import MaskClassifier
     from maskwatch.detectors import DEFAULT_DETECTOR, PHOTO_DETECTORS, detector_names
-    from maskwatch.errors import ModelError
 
     console.print(f"maskwatch {__version__}")
     console.print(f"bundles: {', '.join(packaged_bundles()) or 'none'}")
@@ -31,8 +30,6 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
     console.print(
         f"  faces found by: {meta.crop.detector} in video, {photo} in photos (unless --detector names one for both)"
     )
-    if meta.crop.detector not in detector_names():  # as detect would refuse it
-        raise ModelError(f"{bundle.source}: unknown detector {meta.crop.detector!r} in bundle.json")
     test = meta.metrics.get("test")
     if isinstance(test, dict) and "accuracy" in test:  # metrics are free-form: shown as far as they are well-formed
         ci = test.get("accuracy_ci95")
@@ -48,3 +45,5 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
     for key, value in meta.metrics.items():
         if isinstance(value, (int, float, str)):
             console.print(f"  {key}: {value}")
+    if meta.crop.detector not in detector_names():  # detect refuses it unless --detector names another
+        say_warning(f"{bundle.source}: bundle.json names an unknown detector {meta.crop.detector!r}")

@@ -6,6 +6,7 @@ import shlex
 import sys
 
 import typer
+from rich.markup import escape
 
 from maskwatch.cli.app import app, console, format_recall
 from maskwatch.crops import DEFAULT_MARGIN
@@ -49,7 +50,7 @@ def train(
         help="Balance classes within each source (a subfolder of the class folder, else a file-name family).",
     ),
     patience: int = typer.Option(3, min=1, help="Early stopping: epochs without a better validation loss."),
-    manifest: str = typer.Option(None, help="Reuse the split of an earlier run (its split.csv)."),
+    manifest: str = typer.Option(None, help="Reuse the split of an earlier run (its split.csv); --per-class, --val and --test then do not apply."),
     cache: str = typer.Option(None, help="Face-crop cache folder [~/.cache/maskwatch]; 'none' disables it."),
     per_class: int = typer.Option(None, min=2, help="Use only this many images per class (quick runs)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
@@ -97,7 +98,7 @@ def train(
             f"test accuracy [bold]{test_figures['accuracy']:.4f}[/] "
             f"(95% CI {test_figures['accuracy_ci95'][0]:.4f}-{test_figures['accuracy_ci95'][1]:.4f}) on "
             f"{test_figures['n']} images; recall "
-            + ", ".join(f"{c} {format_recall(r)}" for c, r in test_figures["recall"].items())
+            + ", ".join(f"{escape(c)} {format_recall(r)}" for c, r in test_figures["recall"].items())
             + f"; {metrics['train_seconds']:.0f} s",
             markup=True,
         )

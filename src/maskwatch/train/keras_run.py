@@ -91,9 +91,18 @@ def _load_checkpoint_weights(model, path: Path) -> None:
 def _load_state(folder: Path) -> dict[str, Any]:
     path = folder / STATE_FILE
     state = read_json_input(path) if path.is_file() else {}
-    if not isinstance(state, dict):
-        raise InputError(f"{path}: not a training checkpoint state")
+    needed = STATE_KEYS.get(state.get("stage"), ()) if isinstance(state, dict) else ()
+    if not isinstance(state, dict) or any(key not in state for key in needed):
+        raise InputError(f"{path}: not a training checkpoint state (a {'/'.join(needed) or 'stage'} is missing)")
     return state
+
+
+STATE_KEYS = {
+    "head": ("history", "best_val_loss", "bad_epochs"),
+    "finetune": ("epoch", "history", "best_val_loss", "bad_epochs"),
+    "done": ("history",),
+}
+"""What a checkpoint state of each stage must hold for training to continue from it."""
 
 
 def _augmented_features(clf: Classifier, split: Split, copies: int, seed: int, reporter: Reporter) -> tuple:

@@ -29,6 +29,7 @@ from maskwatch.dataset import (
     Dataset,
     check_out_outside_dataset,
     class_folders,
+    describe_identical,
     identical_across_classes,
     make_split,
     read_manifest,
@@ -244,6 +245,14 @@ def prepare_run(out: Path) -> _Created:
     return created
 
 
+def _same_folder(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one folder (``data`` and ``../x/data`` can; a missing one is compared by its path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
 def load_config(out: str | Path) -> TrainConfig:
     """The run's saved config, checked as a new run's options are: a hand-edited file gets one line, no traceback."""
     path = Path(out) / CONFIG_FILE
@@ -300,8 +309,7 @@ def split_dataset(config: TrainConfig, reporter: Reporter, resume: bool = False)
             reporter.message(f"skipped {path}: {why}")
     conflicts = identical_across_classes(dataset.records)
     if conflicts:
-        a, b = conflicts[0]
-        reporter.message(f"warning: {len(conflicts)} file(s) are byte-identical to a file of another class ({a} = {b})")
+        reporter.message(f"warning: {describe_identical(conflicts)}")
     for split in ("train", "val", "test"):
         counts = dataset.counts(split)
         if split == "train" and min(counts.values()) == 0:
@@ -375,14 +383,15 @@ def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = 
             raise InputError(f"{out}: the run there has finished ({METRICS_FILE}); nothing to resume")
         command, given = config.command, config.dataset
         config = load_config(out)
-        if given and Path(given).resolve() != Path(config.dataset).resolve():
+        if given and not _same_folder(given, config.dataset):
             raise InputError(f"{out}: the run trains on {config.dataset}, not {given}; resume it with that dataset")
         config.out = str(out)  # the folder may have moved since; it is where this run continues
         config.resumed.append(command)
         reporter.message(f"resuming {out} with the settings in its {CONFIG_FILE} (options given now are not used)")
     elif state == "started":
         raise InputError(f"{out}: already holds a training run; continue it with --resume or choose another --out")
-    check_config(config)
+    if not resume:  # a resumed run's config was checked as it was read
+        check_config(config)
     class_folders(config.dataset)  # a missing or one-class dataset fails before the run folder is made
     check_out_outside_dataset(out, config.dataset)  # again: --resume reads the dataset from the run's config
     if state == "unstarted" and not resume:

@@ -27,7 +27,7 @@ from fastapi_offline import FastAPIOffline
 from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
 from maskwatch.errors import MaskwatchError
 from maskwatch.imageio import MAX_PIXELS
-from maskwatch.pipeline import Detector
+from maskwatch.pipeline import MAX_THREADS, Detector
 from maskwatch.tracker import FaceTracker
 from maskwatch.web.auth import TokenMiddleware
 from maskwatch.web.jobs import JobStore, probe_video
@@ -72,7 +72,7 @@ def create_app(
     """
     workers = workers or default_workers()
     if detector is None:
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = min(MAX_THREADS, max(1, (os.cpu_count() or 1) // workers))
         # ModelError here: before the server starts
         detector = Detector(model=model, detector=face_detector, conf=conf, min_face=min_face, threads=threads)
     max_bytes = int(max_upload_mb * 1024 * 1024)
