@@ -50,7 +50,9 @@ def train(
         help="Balance classes within each source (a subfolder of the class folder, else a file-name family).",
     ),
     patience: int = typer.Option(3, min=1, help="Early stopping: epochs without a better validation loss."),
-    manifest: str = typer.Option(None, help="Reuse the split of an earlier run (its split.csv); --per-class, --val and --test then do not apply."),
+    manifest: str = typer.Option(
+        None, help="Reuse the split of an earlier run (its split.csv); --per-class, --val, --test do not apply."
+    ),
     cache: str = typer.Option(None, help="Face-crop cache folder [~/.cache/maskwatch]; 'none' disables it."),
     per_class: int = typer.Option(None, min=2, help="Use only this many images per class (quick runs)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
