@@ -367,6 +367,8 @@ def test_reports_handle_no_errors_and_all_errors(tmp_path: Path):
     assert wrong.summary()["per_source"] == {"x": {"n": 2, "accuracy": 0.0}, "y": {"n": 2, "accuracy": 0.0}}
     one_class = Evaluation(["a", "b"], np.array([0, 0]), probs[:2])  # no "b" image: no recall, not 0.0
     assert one_class.summary()["recall"] == {"a": 0.5, "b": None}
+    write_evaluation(one_class, tmp_path / "one")
+    assert "b: no images here, so no recall" in (tmp_path / "one" / "classification_report.txt").read_text()
     written = write_evaluation(wrong, tmp_path, images=np.zeros((4, 8, 8, 3), np.uint8))
     assert all(p.stat().st_size > 0 for p in written.values())
     shutil.rmtree(tmp_path)

@@ -152,6 +152,9 @@ def write_evaluation(
     ]
     for source, row in summary.get("per_source", {}).items():
         lines.append(f"source {source}: accuracy {row['accuracy']:.4f} on {row['n']} images")
+    for cls, recall in summary["recall"].items():
+        if recall is None:  # scikit-learn's table prints 0.0000 for it
+            lines.append(f"{cls}: no images here, so no recall (the 0.0000 above is scikit-learn's placeholder)")
     written = {"report_txt": out / REPORT_TXT, "report_json": out / REPORT_JSON}
     written["report_txt"].write_text("\n".join(lines) + "\n", encoding="utf-8")
     payload = {
