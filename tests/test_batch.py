@@ -363,6 +363,8 @@ def test_all_inputs_bad_prints_each_error_once(tmp_path):
     (line,) = stderr_lines(result)
     assert line.count("missing.jpg") == 1 and line.count("missing2.mp4") == 1
     assert not (tmp_path / "a").exists()  # refused before any work: no empty --out left behind
+    result = run_cli("batch", str(missing), "--out", str(tmp_path / "new" / "deeper" / "out"))
+    assert result.returncode == 2 and not (tmp_path / "new").exists()  # nor the parents it made
     result = run_cli("batch", str(broken), str(missing), "--out", str(tmp_path / "b"))  # a failed unit: no Ray
     assert result.returncode == 2
     assert result.stderr.count("not a readable video") == 1

@@ -259,7 +259,7 @@ def run_batch(inputs: list[str], options: BatchOptions, progress=None) -> BatchR
     """
     report = BatchReport()
     start = time.perf_counter()
-    created = not options.out.exists()
+    missing = [f for f in (options.out, *options.out.parents) if not f.exists()]  # what prepare_out will create
     prepare_out(options.out, options.resume)
     try:
         units, skipped, report.problems = plan(inputs, options)
@@ -269,7 +269,7 @@ def run_batch(inputs: list[str], options: BatchOptions, progress=None) -> BatchR
         if chunks:
             check_model(options)  # a bad --model or --detector is one clear line before any Ray start-up
     except MaskwatchError:
-        _remove_if_empty(options.out, created)
+        _remove_if_empty(missing)
         raise
     for problem in report.problems:
         log.error("%s", problem)
@@ -281,7 +281,7 @@ def run_batch(inputs: list[str], options: BatchOptions, progress=None) -> BatchR
             try:
                 report.workers, started = connect_ray(options.ray_address, options.workers)
             except MaskwatchError:
-                _remove_if_empty(options.out, created)
+                _remove_if_empty(missing)
                 raise
         if progress is not None:
             progress(total_chunks=len(chunks))
@@ -305,11 +305,11 @@ def run_batch(inputs: list[str], options: BatchOptions, progress=None) -> BatchR
     return report
 
 
-def _remove_if_empty(out: Path, created: bool) -> None:
-    """A run refused before any work leaves no empty --out behind (only a folder it created itself)."""
-    if created:
+def _remove_if_empty(created: list[Path]) -> None:
+    """A run refused before any work leaves no empty --out behind, nor the parents it made for it (deepest first)."""
+    for folder in created:
         with contextlib.suppress(OSError):
-            out.rmdir()
+            folder.rmdir()
 
 
 def _run_chunks(units, chunks, options, report, reports, progress) -> None:
