@@ -39,6 +39,12 @@ def require_extra(module: str, extra: str, what: str) -> None:
         raise MaskwatchError(f"{what} needs {module}: pip install 'maskwatch[{extra}]'")
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, or its type when it says nothing: library errors are often pages long."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def read_json_input(path: str | Path, label: str | None = None) -> Any:
     """A user-supplied JSON file's content, or a one-line ``InputError`` naming ``label`` (default: the path)."""
     path = Path(path)

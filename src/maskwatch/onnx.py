@@ -6,7 +6,7 @@ import os
 
 import onnxruntime as ort
 
-from maskwatch.errors import ModelError
+from maskwatch.errors import ModelError, first_line
 
 
 def default_threads() -> int:
@@ -30,5 +30,4 @@ def create_session(model: bytes | str, threads: int | None = None) -> ort.Infere
     try:
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load ONNX model: {first_line}") from None
+        raise ModelError(f"cannot load ONNX model: {first_line(exc)}") from None

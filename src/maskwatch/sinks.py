@@ -8,7 +8,6 @@ and renamed, and videos are closed (finalised) on exit.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -70,23 +69,17 @@ class JsonLinesSink:
                 self.stream.close()
 
 
-def check_appendable(path: Path) -> None:
-    """JSON lines are appended to an earlier run's file, never to someone else's: its first line must be one of ours
-    (or, cut short by a crash, start like one), or the file only blank."""
-    with path.open("rb") as fh:
-        head = fh.read(1 << 20)
-    first = head.lstrip().split(b"\n", 1)[0]
-    try:
-        record = json.loads(first)
-    except ValueError:
-        record = None
-    ours = isinstance(record, dict) and "faces" in record and "source" in record
-    if first and not ours and not (b"\n" not in head.strip() and first.startswith(FRAME_LINE_START)):
-        raise InputError(f"{path}: exists and is not maskwatch JSON lines; choose another --json (runs append to it)")
-
-
 FRAME_LINE_START = b'{"source":'
-"""How every JSON line maskwatch writes begins (FrameOut's first field)."""
+"""How every JSON line maskwatch writes begins (FrameOut's first field), also one a crash cut short."""
+
+
+def check_appendable(path: Path) -> None:
+    """JSON lines are appended to an earlier run's file, never to someone else's: its first line must start like
+    ours, or the file be blank."""
+    with path.open("rb") as fh:
+        first = fh.read(1 << 20).lstrip().split(b"\n", 1)[0]
+    if first and not first.startswith(FRAME_LINE_START):
+        raise InputError(f"{path}: exists and is not maskwatch JSON lines; choose another --json (runs append to it)")
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -166,9 +159,10 @@ class AnnotatedSink:
         self.written: list[Path] = []
         self.targets: dict[str, Path] = {}
         if sources:
-            self._check(sources)
+            self.check(sources)
 
-    def _check(self, sources: Sequence[Source]) -> None:
+    def check(self, sources: Sequence[Source]) -> None:
+        """Everything that can be checked before the first frame; creates the output folder."""
         suffix = self.out.suffix.lower()
         if len(sources) > 1 and suffix in (*IMAGE_SUFFIXES, *VIDEO_OUTPUTS) and not self.out.is_dir():
             raise InputError(

@@ -182,7 +182,7 @@ def expand_sources(specs: list[str], reconnects: int = 5) -> tuple[list[Source],
             sources.append(CaptureSource(spec, reconnects=reconnects))
         elif any(ch in spec for ch in "*?[") and not os.path.exists(spec):  # "photo [1].jpg" is a file, not a glob
             matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
-            found = _file_sources(matches, problems, skipped=spec)
+            found = _file_sources(matches, listed_from=spec)
             if not found:
                 problems.append(f"{spec}: no image or video matches" if matches else f"{spec}: no file matches")
             sources.extend(found)
@@ -190,22 +190,20 @@ def expand_sources(specs: list[str], reconnects: int = 5) -> tuple[list[Source],
             path = Path(spec)
             if path.is_dir():
                 files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-                found = _file_sources(files, problems, skipped=str(path))
+                found = _file_sources(files, listed_from=str(path))
                 if not found:
                     problems.append(f"{path}: folder holds no image or video")
                 sources.extend(found)
             elif not path.exists():
                 problems.append(f"{path}: no such file, folder or camera")
             else:
-                sources.extend(_file_sources([path], problems, explicit=True))
+                sources.extend(_file_sources([path], explicit=True))
     return sources, problems
 
 
-def _file_sources(
-    paths: list[Path], problems: list[str], explicit: bool = False, skipped: str | None = None
-) -> list[Source]:
-    """Sources for files; a file named on its own is tried whatever its suffix, one listed from ``skipped`` (a folder
-    or glob) only with an image or video suffix, the others named in one warning."""
+def _file_sources(paths: list[Path], explicit: bool = False, listed_from: str | None = None) -> list[Source]:
+    """Sources for files; a file named on its own is tried whatever its suffix, one listed from a folder or glob
+    (``listed_from``) only with an image or video suffix, the others named in one warning."""
     out: list[Source] = []
     others: list[str] = []
     for path in paths:
@@ -219,7 +217,7 @@ def _file_sources(
             others.append(path.name)
     if others and out:
         shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
-        log.warning("%s: %d file(s) that are not images or videos skipped (%s)", skipped, len(others), shown)
+        log.warning("%s: %d file(s) that are not images or videos skipped (%s)", listed_from, len(others), shown)
     return out
 
 

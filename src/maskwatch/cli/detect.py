@@ -86,13 +86,13 @@ def detect(
     for problem in problems:
         log.error("%s", problem)
     pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
+    annotated = AnnotatedSink(out, single_source=len(expanded) == 1) if out is not None else None
     if json_out is not None:  # before --out's folder is made: a refusal leaves nothing behind
         if json_out.strip() and json_out != "-":
-            _check_json_target(Path(json_out), expanded, None)
+            _check_json_target(Path(json_out), expanded, annotated)
         JsonLinesSink.check_target(json_out)
-    annotated = AnnotatedSink(out, single_source=len(expanded) == 1, sources=expanded) if out is not None else None
-    if json_out and json_out != "-":
-        _check_json_target(Path(json_out), expanded, annotated)
+    if annotated is not None:
+        annotated.check(expanded)
     json_sink = JsonLinesSink(json_out) if json_out is not None else None
     window = _window(show)
     summary = run_sources(pipeline, expanded, json_sink, annotated, on_frame=window, track=not no_track)

@@ -18,7 +18,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from maskwatch.bundle import BundleMeta, CropSpec, save_bundle  # noqa: E402
-from maskwatch.errors import InputError, ModelError, read_json_input  # noqa: E402
+from maskwatch.errors import InputError, ModelError, first_line, read_json_input  # noqa: E402
 from maskwatch.reports import Evaluation  # noqa: E402
 from maskwatch.train import TrainingInterrupted, resolve_weights  # noqa: E402
 from maskwatch.train.augment import augment_batch  # noqa: E402
@@ -84,8 +84,7 @@ def _load_checkpoint_weights(model, path: Path) -> None:
     try:
         model.load_weights(path)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load the checkpoint's weights ({first})") from None
+        raise ModelError(f"{path}: cannot load the checkpoint's weights ({first_line(exc)})") from None
 
 
 def _load_state(folder: Path) -> dict[str, Any]:
