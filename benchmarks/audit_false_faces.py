@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 from bench_scenes import SCENES, parse_config
 
-from maskwatch.annotations import load_voc_dir, scene_split
+from maskwatch.data.annotations import load_voc_dir, scene_split
 from maskwatch.detectors import create_detector
 from maskwatch.detectors.base import iou_matrix
-from maskwatch.scene_metrics import match, shorter_side
+from maskwatch.evaluation.scene_metrics import match, shorter_side
 
 TILE = 250
 PER_SHEET = 15

@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 
 from maskwatch.batch import BatchOptions, run_batch
-from maskwatch.bench import FRAME_H, FRAME_W, bench_frame, sample_head
+from maskwatch.evaluation.bench import FRAME_H, FRAME_W, bench_frame, sample_head
+from maskwatch.media.runner import run_sources
+from maskwatch.media.sources import expand_sources
 from maskwatch.pipeline import Detector
-from maskwatch.runner import run_sources
-from maskwatch.sources import expand_sources
 
 RESULTS = Path(__file__).resolve().parent / "results" / "batch.json"
 

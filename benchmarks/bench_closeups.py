@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 from bench_scenes import machine, merge_results, parse_config
 
-from maskwatch.detector_train.data import RMFD_NAME
 from maskwatch.detectors import create_detector
-from maskwatch.imageio import is_image_path
+from maskwatch.media.imageio import is_image_path
+from maskwatch.training.detector.data import RMFD_NAME
 
 FACE_MASK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "face-mask"
 

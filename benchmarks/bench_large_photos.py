@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 from bench_scenes import SCENES, detect_all, machine, merge_results, parse_config
 
-from maskwatch.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_split
+from maskwatch.data.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_split
 from maskwatch.detectors import create_detector
-from maskwatch.scene_metrics import compute_metrics, json_number
+from maskwatch.evaluation.scene_metrics import compute_metrics, json_number
 
 
 def mosaics(images: list[AnnotatedImage], k: int) -> list[tuple[np.ndarray, list[GroundTruth]]]:

@@ -30,11 +30,11 @@ import numpy as np
 from bench_scenes import machine, merge_results
 from sklearn.metrics import average_precision_score
 
-from maskwatch.annotations import load_annotations, scene_fold, select_split
-from maskwatch.bundle import load_bundle
-from maskwatch.evaluation import classify_folder
-from maskwatch.imageio import is_image_path
-from maskwatch.scene_metrics import compute_metrics, evaluate_scenes, voc_ap
+from maskwatch.data.annotations import load_annotations, scene_fold, select_split
+from maskwatch.evaluation.classification import classify_folder
+from maskwatch.evaluation.scene_metrics import compute_metrics, evaluate_scenes, voc_ap
+from maskwatch.inference.bundle import load_bundle
+from maskwatch.media.imageio import is_image_path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CLASSES = ["with_mask", "without_mask"]

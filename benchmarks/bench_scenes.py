@@ -33,9 +33,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_fold, scene_split
+from maskwatch.data.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_fold, scene_split
 from maskwatch.detectors import create_detector
-from maskwatch.scene_metrics import (
+from maskwatch.evaluation.scene_metrics import (
     MAX_FP_PER_IMAGE,
     ImageResult,
     compute_metrics,
@@ -70,7 +70,7 @@ def detect_all(detector, items: list[tuple[str, np.ndarray, list[GroundTruth]]])
 
 
 def evaluate(detector, images: list[AnnotatedImage], frames: list[np.ndarray]) -> dict:
-    """Class-agnostic face figures through the library's VOC matching (``maskwatch.scene_metrics``)."""
+    """Class-agnostic face figures through the library's VOC matching (``maskwatch.evaluation.scene_metrics``)."""
     by_class = {c: [0, 0] for c in CLASSES}
     results, seconds = detect_all(detector, [(i.image_path.name, f, list(i.objects)) for i, f in zip(images, frames)])
     for item, result in zip(images, results):

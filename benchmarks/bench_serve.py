@@ -152,7 +152,7 @@ def main() -> None:
         server.terminate()
         server.communicate(timeout=30)
 
-    from maskwatch.bench import machine_info
+    from maskwatch.evaluation.bench import machine_info
 
     report = {
         "benchmark": "maskwatch serve: concurrent POST /v1/detect on localhost",

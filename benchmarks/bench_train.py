@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_train.py [--dataset ../shared/data/face-mask]
        [--weights ../shared/weights/mobilenet_v2_0.35_no_top.weights.h5] [--warm-cache DIR]
 
-Runs the documented command (src/maskwatch/models/default/MODEL_CARD.md) into a temporary
+Runs the documented command (src/maskwatch/packaged/default/MODEL_CARD.md) into a temporary
 folder with an empty face-crop cache (so face detection is timed too, unless --warm-cache),
 and writes benchmarks/results/train.json: wall time, CPU count, load average before and
 after, and the test figures. The bar (issue 3): under 20 minutes on a 2-core CPU with test

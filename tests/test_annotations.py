@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from maskwatch.annotations import (
+from maskwatch.data.annotations import (
     GroundTruth,
     load_annotations,
     load_coco,

@@ -27,12 +27,12 @@ from maskwatch.batch import run as batch_run
 from maskwatch.batch.assemble import COUNTS_FILE, DONE_FILE, FRAMES_FILE, PLOT_FILE, SUMMARY_FILE, UnitAssembler
 from maskwatch.batch.plan import Item, Unit, collect_units, plan_chunks, safe_name
 from maskwatch.batch.worker import CRASH_ENV, ChunkResult, FrameRecord, read_video_chunk
-from maskwatch.bundle import load_bundle
 from maskwatch.errors import InputError, MaskwatchError, ModelError
+from maskwatch.inference.bundle import load_bundle
+from maskwatch.media.runner import run_sources
+from maskwatch.media.sinks import JsonLinesSink
+from maskwatch.media.sources import expand_sources
 from maskwatch.pipeline import Detector
-from maskwatch.runner import run_sources
-from maskwatch.sinks import JsonLinesSink
-from maskwatch.sources import expand_sources
 
 ray = pytest.importorskip("ray")
 

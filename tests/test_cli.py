@@ -107,7 +107,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path):
 
 
 def test_info_refuses_a_bundle_whose_model_does_not_load(tmp_path):
-    from maskwatch.bundle import resolve_bundle_dir
+    from maskwatch.inference.bundle import resolve_bundle_dir
 
     source = resolve_bundle_dir("maskwatch:default")
     bundle = tmp_path / "bundle"
@@ -120,7 +120,7 @@ def test_info_refuses_a_bundle_whose_model_does_not_load(tmp_path):
 
 
 def test_info_shows_free_form_metrics_and_warns_of_an_unknown_detector(tmp_path):
-    from maskwatch.bundle import resolve_bundle_dir
+    from maskwatch.inference.bundle import resolve_bundle_dir
 
     source = resolve_bundle_dir("maskwatch:default")
     bundle = tmp_path / "bundle"
@@ -159,7 +159,7 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
     """/dev/full fails every write with ENOSPC, as a full disk does mid-run."""
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this system")
-    from maskwatch.bundle import resolve_bundle_dir
+    from maskwatch.inference.bundle import resolve_bundle_dir
 
     demo = resolve_bundle_dir("maskwatch:default").parents[1] / "assets" / "demo.jpg"
     result = run_cli("detect", str(demo), "--json", "/dev/full")

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from conftest import moving_face_frames, run_cli, write_video
 
-from maskwatch import collect as collect_mod
-from maskwatch.collect import STORED_SIZE, collect_faces, validate_label, write_new_image
-from maskwatch.crops import crop_face
+from maskwatch.data import collect as collect_mod
+from maskwatch.data.collect import STORED_SIZE, collect_faces, validate_label, write_new_image
 from maskwatch.errors import InputError
-from maskwatch.sources import expand_sources
+from maskwatch.inference.crops import crop_face
+from maskwatch.media.sources import expand_sources
 
 
 @pytest.fixture(scope="module")
@@ -261,8 +261,8 @@ def _annotated_photos(root: Path, astronaut_bgr: np.ndarray) -> tuple[Path, Path
 
 
 def test_collect_boxes_cuts_like_inference_and_never_overwrites(tmp_path, astronaut_bgr):
-    from maskwatch.annotations import load_voc_dir
-    from maskwatch.collect import collect_boxes
+    from maskwatch.data.annotations import load_voc_dir
+    from maskwatch.data.collect import collect_boxes
 
     images, annotations = _annotated_photos(tmp_path, astronaut_bgr)
     photos = load_voc_dir(annotations, images)
@@ -284,8 +284,8 @@ def test_collect_boxes_cuts_like_inference_and_never_overwrites(tmp_path, astron
 def test_collect_boxes_clips_a_box_beyond_a_photo_of_unannotated_size(tmp_path, astronaut_bgr):
     """No <size> in the XML: the loader cannot clip, so the box is clipped to the decoded photo (it asked
     OpenCV for 171 GB once)."""
-    from maskwatch.annotations import AnnotatedImage, GroundTruth
-    from maskwatch.collect import collect_boxes
+    from maskwatch.data.annotations import AnnotatedImage, GroundTruth
+    from maskwatch.data.collect import collect_boxes
 
     path = tmp_path / "scene0.png"
     cv2.imwrite(str(path), cv2.resize(astronaut_bgr, (256, 256)))
@@ -296,7 +296,7 @@ def test_collect_boxes_clips_a_box_beyond_a_photo_of_unannotated_size(tmp_path, 
 
 
 def test_collect_boxes_crops_of_one_photo_share_a_split_group():
-    from maskwatch.dataset import ImageRecord, name_group
+    from maskwatch.data.dataset import ImageRecord, name_group
 
     groups = {name_group(ImageRecord(f"with_mask/scene7__box-0{k}.jpg", "with_mask", "0", "0")) for k in range(3)}
     assert groups == {"photo:scene7"}

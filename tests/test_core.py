@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from maskwatch.bundle import BundleMeta, load_bundle, save_bundle
-from maskwatch.crops import crop_face, square_box
 from maskwatch.detectors import create_detector
 from maskwatch.detectors.base import iou_matrix, weighted_nms
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Face
-from maskwatch.imageio import decode_image
-from maskwatch.tracker import FaceTracker
+from maskwatch.inference.bundle import BundleMeta, load_bundle, save_bundle
+from maskwatch.inference.crops import crop_face, square_box
+from maskwatch.inference.tracker import FaceTracker
+from maskwatch.media.imageio import decode_image
 
 
 def test_square_box_is_centred_square_with_margin():
@@ -79,7 +79,7 @@ def test_decode_image_rejects_bad_bytes(data, message):
 def test_decode_image_rejects_decompression_bombs_before_decoding(suffix, monkeypatch):
     """Every advertised format is sized from its header; a JPEG whose size marker lies beyond 64 KiB of
     metadata segments too (it once slipped through to a full decode)."""
-    import maskwatch.imageio
+    import maskwatch.media.imageio
 
     ok, encoded = cv2.imencode(suffix.removeprefix("padded"), np.zeros((3000, 3000, 3), np.uint8))
     data = encoded.tobytes()
@@ -90,14 +90,14 @@ def test_decode_image_rejects_decompression_bombs_before_decoding(suffix, monkey
     def no_decode(*args):
         raise AssertionError("decoded a bomb")
 
-    monkeypatch.setattr(maskwatch.imageio.cv2, "imdecode", no_decode)
+    monkeypatch.setattr(maskwatch.media.imageio.cv2, "imdecode", no_decode)
     with pytest.raises(InputError, match="3000x3000 pixels is over the limit"):
         decode_image(data, "bomb" + suffix, max_pixels=1_000_000)
 
 
 def test_decode_image_refuses_formats_whose_size_only_decoding_tells(monkeypatch):
     """Radiance HDR (and other formats only OpenCV reads) is refused unread: a small RLE file can expand to GBs."""
-    import maskwatch.imageio
+    import maskwatch.media.imageio
 
     ok, hdr = cv2.imencode(".hdr", np.zeros((3000, 3000, 3), np.float32))
     assert ok and len(hdr) < 1_000_000
@@ -105,7 +105,7 @@ def test_decode_image_refuses_formats_whose_size_only_decoding_tells(monkeypatch
     def no_decode(*args):
         raise AssertionError("decoded a format whose size was not read first")
 
-    monkeypatch.setattr(maskwatch.imageio.cv2, "imdecode", no_decode)
+    monkeypatch.setattr(maskwatch.media.imageio.cv2, "imdecode", no_decode)
     with pytest.raises(InputError, match="not a readable image"):
         decode_image(hdr.tobytes(), "bomb.hdr")
 
@@ -131,7 +131,7 @@ def test_bundle_errors_are_one_line(tmp_path):
 
 
 def test_a_class_folder_named_too_small_is_refused(tmp_path):
-    from maskwatch.dataset import class_folders
+    from maskwatch.data.dataset import class_folders
 
     for name in ("with_mask", "too_small"):
         (tmp_path / name).mkdir()
@@ -140,7 +140,7 @@ def test_a_class_folder_named_too_small_is_refused(tmp_path):
 
 
 def test_a_bundle_whose_model_takes_other_crops_is_refused_at_load(tmp_path):
-    from maskwatch.classifier import MaskClassifier
+    from maskwatch.inference.classifier import MaskClassifier
 
     source = load_bundle("maskwatch:default")
     save_bundle(tmp_path, source.onnx, source.meta.model_copy(update={"input_size": 64}))
@@ -149,7 +149,7 @@ def test_a_bundle_whose_model_takes_other_crops_is_refused_at_load(tmp_path):
 
 
 def test_corrupt_onnx_in_a_valid_bundle_is_a_one_line_error(tmp_path):
-    from maskwatch.classifier import MaskClassifier
+    from maskwatch.inference.classifier import MaskClassifier
 
     save_bundle(tmp_path, b"garbage", BundleMeta(classes=["a", "b"], input_size=64))
     with pytest.raises(ModelError, match="cannot load ONNX model"):

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from maskwatch.dataset import ImageRecord, stratified_group_split
+from maskwatch.data.dataset import ImageRecord, stratified_group_split
 
 
 def _records() -> list[ImageRecord]:

@@ -20,8 +20,8 @@ from conftest import moving_face_frames, run_cli, write_video
 
 from maskwatch import Detector, InputError
 from maskwatch.faces import TOO_SMALL
+from maskwatch.media.sources import CaptureSource
 from maskwatch.schemas import FrameOut
-from maskwatch.sources import CaptureSource
 
 
 @pytest.fixture(scope="module")
@@ -510,7 +510,7 @@ def test_ctrl_c_closes_every_output(tmp_path, jpeg):
 
 def test_packaged_demo_has_one_face_of_each_class():
     """The README's demo: the default model finds both faces and tells the masked one from the other."""
-    from maskwatch.imageio import read_image
+    from maskwatch.media.imageio import read_image
 
     demo = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "assets" / "demo.jpg"
     faces = sorted(Detector().detect(read_image(demo)), key=lambda f: f.box[0])
@@ -525,7 +525,7 @@ def test_demo_with_our_detector_and_the_scenes_bundle(detector, conf, min_face):
     get the demo's two faces right too. At these low thresholds low-scored boxes may appear (maskface makes
     1.5-2.5 false faces per scene photo there, docs/detectors.md): here the suit patch, which the demo shows twice,
     so only the two real faces are checked and any other box must be a patch scoring under 0.5."""
-    from maskwatch.imageio import read_image
+    from maskwatch.media.imageio import read_image
 
     demo = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "assets" / "demo.jpg"
     pipeline = Detector(model="maskwatch:scenes", detector=detector, conf=conf, min_face=min_face)

@@ -21,8 +21,8 @@ from maskwatch.detectors.maskface import (
     uncalibrate,
 )
 
-pytest.importorskip("maskwatch.detector_train.targets")
-from maskwatch.detector_train.targets import TARGET_CHANNELS, encode_targets, gaussian_radius  # noqa: E402
+pytest.importorskip("maskwatch.training.detector.targets")
+from maskwatch.training.detector.targets import TARGET_CHANNELS, encode_targets, gaussian_radius  # noqa: E402
 
 
 def test_encode_targets_hand_case():
@@ -138,7 +138,7 @@ def _write_toy_scenes(root: Path, count: int = 6) -> Path:
 
 def test_anchor_sampling_puts_the_chosen_face_in_the_canvas_at_a_drawn_size(tmp_path):
     """Data-anchor sampling: every scene has one face, so each sample must show it, whole, at 8..0.95·T px."""
-    from maskwatch.detector_train.data import SampleMaker, load_scenes
+    from maskwatch.training.detector.data import SampleMaker, load_scenes
 
     root = tmp_path / "scenes"
     (root / "images").mkdir(parents=True)
@@ -164,7 +164,7 @@ def test_anchor_sampling_puts_the_chosen_face_in_the_canvas_at_a_drawn_size(tmp_
 
 def test_closeup_samples_are_one_whole_face_filling_most_of_the_canvas():
     """--closeup-prob: the face crop is the only box, unblended, 0.6–1.0 of the side, inside the canvas."""
-    from maskwatch.detector_train.data import CLOSEUP_MIN_SIDE, SampleMaker
+    from maskwatch.training.detector.data import CLOSEUP_MIN_SIDE, SampleMaker
 
     rng = np.random.default_rng(0)
     crops = {0: [rng.integers(0, 255, (60, 50, 3), dtype=np.uint8)], 1: [np.full((40, 40, 3), 200, np.uint8)]}
@@ -187,7 +187,7 @@ def test_closeup_samples_are_one_whole_face_filling_most_of_the_canvas():
 def test_negative_samples_hold_distractors_and_only_pasted_faces():
     """--negative-prob: no scene is used; a sample is face-free or holds only the 1–3 pasted faces, and the
     distractors really cover the canvas (it is not the flat synthetic background alone)."""
-    from maskwatch.detector_train.data import SampleMaker, distractor_background, synthetic_background
+    from maskwatch.training.detector.data import SampleMaker, distractor_background, synthetic_background
 
     crops = {0: [np.full((40, 40, 3), 90, np.uint8)], 1: [np.full((40, 40, 3), 200, np.uint8)]}
     maker = SampleMaker([], crops, size=128, seed=4, mosaic_prob=0.0, negative_prob=1.0)
@@ -205,7 +205,7 @@ def test_negative_samples_hold_distractors_and_only_pasted_faces():
 def test_anchor_pool_balances_classes_by_the_power_of_their_counts():
     """9 masked + 1 bare face: power 1 draws faces uniformly (bare 10 %), 0 draws classes equally (50 %),
     0.5 gives the classes weights 3 : 1 (bare 25 %); a face's scene and index come back as given."""
-    from maskwatch.detector_train.data import Scene, anchor_pool
+    from maskwatch.training.detector.data import Scene, anchor_pool
 
     image = np.zeros((8, 8, 3), np.uint8)
     boxes = np.tile(np.array([[0, 0, 4, 4]], np.float32), (5, 1))
@@ -224,7 +224,7 @@ def test_anchor_pool_balances_classes_by_the_power_of_their_counts():
 
 def tiny_config(scenes: Path, out: Path, **overrides):
     """A training run of seconds: toy scenes, no pasted faces, a random 8-channel model, 4 steps."""
-    from maskwatch.detector_train.train import TrainConfig
+    from maskwatch.training.detector.train import TrainConfig
 
     options = dict(backbone_weights=None, face_mask=None, steps=4, batch=2, size=64, width=8, warmup=2)
     options.update(checkpoint_every=2, threads=1, input_size=160)
@@ -235,7 +235,7 @@ def tiny_config(scenes: Path, out: Path, **overrides):
 def trained(tmp_path_factory) -> Path:
     """A real (tiny) training run: a few steps on toy scenes, exported to ONNX."""
     pytest.importorskip("tensorflow")
-    from maskwatch.detector_train.train import train
+    from maskwatch.training.detector.train import train
 
     root = tmp_path_factory.mktemp("maskface")
     config = tiny_config(_write_toy_scenes(root / "scenes"), root / "run")
@@ -248,8 +248,8 @@ def trained(tmp_path_factory) -> Path:
 
 
 def test_onnx_export_matches_keras(trained: Path):
-    from maskwatch.detector_train.model import build_model
-    from maskwatch.onnx import create_session
+    from maskwatch.inference.onnx_runtime import create_session
+    from maskwatch.training.detector.model import build_model
 
     model = build_model(weights=None, width=8)
     model.load_weights(str(trained.parent / "maskface.weights.h5"))
@@ -281,7 +281,7 @@ def test_detector_swap_through_the_pipeline(trained: Path, monkeypatch):
     from maskwatch.pipeline import Detector
 
     monkeypatch.setenv(ENV_MODEL, str(trained))
-    packaged = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "models" / "default"
+    packaged = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "packaged" / "default"
     if not packaged.is_dir():
         if not Path("/tmp/tmpbundle").is_dir():
             pytest.skip("no classifier bundle in this checkout")
@@ -294,9 +294,9 @@ def test_detector_swap_through_the_pipeline(trained: Path, monkeypatch):
 
 def test_onnx_export_loads_back_into_keras_for_fine_tuning(trained: Path):
     """``--init``: a fresh model set from the export computes the export's maps, in inference and training mode."""
-    from maskwatch.detector_train.model import build_model
-    from maskwatch.detector_train.onnx_import import load_onnx_weights, onnx_width
-    from maskwatch.onnx import create_session
+    from maskwatch.inference.onnx_runtime import create_session
+    from maskwatch.training.detector.model import build_model
+    from maskwatch.training.detector.onnx_import import load_onnx_weights, onnx_width
 
     data = trained.read_bytes()
     assert onnx_width(data) == 8
@@ -311,8 +311,8 @@ def test_onnx_export_loads_back_into_keras_for_fine_tuning(trained: Path):
 
 
 def test_train_from_an_onnx_model_and_its_bad_inputs(trained: Path, tmp_path: Path):
-    from maskwatch.detector_train.train import TrainConfig, train
     from maskwatch.errors import InputError
+    from maskwatch.training.detector.train import TrainConfig, train
 
     scenes = trained.parents[1] / "scenes"
     config = TrainConfig(
@@ -366,8 +366,8 @@ def test_train_detector_cli_rejects_a_missing_init_model(trained: Path, tmp_path
 def test_crowd_samples_paste_many_tiny_faces():
     """--crowd-prob: without scenes a crowd holds only pasted faces, 10–40 of them, 6–28 px wide, none
     overlapping; every face is labelled with a known class."""
-    from maskwatch.detector_train.data import CROWD_FACES, CROWD_SIDES, SampleMaker
-    from maskwatch.detector_train.targets import LABELS
+    from maskwatch.training.detector.data import CROWD_FACES, CROWD_SIDES, SampleMaker
+    from maskwatch.training.detector.targets import LABELS
 
     crops = {0: [np.full((40, 36, 3), 90, np.uint8)], 1: [np.full((40, 36, 3), 200, np.uint8)]}
     maker = SampleMaker([], crops, size=256, seed=7, mosaic_prob=0.0, crowd_prob=1.0)
@@ -470,8 +470,8 @@ def test_train_detector_bad_inputs_fail_in_one_line_before_tensorflow_and_write_
 def test_a_diverging_run_stops_before_saving_broken_weights(tmp_path: Path):
     """A loss that is not finite ends the run with one error; no checkpoint or export of NaN weights is written."""
     pytest.importorskip("tensorflow")
-    from maskwatch.detector_train.train import train
     from maskwatch.errors import ModelError
+    from maskwatch.training.detector.train import train
 
     out = tmp_path / "run"
     config = tiny_config(_write_toy_scenes(tmp_path / "scenes", count=4), out, lr=1e30, steps=6, checkpoint_every=100)
@@ -484,8 +484,8 @@ def test_a_diverging_run_stops_before_saving_broken_weights(tmp_path: Path):
 
 
 def test_leftovers_of_an_unfinished_first_checkpoint_do_not_block_a_new_run(tmp_path: Path):
-    from maskwatch.detector_train.train import check_out
     from maskwatch.errors import InputError
+    from maskwatch.training.detector.train import check_out
 
     (tmp_path / "partial.maskface.weights.h5").write_bytes(b"left by a crash in the first checkpoint")
     (tmp_path / "state.json.partial").write_text("{")
@@ -500,8 +500,8 @@ def test_weights_keras_cannot_load_fail_in_one_line_and_leave_no_run_folder(tmp_
     and the --out folder this run made is gone, so the corrected command runs without --resume."""
     pytest.importorskip("tensorflow")
     h5py = pytest.importorskip("h5py")
-    from maskwatch.detector_train.train import TrainConfig, train
     from maskwatch.errors import ModelError
+    from maskwatch.training.detector.train import TrainConfig, train
 
     wrong = tmp_path / "wrong.weights.h5"
     with h5py.File(wrong, "w") as f:
@@ -517,8 +517,8 @@ def test_weights_keras_cannot_load_fail_in_one_line_and_leave_no_run_folder(tmp_
 def test_weights_without_state_are_an_unfinished_first_checkpoint(tmp_path):
     """Checkpoints write the weights, then the state: weights alone never recorded a step, so a new run may
     replace them (refusing, with nothing to --resume, would leave the folder stuck); a full run is refused."""
-    from maskwatch.detector_train.train import STATE_FILE, WEIGHTS_FILE, check_out
     from maskwatch.errors import InputError
+    from maskwatch.training.detector.train import STATE_FILE, WEIGHTS_FILE, check_out
 
     (tmp_path / WEIGHTS_FILE).write_bytes(b"\x89HDF\r\n\x1a\n")
     check_out(tmp_path, resume=False)
@@ -530,8 +530,8 @@ def test_weights_without_state_are_an_unfinished_first_checkpoint(tmp_path):
 def test_detector_on_a_keras_network_gives_what_its_onnx_export_gives(trained: Path):
     """Held-out validation runs the model in training through MaskFaceDetector(network=...): it must find what the
     exported ONNX model finds, so validation figures are the shipped model's figures."""
-    from maskwatch.detector_train.model import build_model
     from maskwatch.detectors.maskface import MaskFaceDetector
+    from maskwatch.training.detector.model import build_model
 
     model = build_model(weights=None, width=8)
     model.load_weights(str(trained.parent / "maskface.weights.h5"))
@@ -556,9 +556,9 @@ def _toy_image() -> np.ndarray:
 def test_face_figures_hand_case():
     """Two photos, one 30-px face each; scores 0.9 (hit), 0.8 (false), 0.3 (hit): the budget of 0.15 false faces
     per image (0.3 in all) stops before the false face, AP is 0.5·1 + 0.5·2/3, conf 0.5 keeps the first two."""
-    from maskwatch.annotations import GroundTruth
-    from maskwatch.detector_train.validation import face_figures
-    from maskwatch.scene_metrics import ImageResult, Prediction
+    from maskwatch.data.annotations import GroundTruth
+    from maskwatch.evaluation.scene_metrics import ImageResult, Prediction
+    from maskwatch.training.detector.validation import face_figures
 
     face = (0.0, 0.0, 30.0, 30.0)
 
@@ -587,11 +587,11 @@ def test_holdout_fold_is_kept_out_of_training_and_validated_at_every_checkpoint(
     pytest.importorskip("tensorflow")
     import json
 
-    from maskwatch.annotations import scene_fold
-    from maskwatch.detector_train.data import HeldOutFold, load_scenes
-    from maskwatch.detector_train.train import TrainConfig, train
-    from maskwatch.detector_train.validation import VALIDATION_FILE
+    from maskwatch.data.annotations import scene_fold
     from maskwatch.errors import InputError
+    from maskwatch.training.detector.data import HeldOutFold, load_scenes
+    from maskwatch.training.detector.train import TrainConfig, train
+    from maskwatch.training.detector.validation import VALIDATION_FILE
 
     scenes = _write_toy_scenes(tmp_path / "scenes", count=12)  # train half toy0, 2, ..., 10: folds 0 1 2 0 1 2
     assert [scene_fold(f"toy{n}.jpg", 3) for n in range(0, 12, 2)] == [0, 1, 2, 0, 1, 2]
@@ -625,8 +625,8 @@ def test_holdout_fold_is_kept_out_of_training_and_validated_at_every_checkpoint(
 def test_batch_feed_thread_is_reproducible_and_workers_draw_their_own_streams(tmp_path: Path):
     """One thread gives exactly SampleMaker's batches (runs stay reproducible); spawned workers each draw from
     their own seed, and closing the feed ends them."""
-    from maskwatch.detector_train.data import SampleMaker, load_scenes
-    from maskwatch.detector_train.feeding import BatchFeed
+    from maskwatch.training.detector.data import SampleMaker, load_scenes
+    from maskwatch.training.detector.feeding import BatchFeed
 
     scenes = load_scenes(_write_toy_scenes(tmp_path / "scenes"), "train")
     options = dict(scenes=scenes, crops={0: [], 1: []}, size=64)
@@ -653,7 +653,7 @@ def test_batch_feed_thread_is_reproducible_and_workers_draw_their_own_streams(tm
 def test_keras_schedule_is_the_learning_rate_curve_from_where_a_run_resumes():
     """The optimiser's schedule (any Keras backend) gives ``learning_rate`` at step + start: warm-up, cosine, floor."""
     pytest.importorskip("keras")
-    from maskwatch.detector_train.train import TrainConfig, learning_rate, warmup_cosine
+    from maskwatch.training.detector.train import TrainConfig, learning_rate, warmup_cosine
 
     config = TrainConfig(steps=1000, warmup=100, lr=2e-3)
     for start in (0, 400):
@@ -693,8 +693,8 @@ def test_training_runs_on_keras_jax_backend_and_tensorflow_exports_its_checkpoin
 def test_a_dead_worker_pool_is_one_line_not_a_hang():
     """Workers that die (here: an option their SampleMaker refuses) end the feed with a MaskwatchError, which the
     CLI prints as one line, instead of the trainer waiting for a batch forever."""
-    from maskwatch.detector_train.feeding import BatchFeed
     from maskwatch.errors import MaskwatchError
+    from maskwatch.training.detector.feeding import BatchFeed
 
     feed = BatchFeed({"scenes": [], "crops": {0: [], 1: []}, "no_such_option": 1}, seed=0, batch=1, workers=1)
     try:
@@ -705,7 +705,7 @@ def test_a_dead_worker_pool_is_one_line_not_a_hang():
 
 
 def test_export_command_names_every_option_that_shapes_the_model():
-    from maskwatch.detector_train.train import TrainConfig, export_command
+    from maskwatch.training.detector.train import TrainConfig, export_command
 
     config = TrainConfig(steps=3000, width=48, input_size=384, holdout_fold=1, folds=4)
     assert export_command(config, Path("runs/gpu")) == (

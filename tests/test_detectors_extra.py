@@ -93,7 +93,7 @@ def test_registry_lists_our_detectors_and_maskface_needs_a_model(monkeypatch):
     from importlib import resources
 
     monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
-    if resources.files("maskwatch.models").joinpath("maskface.onnx").is_file():
+    if resources.files("maskwatch.packaged").joinpath("maskface.onnx").is_file():
         assert create_detector("maskface").detect(np.zeros((96, 128, 3), np.uint8)) == []  # packaged: loads, runs
         monkeypatch.setenv("MASKWATCH_MASKFACE", "/nonexistent/maskface.onnx")
         with pytest.raises(ModelError, match="no such maskface model"):
@@ -162,11 +162,11 @@ def test_crop_cache_folder_follows_the_detector_model(tmp_path, monkeypatch):
     import json
     from importlib import resources
 
-    from maskwatch.facecache import FaceCache
+    from maskwatch.data.facecache import FaceCache
 
     monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
     packaged = FaceCache(tmp_path, 128, detector="maskface").folder
-    models = resources.files("maskwatch.models")
+    models = resources.files("maskwatch.packaged")
     copy = tmp_path / "model" / "maskface.onnx"
     copy.parent.mkdir()
     copy.write_bytes(models.joinpath("maskface.onnx").read_bytes())

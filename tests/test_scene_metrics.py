@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskwatch.annotations import AnnotatedImage, GroundTruth
-from maskwatch.faces import TOO_SMALL, Face
-from maskwatch.scene_metrics import (
+from maskwatch.data.annotations import AnnotatedImage, GroundTruth
+from maskwatch.evaluation.scene_metrics import (
     MISSED,
     SPURIOUS,
     ImageResult,
@@ -23,6 +22,7 @@ from maskwatch.scene_metrics import (
     size_bucket,
     voc_ap,
 )
+from maskwatch.faces import TOO_SMALL, Face
 
 W, WO = "with_mask", "without_mask"
 

@@ -27,7 +27,7 @@ def make_bundle(folder: Path) -> Path:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
-    from maskwatch.bundle import BundleMeta, save_bundle
+    from maskwatch.inference.bundle import BundleMeta, save_bundle
 
     weights = numpy_helper.from_array(
         np.array([[0.01, 0.02, -0.03], [0.02, -0.01, 0.0], [-0.02, 0.0, 0.03]], np.float32), "w"
@@ -231,9 +231,9 @@ def test_class_map_ignore_target_stays_valid(bundle: Path, tmp_path: Path) -> No
 
 
 def test_rerun_removes_stale_worst_images_only(tmp_path: Path) -> None:
-    from maskwatch.annotations import AnnotatedImage, GroundTruth
-    from maskwatch.scene_metrics import evaluate_scenes
-    from maskwatch.scene_report import write_report
+    from maskwatch.data.annotations import AnnotatedImage, GroundTruth
+    from maskwatch.evaluation.scene_metrics import evaluate_scenes
+    from maskwatch.evaluation.scene_report import write_report
 
     class NoFaces:
         def detect(self, image_bgr: np.ndarray, *, photo: bool = False) -> list:

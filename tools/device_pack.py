@@ -30,8 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.annotations import load_voc_dir, scene_split
-from maskwatch.detector_train.data import RMFD_NAME
+from maskwatch.data.annotations import load_voc_dir, scene_split
+from maskwatch.training.detector.data import RMFD_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

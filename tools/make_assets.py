@@ -4,7 +4,7 @@ Usage: pip install scikit-image && python tools/make_assets.py
 astronaut.jpg: NASA's public-domain portrait of Eileen Collins, as shipped by
 ``skimage.data.astronaut()``; the benchmark's face source.
 demo.jpg: that photo twice, side by side, the right one with a surgical mask drawn by
-``maskwatch.synth`` (fitted to the face mesh): the README's demo input, one face of each class.
+``maskwatch.data.synth`` (fitted to the face mesh): the README's demo input, one face of each class.
 """
 
 from pathlib import Path
@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import skimage.data
 
+from maskwatch.data.synth import find_landmarks, render_mask
 from maskwatch.detectors import create_detector
-from maskwatch.landmarks import FaceMesh
-from maskwatch.synth import find_landmarks, render_mask
+from maskwatch.inference.landmarks import FaceMesh
 
 ASSETS = Path(__file__).resolve().parent.parent / "src" / "maskwatch" / "assets"
 

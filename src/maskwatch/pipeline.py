@@ -15,17 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from maskwatch.bundle import Bundle
-from maskwatch.classifier import MaskClassifier
-from maskwatch.crops import crop_face
-from maskwatch.defaults import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 from maskwatch.detectors import PHOTO_DETECTORS, create_detector
 from maskwatch.detectors.base import FaceDetector
 from maskwatch.errors import InputError
 from maskwatch.faces import TOO_SMALL, Face
+from maskwatch.inference.bundle import Bundle
+from maskwatch.inference.classifier import MaskClassifier
+from maskwatch.inference.crops import crop_face
+from maskwatch.inference.tracker import FaceTracker
+from maskwatch.media.sources import Source, expand_sources
 from maskwatch.schemas import FrameOut, ModelOut
-from maskwatch.sources import Source, expand_sources
-from maskwatch.tracker import FaceTracker
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 
 def fuse_probabilities(
@@ -196,7 +196,7 @@ class Detector:
     def process(self, source: Source, track: bool = True) -> Iterator[FrameResult]:
         """Results frame by frame for one opened source; videos and streams get track ids."""
         if not callable(getattr(source, "frames", None)):
-            raise InputError(f"process() takes an opened source (maskwatch.sources); for {source!r} use stream()")
+            raise InputError(f"process() takes an opened source (maskwatch.media.sources); for {source!r} use stream()")
         tracker = FaceTracker(self.classes) if track and source.kind != "image" else None
         try:
             for frame in source.frames():

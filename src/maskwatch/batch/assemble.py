@@ -25,9 +25,9 @@ import numpy as np
 from maskwatch.batch.plan import Unit
 from maskwatch.batch.worker import ChunkResult, FrameRecord
 from maskwatch.faces import TOO_SMALL
+from maskwatch.inference.tracker import FaceTracker
+from maskwatch.media.sinks import JsonLinesSink
 from maskwatch.pipeline import FrameResult
-from maskwatch.sinks import JsonLinesSink
-from maskwatch.tracker import FaceTracker
 
 FRAMES_FILE = "frames.jsonl"
 COUNTS_FILE = "counts.csv"

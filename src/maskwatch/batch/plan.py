@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 import cv2
 
 from maskwatch.errors import InputError
-from maskwatch.imageio import IMAGE_SUFFIXES
-from maskwatch.sources import STREAM_SCHEMES, CaptureSource, ImageSource, VideoSource, expand_sources
+from maskwatch.media.imageio import IMAGE_SUFFIXES
+from maskwatch.media.sources import STREAM_SCHEMES, CaptureSource, ImageSource, VideoSource, expand_sources
 
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 """A file INPUT with one of these suffixes lists one path, glob or URL per line."""

@@ -36,8 +36,8 @@ from maskwatch.batch.plan import (
     probe_video,
 )
 from maskwatch.batch.worker import CRASH_ENV, ChunkResult, ChunkWorker
-from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
 from maskwatch.errors import InputError, MaskwatchError, ModelError, prepare_output_folder
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
 
 log = logging.getLogger("maskwatch")
 

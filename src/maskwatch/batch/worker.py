@@ -21,8 +21,8 @@ import cv2
 from maskwatch.batch.plan import Chunk, _is_url
 from maskwatch.errors import InputError
 from maskwatch.faces import Face
-from maskwatch.imageio import decode_image, read_image
-from maskwatch.sources import Frame
+from maskwatch.media.imageio import decode_image, read_image
+from maskwatch.media.sources import Frame
 
 try:
     import resource

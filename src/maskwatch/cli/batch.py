@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from maskwatch.cli.app import app, console_err
-from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
 
 
 @app.command()

@@ -34,10 +34,10 @@ def collect(
 
     from maskwatch.cli._progress import progress_bar
     from maskwatch.cli.detect import setup_logging
-    from maskwatch.collect import collect_faces, prepare_output
+    from maskwatch.data.collect import collect_faces, prepare_output
     from maskwatch.detectors import DEFAULT_DETECTOR, create_detector
     from maskwatch.errors import InputError, MaskwatchError
-    from maskwatch.sources import expand_sources
+    from maskwatch.media.sources import expand_sources
 
     setup_logging()
     new_folders = [f for f in (out / label, out) if not f.exists()]
@@ -160,9 +160,9 @@ def collect_boxes_command(
     keep_difficult: bool = typer.Option(False, "--keep-difficult", help="Also cut faces flagged difficult."),
 ) -> None:
     """Cut the annotated faces of box-annotated photos into OUT/CLASS/ as training crops (never overwriting)."""
-    from maskwatch.annotations import load_annotations, select_split
     from maskwatch.cli.scenes import check_dataset_classes, parse_class_map
-    from maskwatch.collect import collect_boxes, validate_label
+    from maskwatch.data.annotations import load_annotations, select_split
+    from maskwatch.data.collect import collect_boxes, validate_label
     from maskwatch.errors import InputError
 
     if not images_dir.is_dir():

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console_err
-from maskwatch.defaults import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 log = logging.getLogger("maskwatch")
 
@@ -74,10 +74,10 @@ def detect(
 ) -> None:
     """Find faces and classify each one; write annotated output, JSON lines and a summary."""
     from maskwatch.errors import InputError
+    from maskwatch.media.runner import run_sources
+    from maskwatch.media.sinks import AnnotatedSink, JsonLinesSink
+    from maskwatch.media.sources import expand_sources
     from maskwatch.pipeline import Detector
-    from maskwatch.runner import run_sources
-    from maskwatch.sinks import AnnotatedSink, JsonLinesSink
-    from maskwatch.sources import expand_sources
 
     setup_logging()
     expanded, problems = expand_sources(sources, reconnects=reconnects)
@@ -126,7 +126,7 @@ def _window(show: bool):
         return None
     import cv2
 
-    from maskwatch.draw import annotate
+    from maskwatch.media.draw import annotate
 
     def draw(result, source) -> None:
         cv2.imshow("maskwatch", annotate(result.image, result.faces))

@@ -19,9 +19,9 @@ def evaluate(
 ) -> None:
     """Accuracy with a 95% bootstrap interval, per-class recall, calibration (ECE) and per-source accuracy."""
     from maskwatch.cli._progress import RichReporter
-    from maskwatch.dataset import describe_identical
+    from maskwatch.data.dataset import describe_identical
     from maskwatch.errors import InputError
-    from maskwatch.evaluation import evaluate_bundle
+    from maskwatch.evaluation.classification import evaluate_bundle
 
     if split and not manifest:
         raise InputError("--split needs --manifest (the split.csv of a training run)")

@@ -11,9 +11,9 @@ from maskwatch.cli.app import app, console, format_recall, say_warning
 def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a folder.")) -> None:
     """Show packaged model bundles, available face detectors and a bundle's metrics."""
     from maskwatch import __version__
-    from maskwatch.bundle import load_bundle, packaged_bundles
-    from maskwatch.classifier import MaskClassifier
     from maskwatch.detectors import DEFAULT_DETECTOR, PHOTO_DETECTORS, detector_names
+    from maskwatch.inference.bundle import load_bundle, packaged_bundles
+    from maskwatch.inference.classifier import MaskClassifier
 
     console.print(f"maskwatch {__version__}")
     console.print(f"bundles: {', '.join(packaged_bundles()) or 'none'}")

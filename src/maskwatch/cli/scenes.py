@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console, console_err
-from maskwatch.defaults import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 KNOWN_ALIASES = {
     "mask_weared_incorrect": "incorrect_mask",
@@ -68,7 +68,7 @@ def resolve_class_map(explicit: dict[str, str], dataset: set[str], bundle: list[
 
     An explicit target must be one of the bundle's classes, or ``-`` (ignore that dataset class).
     """
-    from maskwatch.scene_metrics import IGNORE
+    from maskwatch.evaluation.scene_metrics import IGNORE
 
     check_bundle_classes([t for t in explicit.values() if t != IGNORE], bundle, "--class-map")
     out = dict(explicit)
@@ -114,11 +114,11 @@ def evaluate_scenes_command(
     limit: int = typer.Option(0, "--limit", min=0, help="Evaluate only the first N images (0: all)."),
 ) -> None:
     """Run the full pipeline on box-annotated photos and report mAP, recall by face size and the worst images."""
-    from maskwatch.annotations import load_annotations, select_split
+    from maskwatch.data.annotations import load_annotations, select_split
     from maskwatch.errors import InputError, prepare_output_folder
+    from maskwatch.evaluation.scene_metrics import evaluate_scenes
+    from maskwatch.evaluation.scene_report import write_report
     from maskwatch.pipeline import Detector
-    from maskwatch.scene_metrics import evaluate_scenes
-    from maskwatch.scene_report import write_report
 
     if not images_dir.is_dir():
         raise InputError(f"{images_dir}: no such folder of images")
@@ -172,7 +172,7 @@ def evaluate_scenes_command(
 
 
 def _print(report) -> None:
-    from maskwatch.scene_metrics import SIZE_BUCKETS
+    from maskwatch.evaluation.scene_metrics import SIZE_BUCKETS
 
     for iou, m in report.metrics.items():
         table = Table(title=f"IoU ≥ {iou:g}", header_style="bold")
@@ -195,7 +195,7 @@ def _print(report) -> None:
 
 def _budget_text(m) -> str:
     """The ≥ 24 px recall at the bar's false-positive budget, strict and COCO-sized (see recall_at_fp_budget)."""
-    from maskwatch.scene_metrics import MAX_FP_PER_IMAGE
+    from maskwatch.evaluation.scene_metrics import MAX_FP_PER_IMAGE
 
     strict, sized = m.at_fp_budget.get("all"), m.at_fp_budget.get("sized")
     if strict is None or sized is None:

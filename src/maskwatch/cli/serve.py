@@ -8,7 +8,7 @@ import socket
 import typer
 
 from maskwatch.cli.app import app, console_err, say_warning
-from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
 
 
 def check_port_free(host: str, port: int) -> int:

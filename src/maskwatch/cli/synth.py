@@ -27,8 +27,8 @@ def synth(
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from maskwatch.cli._progress import progress_bar
+    from maskwatch.data.synth import contact_sheet, synthesize
     from maskwatch.errors import InputError, prepare_output_folder
-    from maskwatch.synth import contact_sheet, synthesize
 
     if sheet is not None:  # checked before the run, not after every image is drawn
         if sheet.suffix.lower() != ".png":

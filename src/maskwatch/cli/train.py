@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from maskwatch.cli.app import app, console, format_recall
-from maskwatch.crops import DEFAULT_MARGIN
+from maskwatch.inference.crops import DEFAULT_MARGIN
 
 
 @app.command()
@@ -61,8 +61,8 @@ def train(
     from maskwatch.cli._progress import RichReporter
     from maskwatch.detectors import DEFAULT_DETECTOR
     from maskwatch.errors import require_extra
-    from maskwatch.train.trainer import TrainConfig
-    from maskwatch.train.trainer import train as run_training
+    from maskwatch.training.classifier.trainer import TrainConfig
+    from maskwatch.training.classifier.trainer import train as run_training
 
     config = TrainConfig(
         dataset=dataset,

@@ -109,13 +109,13 @@ def train_detector_command(
         require_extra(module, "train", "maskwatch train-detector")
     if importlib.util.find_spec(backend) is None:
         raise InputError(f"KERAS_BACKEND={backend}, but {backend} is not installed")
-    from maskwatch.detector_train.train import TrainConfig, train
+    from maskwatch.training.detector.train import TrainConfig, train
 
     if not (scenes / "annotations").is_dir() or not (scenes / "images").is_dir():
         default = " (the default --scenes, relative to the current folder)" if scenes == DEFAULT_SCENES else ""
         raise InputError(f"{scenes}: expected images/ and annotations/ folders{default}")
     if init:  # checked before TensorFlow starts, so a bad path gets one clean line
-        from maskwatch.detector_train.onnx_import import read_init
+        from maskwatch.training.detector.onnx_import import read_init
 
         read_init(init)
     config = TrainConfig(

@@ -16,7 +16,7 @@ import numpy as np
 
 from maskwatch.detectors.base import fingerprint, register_detector, weighted_nms
 from maskwatch.faces import Detection
-from maskwatch.onnx import create_session
+from maskwatch.inference.onnx_runtime import create_session
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class BlazeFaceDetector:
         self.size = spec.size
         self.min_score = min_score
         self.nms_iou = nms_iou
-        model = resources.files("maskwatch.models").joinpath(spec.file).read_bytes()
+        model = resources.files("maskwatch.packaged").joinpath(spec.file).read_bytes()
         self.version = fingerprint(model, f"nms{nms_iou:g}")
         self.session = create_session(model, threads=threads)
         self.input_name = self.session.get_inputs()[0].name

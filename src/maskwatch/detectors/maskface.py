@@ -22,7 +22,7 @@ import numpy as np
 from maskwatch.detectors.base import fingerprint, nms_clusters, register_detector, score_weighted_mean, weighted_nms
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Detection
-from maskwatch.onnx import create_session
+from maskwatch.inference.onnx_runtime import create_session
 
 STRIDE = 4
 """Output map cells per input pixel: stride 4 keeps 12-px faces a few cells wide."""
@@ -177,7 +177,7 @@ def uncalibrate(score: float, threshold: float) -> float:
 def load_meta(model_path: Path | None = None) -> dict:
     """The metadata next to the model (operating threshold, input size, training recipe)."""
     if model_path is None:
-        text = resources.files("maskwatch.models").joinpath(META_FILE)
+        text = resources.files("maskwatch.packaged").joinpath(META_FILE)
         return json.loads(text.read_text()) if text.is_file() else {}
     meta_path = model_path.with_suffix(".json")
     if not meta_path.is_file():
@@ -246,7 +246,7 @@ class MaskFaceDetector:
             self.version = f"in-training-{settings}"
             self._network = network
             return
-        data = model_path.read_bytes() if model_path else resources.files("maskwatch.models").joinpath(MODEL_FILE)
+        data = model_path.read_bytes() if model_path else resources.files("maskwatch.packaged").joinpath(MODEL_FILE)
         model_bytes = data if isinstance(data, bytes) else data.read_bytes()
         self.version = fingerprint(model_bytes, settings)
         try:
@@ -335,7 +335,7 @@ def _factory(**options: object) -> MaskFaceDetector:
             return MaskFaceDetector(**options)  # type: ignore[arg-type]
         except ModelError as exc:  # say where the path came from: the user may not remember setting it
             raise ModelError(f"{exc} (from {ENV_MODEL})") from None
-    if not resources.files("maskwatch.models").joinpath(MODEL_FILE).is_file() and not options.get("model"):
+    if not resources.files("maskwatch.packaged").joinpath(MODEL_FILE).is_file() and not options.get("model"):
         raise ModelError(f"maskface model not packaged; train one with `maskwatch train-detector` and set {ENV_MODEL}")
     return MaskFaceDetector(**options)  # type: ignore[arg-type]
 

@@ -24,11 +24,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from maskwatch.defaults import DEFAULT_CONF, DEFAULT_MIN_FACE
 from maskwatch.errors import MaskwatchError
-from maskwatch.imageio import MAX_PIXELS
+from maskwatch.inference.tracker import FaceTracker
+from maskwatch.media.imageio import MAX_PIXELS
 from maskwatch.pipeline import MAX_THREADS, Detector
-from maskwatch.tracker import FaceTracker
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
 from maskwatch.web.auth import TokenMiddleware
 from maskwatch.web.jobs import JobStore, probe_video
 from maskwatch.web.limits import BodyLimitMiddleware, input_error_status
@@ -283,7 +283,7 @@ def _check_type(file: UploadFile, accepted: tuple[str, ...], what: str) -> None:
 
 
 def _video_suffix(name: str) -> str:
-    from maskwatch.sources import VIDEO_SUFFIXES
+    from maskwatch.media.sources import VIDEO_SUFFIXES
 
     suffix = Path(name).suffix.lower()
     return suffix if suffix in VIDEO_SUFFIXES else ".mp4"

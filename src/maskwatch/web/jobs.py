@@ -15,10 +15,10 @@ import cv2
 from fastapi import HTTPException
 
 from maskwatch.errors import InputError
+from maskwatch.media.runner import run_sources
+from maskwatch.media.sources import VideoSource
 from maskwatch.pipeline import Detector, FrameResult
-from maskwatch.runner import run_sources
 from maskwatch.schemas import FrameOut, Summary
-from maskwatch.sources import VideoSource
 from maskwatch.web.models import JobOut
 from maskwatch.web.work import jpeg_base64
 

@@ -8,17 +8,17 @@ import time
 import cv2
 import numpy as np
 
-from maskwatch.draw import annotate
 from maskwatch.errors import InputError
 from maskwatch.faces import Face
-from maskwatch.imageio import MAX_SIDE, decode_image
+from maskwatch.inference.tracker import FaceTracker
+from maskwatch.media.draw import annotate
+from maskwatch.media.imageio import MAX_SIDE, decode_image
 from maskwatch.pipeline import Detector, FrameResult
-from maskwatch.tracker import FaceTracker
 from maskwatch.web.models import DetectOut
 
 
 def jpeg_base64(image_bgr: np.ndarray, faces: list[Face], quality: int = 85) -> str:
-    """The frame with its faces drawn (``maskwatch.draw.annotate``), as base64 JPEG."""
+    """The frame with its faces drawn (``maskwatch.media.draw.annotate``), as base64 JPEG."""
     if max(image_bgr.shape[:2]) > MAX_SIDE:
         height, width = image_bgr.shape[:2]
         raise InputError(f"cannot annotate a {width}x{height} image: over JPEG's {MAX_SIDE} px a side (drop annotate)")

@@ -1,0 +1,1 @@
+"""Data and data sets: folder data sets and splits, box annotations, face collection, the crop cache, synthesis."""
