@@ -22,8 +22,8 @@ from bench_scenes import SCENES, parse_config
 
 from maskwatch.data.annotations import load_voc_dir, scene_split
 from maskwatch.detectors import create_detector
-from maskwatch.detectors.base import iou_matrix
 from maskwatch.evaluation.scene_metrics import match, shorter_side
+from maskwatch.inference.boxes import iou_matrix
 
 TILE = 250
 PER_SHEET = 15

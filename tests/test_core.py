@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from maskwatch.detectors import create_detector
-from maskwatch.detectors.base import iou_matrix, weighted_nms
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Face
+from maskwatch.inference.boxes import iou_matrix, weighted_nms
 from maskwatch.inference.bundle import BundleMeta, load_bundle, save_bundle
 from maskwatch.inference.crops import crop_face, square_box
 from maskwatch.inference.tracker import FaceTracker

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from maskwatch.detectors.base import weighted_nms
 from maskwatch.detectors.maskface import (
     HEAD_CHANNELS,
     STRIDE,
@@ -20,6 +19,7 @@ from maskwatch.detectors.maskface import (
     local_peaks,
     uncalibrate,
 )
+from maskwatch.inference.boxes import weighted_nms
 
 pytest.importorskip("maskwatch.training.detector.targets")
 from maskwatch.training.detector.targets import TARGET_CHANNELS, encode_targets, gaussian_radius  # noqa: E402

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from maskwatch.detectors import create_detector, detector_names
-from maskwatch.detectors.base import inside_larger
 from maskwatch.detectors.tiled import _cut, tile_origins
 from maskwatch.errors import InputError, ModelError
+from maskwatch.inference.boxes import inside_larger
 
 
 def test_tile_origins_hand_cases():

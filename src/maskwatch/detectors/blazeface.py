@@ -14,8 +14,9 @@ from importlib import resources
 import cv2
 import numpy as np
 
-from maskwatch.detectors.base import fingerprint, register_detector, weighted_nms
+from maskwatch.detectors.base import fingerprint, register_detector
 from maskwatch.faces import Detection
+from maskwatch.inference.boxes import weighted_nms
 from maskwatch.inference.onnx_runtime import create_session
 
 

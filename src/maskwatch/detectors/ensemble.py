@@ -17,12 +17,10 @@ from maskwatch.detectors.base import (
     create_detector,
     detector_version,
     fingerprint,
-    inside_larger,
-    nms_clusters,
     register_detector,
-    score_weighted_mean,
 )
 from maskwatch.faces import Detection
+from maskwatch.inference.boxes import inside_larger, nms_clusters, score_weighted_mean
 
 
 def merge_detections(found: Sequence[Detection], iou_threshold: float) -> list[Detection]:

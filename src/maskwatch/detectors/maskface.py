@@ -19,9 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.detectors.base import fingerprint, nms_clusters, register_detector, score_weighted_mean, weighted_nms
+from maskwatch.detectors.base import fingerprint, register_detector
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Detection
+from maskwatch.inference.boxes import nms_clusters, score_weighted_mean, weighted_nms
 from maskwatch.inference.onnx_runtime import create_session
 
 STRIDE = 4

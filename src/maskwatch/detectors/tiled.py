@@ -22,11 +22,10 @@ from maskwatch.detectors.base import (
     create_detector,
     detector_version,
     fingerprint,
-    inside_larger,
     register_detector,
-    weighted_nms,
 )
 from maskwatch.faces import Detection
+from maskwatch.inference.boxes import inside_larger, weighted_nms
 
 EDGE = 2.0
 """A box within this many pixels of a tile edge that is not a frame edge is a cut face: dropped."""

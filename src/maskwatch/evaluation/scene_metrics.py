@@ -30,8 +30,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from maskwatch.data.annotations import AnnotatedImage, GroundTruth
-from maskwatch.detectors.base import iou_matrix
 from maskwatch.faces import TOO_SMALL, Box, Face
+from maskwatch.inference.boxes import iou_matrix
 
 MISSED = "missed"
 SPURIOUS = "spurious"

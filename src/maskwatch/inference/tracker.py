@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from maskwatch.detectors.base import iou_matrix
 from maskwatch.faces import TOO_SMALL, Face
+from maskwatch.inference.boxes import iou_matrix
 
 
 @dataclass
