@@ -36,7 +36,8 @@ from maskwatch.batch.plan import (
     probe_video,
 )
 from maskwatch.batch.worker import CRASH_ENV, ChunkResult, ChunkWorker
-from maskwatch.errors import InputError, MaskwatchError, ModelError, prepare_output_folder
+from maskwatch.errors import InputError, MaskwatchError, ModelError
+from maskwatch.media.files import prepare_output_folder
 from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
 
 log = logging.getLogger("maskwatch")

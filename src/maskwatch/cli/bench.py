@@ -21,8 +21,9 @@ def bench(
     out: Path = typer.Option(None, "--out", help="Also write the figures as JSON here."),
 ) -> None:
     """Frames per second (640×480 unless --size) with 1 and 5 faces on this machine, with time per stage."""
-    from maskwatch.errors import InputError, prepare_output_folder
+    from maskwatch.errors import InputError
     from maskwatch.evaluation.bench import machine_info, parse_size, run_bench
+    from maskwatch.media.files import prepare_output_folder
     from maskwatch.pipeline import Detector
 
     frame_size = parse_size(size)

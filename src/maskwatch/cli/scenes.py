@@ -25,7 +25,8 @@ KNOWN_ALIASES = {
 
 def parse_class_map(spec: str | None) -> dict[str, str]:
     """``a=b,c=d`` or a JSON file holding {"a": "b"}; ``b`` may be ``-`` to ignore class ``a``."""
-    from maskwatch.errors import InputError, read_json_input
+    from maskwatch.errors import InputError
+    from maskwatch.media.files import read_json_input
 
     if not spec:
         return {}
@@ -115,9 +116,10 @@ def evaluate_scenes_command(
 ) -> None:
     """Run the full pipeline on box-annotated photos and report mAP, recall by face size and the worst images."""
     from maskwatch.data.annotations import load_annotations, select_split
-    from maskwatch.errors import InputError, prepare_output_folder
+    from maskwatch.errors import InputError
     from maskwatch.evaluation.scene_metrics import evaluate_scenes
     from maskwatch.evaluation.scene_report import write_report
+    from maskwatch.media.files import prepare_output_folder
     from maskwatch.pipeline import Detector
 
     if not images_dir.is_dir():

@@ -28,7 +28,8 @@ def synth(
 
     from maskwatch.cli._progress import progress_bar
     from maskwatch.data.synth import contact_sheet, synthesize
-    from maskwatch.errors import InputError, prepare_output_folder
+    from maskwatch.errors import InputError
+    from maskwatch.media.files import prepare_output_folder
 
     if sheet is not None:  # checked before the run, not after every image is drawn
         if sheet.suffix.lower() != ".png":

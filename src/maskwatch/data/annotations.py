@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from maskwatch.errors import InputError, read_json_input
+from maskwatch.errors import InputError
+from maskwatch.media.files import read_json_input
 
 Box = tuple[float, float, float, float]
 

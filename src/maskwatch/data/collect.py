@@ -24,9 +24,10 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from maskwatch.errors import InputError, prepare_output_folder
+from maskwatch.errors import InputError
 from maskwatch.faces import Detection
 from maskwatch.inference.crops import DEFAULT_MARGIN, crop_face
+from maskwatch.media.files import prepare_output_folder
 from maskwatch.media.imageio import make_public
 
 STORED_SIZE = 224

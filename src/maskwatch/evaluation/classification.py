@@ -25,10 +25,11 @@ from maskwatch.data.dataset import (
     scan_dataset,
 )
 from maskwatch.data.facecache import FaceCache, FaceCrops, cache_root
-from maskwatch.errors import InputError, prepare_output_folder
+from maskwatch.errors import InputError
 from maskwatch.evaluation.reports import Evaluation, write_evaluation
 from maskwatch.inference.bundle import Bundle, load_bundle
 from maskwatch.inference.classifier import MaskClassifier
+from maskwatch.media.files import prepare_output_folder
 
 SOURCE_RULES: tuple[tuple[str, str], ...] = (
     (r"__synth", "synthetic"),

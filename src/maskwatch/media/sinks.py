@@ -17,8 +17,9 @@ from typing import IO
 
 import cv2
 
-from maskwatch.errors import InputError, prepare_output_folder
+from maskwatch.errors import InputError
 from maskwatch.media.draw import annotate
+from maskwatch.media.files import prepare_output_folder
 from maskwatch.media.imageio import IMAGE_SUFFIXES, MAX_SIDE, make_public
 from maskwatch.media.sources import Source
 from maskwatch.pipeline import FrameResult
