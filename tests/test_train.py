@@ -338,7 +338,7 @@ def test_backbone_names_match_what_can_be_built():
 
 
 def test_loss_weights_balance_classes_overall_or_within_each_source():
-    from maskwatch.training.classifier.trainer import Split, sample_weights
+    from maskwatch.training.classifier.shared import Split, sample_weights
 
     # source "crowd": 3 masked, 1 bare; "close": 1 masked, 5 bare; "one": 2 masked, no bare face
     labels = np.array([0, 0, 0, 1, 0, 1, 1, 1, 1, 1, 0, 0])
@@ -515,7 +515,7 @@ def test_a_run_that_fails_before_training_can_run_again_and_empty_val_and_test_s
 
     from dataclasses import asdict
 
-    from maskwatch.training.classifier.trainer import TrainConfig
+    from maskwatch.training.classifier.shared import TrainConfig
 
     out.mkdir(parents=True)  # what a run killed before its first checkpoint (or an older maskwatch) left
     (out / "config.json").write_text(json.dumps(asdict(TrainConfig(str(dataset), str(out), weights=str(wrong)))))

@@ -61,7 +61,7 @@ def train(
     from maskwatch.cli._progress import RichReporter
     from maskwatch.detectors import DEFAULT_DETECTOR
     from maskwatch.errors import require_extra
-    from maskwatch.training.classifier.trainer import TrainConfig
+    from maskwatch.training.classifier.shared import TrainConfig
     from maskwatch.training.classifier.trainer import train as run_training
 
     config = TrainConfig(

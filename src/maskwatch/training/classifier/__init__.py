@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from maskwatch.errors import MaskwatchError
+from maskwatch.training.common import check_hdf5
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter hides real messages
 
@@ -21,9 +22,6 @@ BACKBONE_MIN_SIZE = {name: 71 if name == "xception" else 32 for name in BACKBONE
 
 PRETRAINABLE = frozenset(BACKBONE_NAMES) - {"smallcnn"}
 """Backbones that can load ImageNet weights (``smallcnn`` trains from scratch only)."""
-
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
 
 def check_backbone_name(name: str) -> None:
     """A one-line error for an unknown backbone, before TensorFlow is loaded."""
@@ -48,24 +46,6 @@ def resolve_weights(weights: str | None) -> str | None:
         raise ModelError(f"{weights}: weights must be a Keras .h5 or .weights.h5 file")
     check_hdf5(path)
     return str(path.resolve())
-
-
-def check_hdf5(path: str | Path, what: str = "Keras weights") -> None:
-    """A one-line ``ModelError`` unless ``path`` can be read and is an HDF5 file (what Keras weights are)."""
-    from maskwatch.errors import ModelError
-
-    try:
-        with open(path, "rb") as f:  # HDF5 puts its signature at 0, 512, 1024, ... (after a user block)
-            head = f.read(8)
-            offset = 512
-            while head != HDF5_SIGNATURE and len(head) == 8 and offset <= 1 << 20:
-                f.seek(offset)
-                head = f.read(8)
-                offset *= 2
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if head != HDF5_SIGNATURE:
-        raise ModelError(f"{path}: not {what} (not an HDF5 file)")
 
 
 class TrainingInterrupted(MaskwatchError):

@@ -17,27 +17,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from maskwatch.errors import InputError, ModelError, first_line, read_json_input  # noqa: E402
+from maskwatch.errors import InputError, ModelError, first_line  # noqa: E402
 from maskwatch.evaluation.reports import Evaluation  # noqa: E402
 from maskwatch.inference.bundle import BundleMeta, CropSpec, save_bundle  # noqa: E402
+from maskwatch.media.files import read_json_input  # noqa: E402
 from maskwatch.training.classifier import TrainingInterrupted, resolve_weights  # noqa: E402
 from maskwatch.training.classifier.augment import augment_batch  # noqa: E402
 from maskwatch.training.classifier.backbones import backbone_spec, quiet  # noqa: E402
 from maskwatch.training.classifier.model import Classifier, build_classifier, unfreeze_top  # noqa: E402
-from maskwatch.training.classifier.trainer import (  # noqa: E402
+from maskwatch.training.classifier.shared import (  # noqa: E402
     CHECKPOINT_DIR,
     PARITY_IMAGES,
     STATE_FILE,
+    FitResult,
     Reporter,
     Split,
     TrainConfig,
-    _one_hot,
-    _write_json,
-    now_iso,
+    one_hot,
     sample_weights,
     steps,
-    versions,
 )
+from maskwatch.training.common import now_iso, versions, write_json  # noqa: E402
 
 
 class AugmentedCrops(keras.utils.PyDataset):
@@ -59,7 +59,7 @@ class AugmentedCrops(keras.utils.PyDataset):
         idx = self.order[index * self.batch : (index + 1) * self.batch]
         images = augment_batch(self.split.images[idx], self.rng).astype(np.float32)
         labels = self.split.labels[idx]
-        return images, _one_hot(labels, self.n_classes), self.weights[idx]
+        return images, one_hot(labels, self.n_classes), self.weights[idx]
 
 
 class ProgressCallback(keras.callbacks.Callback):
@@ -116,7 +116,7 @@ def _augmented_features(clf: Classifier, split: Split, copies: int, seed: int, r
     return np.concatenate(feats), np.concatenate(labels)
 
 
-def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Split], reporter: Reporter) -> dict:
+def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Split], reporter: Reporter) -> FitResult:
     keras.utils.set_random_seed(config.seed)
     spec = backbone_spec(config.backbone)
     weights = resolve_weights(config.weights)
@@ -131,7 +131,7 @@ def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Sp
     folder.mkdir(exist_ok=True)
     state = _load_state(folder)
     weights_by_crop = sample_weights(splits["train"], n, config.balance_sources)
-    val_x, val_y = splits["val"].images.astype(np.float32), _one_hot(splits["val"].labels, n)
+    val_x, val_y = splits["val"].images.astype(np.float32), one_hot(splits["val"].labels, n)
     has_val = len(val_y) > 0
     if not has_val:
         reporter.message("no validation images: early stopping and the kept checkpoint follow the training loss")
@@ -169,14 +169,14 @@ def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Sp
     onnx_bytes, parity = export_onnx(clf.model, sample[:PARITY_IMAGES])
     if parity >= 1e-4:
         raise ModelError(f"ONNX export disagrees with Keras (max abs difference {parity:.2e} ≥ 1e-4)")
-    return {
-        "evaluation": evaluation,
-        "val_accuracy": val_accuracy,
-        "parity": float(parity),
-        "onnx": onnx_bytes,
-        "history": state["history"],
-        "stage_starts": {"fine-tune": state.get("head_epochs_run", 0)},
-    }
+    return FitResult(
+        evaluation=evaluation,
+        val_accuracy=val_accuracy,
+        parity=float(parity),
+        onnx=onnx_bytes,
+        history=state["history"],
+        stage_starts={"fine-tune": state.get("head_epochs_run", 0)},
+    )
 
 
 def _train_head(
@@ -202,11 +202,11 @@ def _train_head(
     )
     history = clf.head.fit(
         train_f,
-        _one_hot(train_l, n),
+        one_hot(train_l, n),
         sample_weight=np.tile(weights, config.augment_copies + 1),  # the crops, then each augmented copy
         batch_size=batch,
         epochs=config.head_epochs,
-        validation_data=(val_f, _one_hot(val.labels, n)) if has_val else None,
+        validation_data=(val_f, one_hot(val.labels, n)) if has_val else None,
         shuffle=True,
         verbose=0,
         callbacks=[stop, ProgressCallback(reporter, "head")],
@@ -222,7 +222,7 @@ def _train_head(
         "head_epochs_run": len(history["loss"]),
         "history": {k: [float(v) for v in vals] for k, vals in history.items()},
     }
-    _write_json(folder / STATE_FILE, state)
+    write_json(folder / STATE_FILE, state)
     return state
 
 
@@ -273,7 +273,7 @@ def _finetune(
         else:
             state["bad_epochs"] += 1
         state.update(stage="finetune", epoch=epoch + 1)
-        _write_json(folder / STATE_FILE, state)
+        write_json(folder / STATE_FILE, state)
         acc = logs.get("val_accuracy", logs.get("accuracy"))[-1]
         which = "val" if has_val else "train"
         reporter.message(
@@ -284,7 +284,7 @@ def _finetune(
             reporter.message(f"early stop: no better validation loss for {config.patience} epochs")
             break
     state["stage"] = "done"
-    _write_json(folder / STATE_FILE, state)
+    write_json(folder / STATE_FILE, state)
     return state
 
 

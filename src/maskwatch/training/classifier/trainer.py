@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
-import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -36,11 +33,11 @@ from maskwatch.data.dataset import (
     write_manifest,
 )
 from maskwatch.data.facecache import FaceCache, cache_root, check_cache_writable
-from maskwatch.detectors import DEFAULT_DETECTOR, detector_names
-from maskwatch.errors import InputError, ModelError, make_folder, read_json_input
+from maskwatch.detectors import detector_names
+from maskwatch.errors import InputError, ModelError
 from maskwatch.evaluation.classification import source_of
 from maskwatch.evaluation.reports import CURVES_PNG, REPORT_TXT, plot_curves, write_evaluation
-from maskwatch.inference.crops import DEFAULT_MARGIN
+from maskwatch.media.files import make_folder, read_json_input
 from maskwatch.training.classifier import (
     BACKBONE_MIN_SIZE,
     PRETRAINABLE,
@@ -48,81 +45,25 @@ from maskwatch.training.classifier import (
     check_backbone_name,
     resolve_weights,
 )
+from maskwatch.training.classifier.shared import (
+    CHECKPOINT_DIR,
+    STATE_FILE,
+    Reporter,
+    SilentReporter,
+    Split,
+    TrainConfig,
+)
+from maskwatch.training.common import write_json
 
 CONFIG_FILE = "config.json"
-STATE_FILE = "state.json"
 MANIFEST_FILE = "split.csv"
-CHECKPOINT_DIR = "checkpoint"
 BUNDLE_DIR = "bundle"
-PARITY_IMAGES = 32
 METRICS_FILE = "metrics.json"
 MAX_SIZE = 1024
 """Largest classifier input side (``--size``)."""
 ALPHA_RANGE = (0.1, 1.4)
 """MobileNet width multipliers (``--alpha``): Keras ships ImageNet weights for 0.25 to 1.4."""
 NO_TEST_NOTE = "no test images (test fraction 0 or too few images): test evaluation skipped"
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; saved in RUN_DIR so ``--resume`` continues the same run."""
-
-    dataset: str
-    out: str
-    backbone: str = "mobilenetv2"
-    weights: str | None = "imagenet"
-    alpha: float = 0.35
-    size: int = 128
-    margin: float = DEFAULT_MARGIN
-    detector: str = DEFAULT_DETECTOR
-    seed: int = 0
-    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
-    head_epochs: int = 40
-    finetune_epochs: int = 6
-    finetune_fraction: float = 0.3
-    batch_size: int = 32
-    head_lr: float = 1e-3
-    finetune_lr: float = 1e-4
-    dropout: float = 0.2
-    augment_copies: int = 2
-    balance_sources: bool = False
-    patience: int = 3
-    manifest: str | None = None
-    cache: str | None = None
-    per_class_limit: int | None = None
-    command: str = ""
-    resumed: list[str] = field(default_factory=list)
-
-
-class Reporter(Protocol):
-    """Where a run tells its progress (the CLI shows a Rich progress bar)."""
-
-    def start(self, description: str, total: int) -> None: ...
-    def advance(self, steps: int = 1, status: str = "") -> None: ...
-    def message(self, text: str) -> None: ...
-
-
-class SilentReporter:
-    def start(self, description: str, total: int) -> None:
-        pass
-
-    def advance(self, steps: int = 1, status: str = "") -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
-
-
-@dataclass
-class Split:
-    """Crops (N×S×S×3 RGB uint8), labels and file names of one split."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    names: list[str]
-    no_face: int
-    sources: list[str] = field(default_factory=list)
-    """Source of each crop (a subfolder inside the class folder), for per-source class balance."""
 
 
 def check_config(config: TrainConfig) -> None:
@@ -276,12 +217,6 @@ def load_config(out: str | Path) -> TrainConfig:
     return config
 
 
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def _limit_per_class(dataset: Dataset, limit: int, seed: int) -> Dataset:
     """A seeded sample of ``limit`` images per class (for quick runs and CI)."""
     rng = np.random.default_rng(seed)
@@ -343,35 +278,6 @@ def load_crops(config: TrainConfig, dataset: Dataset, reporter: Reporter) -> dic
     return splits
 
 
-def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Balanced weights: each class contributes equally to the loss, whatever its size."""
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    return (len(labels) / (n_classes * np.maximum(counts, 1))).astype(np.float32)
-
-
-def sample_weights(split: Split, n_classes: int, balance_sources: bool) -> np.ndarray:
-    """A loss weight per crop (mean 1): balanced by class, or by class within each source.
-
-    Per source matters when sources hold the classes in different shares (crowd
-    photos mostly masked, close-ups half and half): a class balanced only overall
-    lets a model tie "looks like a crowd photo" to the crowd's majority class.
-    """
-    labels = split.labels
-    if not balance_sources:
-        return class_weights(labels, n_classes)[labels]
-    weights = np.empty(len(labels), np.float32)
-    sources = np.array(split.sources)
-    for source in np.unique(sources):
-        mine = sources == source
-        present = len(np.unique(labels[mine]))  # a source may lack a class: its others share its weight
-        weights[mine] = class_weights(labels[mine], n_classes)[labels[mine]] * n_classes / present
-    return weights
-
-
-def _one_hot(labels: np.ndarray, n: int) -> np.ndarray:
-    return np.eye(n, dtype=np.float32)[labels]
-
-
 def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = False) -> dict[str, Any]:
     """Run (or continue) a training run; returns its metrics. Writes everything under ``config.out``.
 
@@ -414,7 +320,7 @@ def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = 
 def _run(config: TrainConfig, reporter: Reporter, resume: bool, out: Path) -> dict[str, Any]:
     started = time.monotonic()
     dataset, manifest_sha = split_dataset(config, reporter, resume)
-    _write_json(out / CONFIG_FILE, asdict(config))
+    write_json(out / CONFIG_FILE, asdict(config))
     for split in ("train", "val", "test"):
         reporter.message(f"{split}: " + ", ".join(f"{c} {n}" for c, n in dataset.counts(split).items()))
     splits = load_crops(config, dataset, reporter)
@@ -426,14 +332,14 @@ def _run(config: TrainConfig, reporter: Reporter, resume: bool, out: Path) -> di
     result = keras_run.fit_and_export(config, dataset.classes, splits, reporter)
     seconds = time.monotonic() - started
 
-    evaluation = result.pop("evaluation")
+    evaluation = result.evaluation
     metrics = {
         "test": evaluation.summary() if evaluation is not None else {"n": 0, "note": NO_TEST_NOTE},
-        "val_accuracy": result["val_accuracy"],
+        "val_accuracy": result.val_accuracy,
         "counts": {s: dataset.counts(s) for s in ("train", "val", "test")},
         "no_face": no_face,
         "skipped": len(dataset.skipped),
-        "onnx_keras_max_abs_diff": result["parity"],
+        "onnx_keras_max_abs_diff": result.parity,
         "train_seconds": round(seconds, 1),
     }
     if evaluation is not None:
@@ -441,28 +347,10 @@ def _run(config: TrainConfig, reporter: Reporter, resume: bool, out: Path) -> di
     else:
         reporter.message(NO_TEST_NOTE)
         (out / REPORT_TXT).write_text(NO_TEST_NOTE + "\n", encoding="utf-8")
-    plot_curves(result["history"], out / CURVES_PNG, result["stage_starts"])
-    keras_run.write_bundle(out / BUNDLE_DIR, result["onnx"], config, dataset.classes, metrics, manifest_sha)
-    _write_json(out / METRICS_FILE, metrics)
+    plot_curves(result.history, out / CURVES_PNG, result.stage_starts)
+    keras_run.write_bundle(out / BUNDLE_DIR, result.onnx, config, dataset.classes, metrics, manifest_sha)
+    write_json(out / METRICS_FILE, metrics)
     return metrics
-
-
-def versions() -> dict[str, str]:
-    from importlib import metadata
-
-    found = {"python": platform.python_version()}
-    for package in ("maskwatch", "numpy", "keras", "tensorflow", "tensorflow-cpu", "onnxruntime", "tf2onnx"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[package] = metadata.version(package)
-    return found
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def steps(n: int, batch: int) -> int:
-    return max(1, math.ceil(n / batch))
 
 
 __all__ = ["TrainConfig", "Reporter", "SilentReporter", "TrainingInterrupted", "check_config", "train"]

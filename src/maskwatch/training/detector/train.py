@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maskwatch.detectors.maskface import DEFAULT_COARSE
-from maskwatch.errors import InputError, ModelError, file_in_the_way, make_folder, read_json_input
-from maskwatch.training.classifier import check_hdf5
+from maskwatch.errors import InputError, ModelError
+from maskwatch.media.files import file_in_the_way, make_folder, read_json_input
+from maskwatch.training.common import check_hdf5
 from maskwatch.training.detector.validation import VALIDATION_FILE
 
 if TYPE_CHECKING:
