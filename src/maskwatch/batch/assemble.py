@@ -24,6 +24,7 @@ import numpy as np
 
 from maskwatch.batch.plan import Unit
 from maskwatch.batch.worker import ChunkResult, FrameRecord
+from maskwatch.evaluation.reports import pyplot
 from maskwatch.faces import TOO_SMALL
 from maskwatch.inference.tracker import FaceTracker
 from maskwatch.media.sinks import JsonLinesSink
@@ -224,7 +225,7 @@ class UnitAssembler:
         os.fsync(self._csv_file.fileno())
         self._csv_file.close()
         os.replace(self._csv_tmp, self.folder / COUNTS_FILE)
-        if self.unit.kind == "video":
+        if self.unit.kind == "video" and pyplot() is not None:
             write_bytes_atomic(self.folder / PLOT_FILE, self._plot(summary["masked_share_over_time"]))
         write_text_atomic(self.folder / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
         with self._jsonl_tmp.open("rb") as fh:
@@ -248,10 +249,7 @@ class UnitAssembler:
         ]
 
     def _plot(self, series: list[dict]) -> bytes:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
         xs = [(b["start"] + b["end"]) / 2 for b in series if b["masked_share"] is not None]

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import imagehash
 import numpy as np
 from PIL import Image
 
+from maskwatch.data.dataset import hamming, phash
 from maskwatch.errors import InputError
 from maskwatch.faces import Detection
 from maskwatch.inference.crops import DEFAULT_MARGIN, crop_face
@@ -93,9 +93,9 @@ def write_new_image(path: Path, image_bgr: np.ndarray, quality: int = JPEG_QUALI
             os.unlink(tmp)
 
 
-def perceptual_hash(crop_rgb: np.ndarray) -> imagehash.ImageHash:
+def perceptual_hash(crop_rgb: np.ndarray) -> str:
     """The 64-bit pHash of a crop (as ``maskwatch.data.dataset`` uses for near-duplicate groups)."""
-    return imagehash.phash(Image.fromarray(crop_rgb))
+    return phash(Image.fromarray(crop_rgb))
 
 
 @dataclass
@@ -150,7 +150,7 @@ def collect_faces(
     summary = CollectSummary(out_dir=Path(out_dir), label=label)
     run = time.strftime("%Y%m%d-%H%M%S")
     sequence = 0
-    recent: deque[imagehash.ImageHash] = deque(maxlen=RECENT_CROPS)
+    recent: deque[str] = deque(maxlen=RECENT_CROPS)
     start = time.monotonic()
     try:
         for source in sources:
@@ -174,7 +174,7 @@ def collect_faces(
                             continue
                         crop = crop_face(frame.image, detection.box, size, margin)
                         thumb = perceptual_hash(crop)
-                        if dedupe_bits is not None and any(thumb - old <= dedupe_bits for old in recent):
+                        if dedupe_bits is not None and any(hamming(thumb, old) <= dedupe_bits for old in recent):
                             summary.duplicates += 1
                             continue
                         bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)

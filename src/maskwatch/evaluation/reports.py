@@ -1,23 +1,21 @@
 """Crop-level reports: classification report, confusion matrix, curves, misclassified grid, calibration.
 
 Shared by ``maskwatch train`` (on its test split) and ``maskwatch evaluate`` (on any
-folder dataset), so both write the same files. No TensorFlow here.
+folder dataset), so both write the same files. No TensorFlow here, and no scikit-learn: the metrics are small
+NumPy functions that give scikit-learn's numbers and text, so an inference install stays light. Matplotlib is
+imported only when a plot is drawn (the ``report`` extra); without it the numbers are still written.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import classification_report, confusion_matrix  # noqa: E402
+import numpy as np
 
 REPORT_TXT = "classification_report.txt"
 REPORT_JSON = "classification_report.json"
@@ -25,6 +23,99 @@ CONFUSION_PNG = "confusion_matrix.png"
 CURVES_PNG = "training_curves.png"
 MISCLASSIFIED_PNG = "misclassified.png"
 RELIABILITY_PNG = "reliability.png"
+
+
+PLOTS_MISSING = "matplotlib is not installed, so no plots were drawn (pip install 'maskwatch[report]' adds them)"
+"""The one line a report that skips its plots gives (the numbers are written all the same)."""
+
+_warned: list[bool] = []
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, or None (one logged warning per process) when it is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        if not _warned:
+            _warned.append(True)
+            logging.getLogger("maskwatch").warning(PLOTS_MISSING)
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _require_pyplot() -> Any:
+    plt = pyplot()
+    if plt is None:
+        raise ImportError(PLOTS_MISSING)
+    return plt
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts of (true, predicted) class indices: rows true, columns predicted."""
+    true, pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(true * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Element-wise ratio with 0 where the denominator is 0 (scikit-learn's ``zero_division=0``)."""
+    numerator, denominator = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    return np.where(denominator == 0, 0.0, numerator / np.where(denominator == 0, 1.0, denominator))
+
+
+def _scores(tp: np.ndarray, predicted: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _divide(tp, predicted), _divide(tp, true), _divide(2.0 * tp, true + predicted)
+
+
+def _report_rows(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> list[tuple[str, list[float]]]:
+    """(heading, [precision, recall, f1, support]) per class, then accuracy, macro and weighted averages."""
+    matrix = confusion_matrix(y_true, y_pred, len(classes))
+    tp, predicted, true = np.diag(matrix), matrix.sum(axis=0), matrix.sum(axis=1)
+    precision, recall, f1 = _scores(tp, predicted, true)
+    support = float(true.sum())
+    rows = [(c, [float(v) for v in values]) for c, *values in zip(classes, precision, recall, f1, true)]
+    micro = _scores(tp.sum(keepdims=True), predicted.sum(keepdims=True), true.sum(keepdims=True))
+    rows.append(("accuracy", [float(m[0]) for m in micro] + [support]))
+    rows.append(("macro avg", [float(np.mean(v)) for v in (precision, recall, f1)] + [support]))
+    weights = true if true.sum() else None  # no images at all: an unweighted mean, as scikit-learn falls back to
+    rows.append(("weighted avg", [float(np.average(v, weights=weights)) for v in (precision, recall, f1)] + [support]))
+    return rows
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """Precision, recall, F1 and support per class, accuracy, macro and weighted averages.
+
+    The same dict as ``sklearn.metrics.classification_report(..., output_dict=True, zero_division=0)`` with
+    ``labels`` set to every class index (so existing report JSON files keep their layout and figures).
+    """
+    headers = ("precision", "recall", "f1-score", "support")
+    out: dict[str, Any] = {}
+    for heading, values in _report_rows(y_true, y_pred, classes):
+        out[heading] = values[0] if heading == "accuracy" else dict(zip(headers, values))
+    return out
+
+
+def classification_report_text(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str], digits: int = 2) -> str:
+    """The report as scikit-learn's text table (same columns, widths and rounding)."""
+    width = max(max((len(c) for c in classes), default=0), len("weighted avg"), digits)
+    headers = ("precision", "recall", "f1-score", "support")
+    text = "{:>{width}s} ".format("", width=width) + "".join(f" {h:>9}" for h in headers) + "\n\n"
+    row_fmt = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
+    rows = _report_rows(y_true, y_pred, classes)
+    # scikit-learn counts in floats when no prediction is right at all, so its table then prints "3.0" for 3
+    count = int if (np.asarray(y_true) == np.asarray(y_pred)).any() else float
+    for heading, (p, r, f, s) in rows[: len(classes)]:
+        text += row_fmt.format(heading, p, r, f, count(s), width=width, digits=digits)
+    text += "\n"
+    for heading, (p, r, f, s) in rows[len(classes) :]:
+        if heading == "accuracy":
+            fmt = "{:>{width}s} " + " {:>9.{digits}}" * 2 + " {:>9.{digits}f}" + " {:>9}\n"
+            text += fmt.format(heading, "", "", f, count(s), width=width, digits=digits)
+        else:
+            text += row_fmt.format(heading, p, r, f, count(s), width=width, digits=digits)
+    return text
 
 
 @dataclass
@@ -46,15 +137,8 @@ class Evaluation:
         return float((self.y_pred == self.y_true).mean()) if len(self.y_true) else float("nan")
 
     def report(self) -> dict[str, Any]:
-        """scikit-learn's per-class precision/recall/F1 plus accuracy, as a dict."""
-        return classification_report(
-            self.y_true,
-            self.y_pred,
-            labels=list(range(len(self.classes))),
-            target_names=self.classes,
-            output_dict=True,
-            zero_division=0,
-        )
+        """Per-class precision/recall/F1 plus accuracy, as a dict (scikit-learn's layout)."""
+        return classification_report(self.y_true, self.y_pred, self.classes)
 
     def recalls(self) -> dict[str, float | None]:
         """Recall per class; None for a class with no images here (scikit-learn would say 0.0)."""
@@ -62,7 +146,7 @@ class Evaluation:
         return {c: float(rep[c]["recall"]) if rep[c]["support"] else None for c in self.classes}
 
     def confusion(self) -> np.ndarray:
-        return confusion_matrix(self.y_true, self.y_pred, labels=list(range(len(self.classes))))
+        return confusion_matrix(self.y_true, self.y_pred, len(self.classes))
 
     def summary(self, bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
         """The figures a bundle and a model card quote: accuracy with 95 % CI, recall per class, ECE."""
@@ -136,14 +220,7 @@ def write_evaluation(
     """Write report (text + JSON), confusion matrix, reliability diagram and misclassified grid."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = classification_report(
-        evaluation.y_true,
-        evaluation.y_pred,
-        labels=list(range(len(evaluation.classes))),
-        target_names=evaluation.classes,
-        digits=4,
-        zero_division=0,
-    )
+    text = classification_report_text(evaluation.y_true, evaluation.y_pred, evaluation.classes, digits=4)
     summary = evaluation.summary()
     lines = [
         text,
@@ -153,7 +230,7 @@ def write_evaluation(
     for source, row in summary.get("per_source", {}).items():
         lines.append(f"source {source}: accuracy {row['accuracy']:.4f} on {row['n']} images")
     for cls, recall in summary["recall"].items():
-        if recall is None:  # scikit-learn's table prints 0.0000 for it
+        if recall is None:  # the table prints 0.0000 for it, as scikit-learn's does
             lines.append(f"{cls}: no images here, so no recall (the 0.0000 above is scikit-learn's placeholder)")
     written = {"report_txt": out / REPORT_TXT, "report_json": out / REPORT_JSON}
     written["report_txt"].write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -165,6 +242,8 @@ def write_evaluation(
         "calibration": calibration(evaluation.y_true, evaluation.probabilities)[1],
     }
     written["report_json"].write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if pyplot() is None:
+        return written
     written["confusion"] = plot_confusion(evaluation.confusion(), evaluation.classes, out / CONFUSION_PNG)
     written["reliability"] = plot_reliability(evaluation, out / RELIABILITY_PNG)
     if images is not None:
@@ -173,6 +252,7 @@ def write_evaluation(
 
 
 def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: Path) -> Path:
+    plt = _require_pyplot()
     size = 2.2 + 1.1 * len(classes)
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
     ax.imshow(matrix, cmap="Blues")
@@ -191,6 +271,7 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: Path) -> Pa
 
 
 def plot_reliability(evaluation: Evaluation, path: Path) -> Path:
+    plt = _require_pyplot()
     ece, table = calibration(evaluation.y_true, evaluation.probabilities)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
@@ -210,6 +291,7 @@ def plot_misclassified(
     evaluation: Evaluation, images: np.ndarray, path: Path, names: Sequence[str] | None = None, limit: int = 36
 ) -> Path:
     """A grid of wrongly classified crops (RGB) with true and predicted label; a note if there are none."""
+    plt = _require_pyplot()
     wrong = np.flatnonzero(evaluation.y_pred != evaluation.y_true)[:limit]
     cols = max(1, min(6, len(wrong)))
     rows = max(1, int(np.ceil(len(wrong) / cols)))
@@ -233,6 +315,7 @@ def plot_misclassified(
 
 def plot_curves(history: dict[str, list[float]], path: Path, stage_starts: dict[str, int] | None = None) -> Path:
     """Accuracy and loss per epoch for train and validation, with a line where each stage starts."""
+    plt = _require_pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("accuracy", "loss")):
         for key, label in ((metric, "train"), (f"val_{metric}", "validation")):

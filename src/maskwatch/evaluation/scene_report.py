@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from maskwatch.errors import InputError
+from maskwatch.evaluation.reports import _require_pyplot, pyplot
 from maskwatch.evaluation.scene_metrics import (
     MAX_FP_PER_IMAGE,
     RECALL_MIN_SIDE,
@@ -52,9 +53,12 @@ def write_report(
     written = {"json": out / JSON_FILE, "images": out / IMAGES_FILE, "pr": out / PR_FILE, "html": out / HTML_FILE}
     written["json"].write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
     _write_images(report, written["images"])
-    plot_pr_curves(report, written["pr"])
+    if pyplot() is None:
+        del written["pr"]
+    else:
+        plot_pr_curves(report, written["pr"])
     gallery = draw_worst(report, out / WORST_DIR, worst, read)
-    written["html"].write_text(render_html(report, gallery), encoding="utf-8")
+    written["html"].write_text(render_html(report, gallery, pr_plot="pr" in written), encoding="utf-8")
     return written
 
 
@@ -83,10 +87,7 @@ def _write_images(report: SceneReport, path: Path) -> None:
 
 def plot_pr_curves(report: SceneReport, path: Path) -> Path:
     """Precision-recall per class and for face detection, one panel per IoU threshold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _require_pyplot()
 
     ious = list(report.metrics)
     fig, axes = plt.subplots(1, len(ious), figsize=(5.5 * len(ious), 4.6), squeeze=False)
@@ -202,7 +203,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def render_html(report: SceneReport, gallery: list[tuple[ImageResult, Path]]) -> str:
+def render_html(report: SceneReport, gallery: list[tuple[ImageResult, Path]], pr_plot: bool = True) -> str:
     """A self-contained page (images referenced relatively) with every table and the worst images."""
     e = html.escape
     data = report.to_dict()
@@ -260,7 +261,8 @@ def render_html(report: SceneReport, gallery: list[tuple[ImageResult, Path]]) ->
         for row, values in zip(m.confusion_rows, m.confusion):
             parts.append(f"<tr><td>{e(row)}</td>" + "".join(f"<td>{int(v)}</td>" for v in values) + "</tr>")
         parts.append("</table>")
-    parts.append(f"<h2>Precision-recall</h2><img src='{PR_FILE}' alt='PR curves'>")
+    if pr_plot:
+        parts.append(f"<h2>Precision-recall</h2><img src='{PR_FILE}' alt='PR curves'>")
     if gallery:
         parts.append("<h2>Worst images (IoU ≥ 0.5): ground truth left, prediction right</h2>")
         parts.append(
