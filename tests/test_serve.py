@@ -115,6 +115,23 @@ def test_healthz_model_and_docs(client, detector):
     assert {"/v1/detect", "/v1/detect/video", "/v1/jobs/{job_id}", "/v1/model", "/healthz"} <= set(paths)
 
 
+def test_clients_see_the_bundle_name_not_the_install_path(detector, tmp_path):
+    """/healthz is open to anyone: neither it, /v1/model nor the page tells where the server keeps its files."""
+    import shutil
+
+    from maskwatch.inference.bundle import resolve_bundle_dir
+
+    packaged = resolve_bundle_dir("maskwatch:default")
+    own = shutil.copytree(packaged, tmp_path / "secret-place" / "my-bundle")
+    for model, name, hidden in (("maskwatch:default", "maskwatch:default", packaged), (own, "my-bundle", own)):
+        with TestClient(create_app(model=model, workers=1)) as c:
+            bodies = [c.get(path).text for path in ("/healthz", "/v1/model", "/", "/openapi.json")]
+            assert c.get("/healthz").json()["model"] == name
+            assert c.get("/v1/model").json()["source"] == name
+        for body in bodies:
+            assert str(hidden) not in body and str(hidden.parent) not in body and "site-packages" not in body
+
+
 def test_page_and_static_files(client):
     page = client.get("/")
     assert page.status_code == 200 and "live-start" in page.text and "/static/app.js" in page.text
@@ -385,6 +402,16 @@ def test_video_job(client, detector, astronaut_bgr, tmp_path):
     assert sum(summary.people_per_class.values()) == 1
     frames = [check_frame(f, detector.classes, 640, 480) for f in job["frames"]]
     assert [f.frame for f in frames] == list(range(10))
+    # one row per person: the one face track, with the class people_per_class counts and when it was seen
+    [person] = job["people"]
+    assert {person["label"]: 1} == summary.people_per_class
+    track_frames = [fr for fr in frames if any(f.track_id == person["track_id"] for f in fr.faces)]
+    assert person["frames"] == len(track_frames) >= 3
+    assert (person["first_frame"], person["last_frame"]) == (track_frames[0].frame, track_frames[-1].frame)
+    assert person["first_seen"] == track_frames[0].timestamp and person["last_seen"] == track_frames[-1].timestamp
+    tid = person["track_id"]
+    combined = [f.detection_score * f.score for fr in track_frames for f in fr.faces if f.track_id == tid]
+    assert person["confidence"] == pytest.approx(max(combined), abs=1e-4)
     assert frames[-1].timestamp == pytest.approx(0.9, abs=0.01)
     assert all(f.track_id is not None for fr in frames for f in fr.faces)
     keyframe = base64.b64decode(job["keyframe_jpeg"])

@@ -8,6 +8,7 @@ versions). Packaged bundles are named ``maskwatch:NAME``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -71,6 +72,19 @@ class Bundle:
     @property
     def classes(self) -> list[str]:
         return self.meta.classes
+
+    @property
+    def name(self) -> str:
+        """``maskwatch:NAME`` for a packaged bundle, else the folder's own name: never where it is installed.
+
+        What a server shows to its clients (a path would tell them the server's file layout).
+        """
+        folder = Path(self.source)
+        packaged = Path(str(resources.files("maskwatch.packaged")))
+        with contextlib.suppress(OSError, ValueError):
+            if folder.resolve().parent == packaged.resolve():
+                return f"maskwatch:{folder.name}"
+        return folder.name or str(folder)
 
 
 def packaged_bundles() -> list[str]:

@@ -79,7 +79,8 @@ def create_app(
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maskwatch-infer")
     temp_root = Path(tempfile.mkdtemp(prefix="maskwatch-serve-"))
     jobs = JobStore(detector, temp_root, max_jobs=max_jobs, max_video_frames=max_video_frames)
-    model_info = detector.model_info()
+    # Clients see the bundle's name (maskwatch:default, or its folder's name), never the server's install path.
+    model_info = detector.model_info().model_copy(update={"source": detector.classifier.bundle.name})
     pending = {"n": 0}
     max_pending = workers * 16
 

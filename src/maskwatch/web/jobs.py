@@ -6,7 +6,7 @@ import logging
 import shutil
 import threading
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +15,13 @@ import cv2
 from fastapi import HTTPException
 
 from maskwatch.errors import InputError
+from maskwatch.faces import TOO_SMALL
+from maskwatch.inference.tracker import FaceTracker
 from maskwatch.media.runner import run_sources
 from maskwatch.media.sources import VideoSource
 from maskwatch.pipeline import Detector, FrameResult
-from maskwatch.schemas import FrameOut, Summary
-from maskwatch.web.models import JobOut
+from maskwatch.schemas import FaceOut, FrameOut, Summary
+from maskwatch.web.models import JobOut, PersonOut
 from maskwatch.web.work import jpeg_base64
 
 log = logging.getLogger("maskwatch")
@@ -58,6 +60,35 @@ class TooManyFrames(InputError):
     """Raised inside a job when a video holds more frames than it announced and than allowed."""
 
 
+def people_in(frames: list[FrameOut], min_hits: int = FaceTracker([]).min_hits) -> list[PersonOut]:
+    """One entry per face track, counted as the tracker counts people: seen in ``min_hits`` frames or more, named
+    by the class its smoothed label showed most often (too-small frames count as seen but cast no vote)."""
+    seen: dict[int, list[tuple[FrameOut, FaceOut]]] = {}
+    for frame in frames:
+        for face in frame.faces:
+            if face.track_id is not None:
+                seen.setdefault(face.track_id, []).append((frame, face))
+    people = []
+    for track_id, hits in seen.items():
+        votes = Counter(face.label for _, face in hits if face.label != TOO_SMALL)
+        if len(hits) < min_hits or not votes:
+            continue
+        (first, _), (last, _) = hits[0], hits[-1]
+        people.append(
+            PersonOut(
+                track_id=track_id,
+                label=votes.most_common(1)[0][0],
+                first_frame=first.frame,
+                last_frame=last.frame,
+                first_seen=first.timestamp,
+                last_seen=last.timestamp,
+                frames=len(hits),
+                confidence=round(max(f.detection_score * f.score for _, f in hits if f.label != TOO_SMALL), 4),
+            )
+        )
+    return sorted(people, key=lambda p: (p.first_frame, p.track_id))
+
+
 @dataclass
 class Job:
     id: str
@@ -78,6 +109,7 @@ class Job:
             "error": self.error,
             "summary": self.summary,
             "frames": list(self.frames) if done else None,
+            "people": people_in(self.frames) if done else None,
             "keyframe_jpeg": self.keyframe_jpeg if done else None,
         }
         return JobOut(

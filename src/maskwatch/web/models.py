@@ -16,6 +16,21 @@ class DetectOut(FrameOut):
     ms: float = Field(description="server time spent decoding and detecting, in milliseconds")
 
 
+class PersonOut(BaseModel):
+    """One person in a video: a face track, its class and when it was seen."""
+
+    track_id: int
+    label: str = Field(description="the class the track showed in most frames (as people_per_class counts it)")
+    first_frame: int
+    last_frame: int
+    first_seen: float | None = Field(default=None, description="seconds from the start of the video")
+    last_seen: float | None = None
+    frames: int = Field(description="frames in which the person's face was found")
+    confidence: float = Field(
+        ge=0, le=1, description="highest combined confidence (detection score x class probability) of the track"
+    )
+
+
 class JobOut(BaseModel):
     """``GET /v1/jobs/{id}``: a video detection job, its progress and, once done, its result."""
 
@@ -28,6 +43,9 @@ class JobOut(BaseModel):
     error: str | None = None
     summary: Summary | None = None
     frames: list[FrameOut] | None = Field(default=None, description="one CLI JSON line per frame, once done")
+    people: list[PersonOut] | None = Field(
+        default=None, description="one entry per person (face track seen in enough frames to count), once done"
+    )
     keyframe_jpeg: str | None = Field(default=None, description="base64 annotated JPEG of the frame with most faces")
 
 
