@@ -24,7 +24,8 @@ def colour_for(label: str) -> tuple[int, int, int]:
 
 
 def face_caption(face: Face) -> str:
-    text = face.label if face.label == TOO_SMALL else f"{face.label} {face.score:.2f}"
+    """Class and combined confidence (face score x class probability): a false face reads low, not 1.00."""
+    text = face.label if face.label == TOO_SMALL else f"{face.label} {face.detection_score * face.score:.2f}"
     return f"#{face.track_id} {text}" if face.track_id is not None else text
 
 
@@ -40,6 +41,8 @@ def annotate(image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
         caption = face_caption(face)
         (tw, th), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         top = y1 - th - baseline - 2 if y1 - th - baseline - 2 >= 0 else y2
+        top = min(top, out.shape[0] - th - baseline - 2)  # below a box at the bottom edge: inside the box instead
+        x1 = max(0, min(x1, out.shape[1] - tw - 4))  # the caption stays inside the picture
         cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + baseline + 2), colour, -1)
         cv2.putText(
             out, caption, (x1 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1, cv2.LINE_AA

@@ -12,8 +12,11 @@ function colourFor(label) {
   return PALETTE[sum % PALETTE.length];
 }
 
+// The number on a box: how sure we are that this is a face AND of its class (a false face reads low, not 1.00).
+function confidence(face) { return (face.detection_score ?? 1) * face.score; }
+
 function caption(face) {
-  const text = face.label === "too_small" ? face.label : `${face.label} ${face.score.toFixed(2)}`;
+  const text = face.label === "too_small" ? face.label : `${face.label} ${confidence(face).toFixed(2)}`;
   return face.track_id != null ? `#${face.track_id} ${text}` : text;
 }
 
@@ -36,30 +39,64 @@ async function api(path, options = {}) {
   return body;
 }
 
-// Boxes and captions on a canvas laid over an image or a video (coordinates in source pixels).
+// Boxes and captions on a canvas laid over an image or a video. Boxes come in source pixels; the canvas has at least
+// the source's resolution and more when the picture is shown larger (a small photo), so captions keep one readable
+// size on screen. Each caption sits above its box, else below, else inside, moved clear of the ones already placed
+// and kept inside the picture; the rectangles drawn are left in canvas.dataset.labels.
 function drawFaces(canvas, faces, width, height) {
-  canvas.width = width;
-  canvas.height = height;
+  const shown = canvas.clientWidth || width;
+  const scale = Math.max(1, (shown * (window.devicePixelRatio || 1)) / width);
+  const W = Math.round(width * scale), H = Math.round(height * scale);
+  canvas.width = W;
+  canvas.height = H;
   const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, width, height);
-  const line = Math.max(2, Math.round(Math.max(width, height) / 300));
-  const fontSize = Math.max(12, Math.round(Math.max(width, height) / 40));
+  ctx.clearRect(0, 0, W, H);
+  const css = W / shown;  // canvas pixels per CSS pixel
+  const fontSize = Math.round(13 * css);
+  const pad = Math.round(2 * css);
+  const th = fontSize + 2 * pad;
   ctx.font = `${fontSize}px sans-serif`;
   ctx.textBaseline = "top";
-  for (const face of faces) {
-    const [x1, y1, x2, y2] = face.box;
-    const colour = colourFor(face.label);
-    ctx.strokeStyle = colour;
-    ctx.lineWidth = line;
+  ctx.lineWidth = Math.max(1, Math.round(2 * css));
+  const boxes = faces.map((face) => face.box.map((v) => v * scale));
+  faces.forEach((face, i) => {
+    const [x1, y1, x2, y2] = boxes[i];
+    ctx.strokeStyle = colourFor(face.label);
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const text = caption(face);
-    const tw = ctx.measureText(text).width + 6;
-    const top = y1 - fontSize - 4 >= 0 ? y1 - fontSize - 4 : y2;
-    ctx.fillStyle = colour;
-    ctx.fillRect(x1, top, tw, fontSize + 4);
+  });
+  const placed = [];
+  const free = (r) => r.y >= 0 && r.y + r.h <= H && placed.every((o) => r.x >= o.x + o.w || o.x >= r.x + r.w || r.y >= o.y + o.h || o.y >= r.y + r.h);
+  const order = faces.map((_, i) => i).sort((a, b) => boxes[a][1] - boxes[b][1]);
+  for (const i of order) {
+    const face = faces[i];
+    const [x1, y1, x2, y2] = boxes[i];
+    let text = caption(face);
+    while (text.length > 1 && ctx.measureText(text).width + 2 * pad > W) text = text.slice(0, -1);  // wider than the picture
+    const tw = Math.min(W, ctx.measureText(text).width + 2 * pad);
+    const x = Math.min(Math.max(0, x1), W - tw);
+    let rect = null;
+    for (const y of [y1 - th, y2, y1]) {
+      if (free({ x, y, w: tw, h: th })) { rect = { x, y, w: tw, h: th }; break; }
+    }
+    if (!rect) {  // every usual place is taken: the free row nearest above the box, else nearest anywhere
+      const rows = [];
+      for (let y = 0; y + th <= H; y += 1) rows.push(y);
+      rows.sort((a, b) => Math.abs(a - (y1 - th)) - Math.abs(b - (y1 - th)));
+      const y = rows.find((r) => free({ x, y: r, w: tw, h: th }));
+      rect = { x, y: y ?? Math.max(0, Math.min(H - th, y1 - th)), w: tw, h: th };
+    }
+    placed.push(rect);
+    ctx.fillStyle = colourFor(face.label);
+    ctx.fillRect(rect.x, rect.y, rect.w, rect.h);
     ctx.fillStyle = "#fff";
-    ctx.fillText(text, x1 + 3, top + 2);
+    ctx.fillText(text, rect.x + pad, rect.y + pad);
   }
+  canvas.dataset.labels = JSON.stringify(placed.map((r) => [r.x, r.y, r.w, r.h]));
+}
+
+function clearCanvas(canvas) {
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  canvas.dataset.labels = "[]";
 }
 
 // ---- model ----
@@ -68,9 +105,8 @@ async function loadModel() {
   try {
     const m = await api("/v1/model");
     const chips = m.classes.map((c) => `<span class="chip" style="background:${colourFor(c)}">${escapeHtml(c)}</span>`).join("");
-    const metrics = Object.entries(m.metrics || {})
-      .filter(([, v]) => typeof v === "number" || typeof v === "string")
-      .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${typeof v === "number" ? +v.toFixed(4) : escapeHtml(v)}</td></tr>`)
+    const metrics = metricRows(m.metrics || {})
+      .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(v)}</td></tr>`)
       .join("");
     box.innerHTML = `<p>Classes: <span id="model-classes">${chips}</span></p>
       <p>Bundle <code>${escapeHtml(m.source)}</code> · backbone ${escapeHtml(m.backbone)} · input ${m.input_size}px · detector ${escapeHtml(m.detector)} (photos: ${escapeHtml(m.photo_detector)})
@@ -81,34 +117,111 @@ async function loadModel() {
   }
 }
 
+function figure(v) { return typeof v === "number" ? String(+v.toFixed(4)) : String(v); }
+
+// The bundle's metrics as (name, value) rows: the test figures first (accuracy with its 95% interval, recall per
+// class, calibration error), then every other figure, nested ones by their dotted name.
+function metricRows(metrics) {
+  const rows = [];
+  const test = metrics.test;
+  if (test && typeof test === "object") {
+    if (typeof test.accuracy === "number") {
+      const ci = Array.isArray(test.accuracy_ci95) ? ` (95% CI ${figure(test.accuracy_ci95[0])}–${figure(test.accuracy_ci95[1])})` : "";
+      rows.push(["test accuracy", `${figure(test.accuracy)}${ci}${test.n != null ? `, ${test.n} images` : ""}`]);
+    }
+    for (const [cls, r] of Object.entries(test.recall || {})) rows.push([`test recall ${cls}`, r == null ? "n/a (no images)" : figure(r)]);
+    if (test.ece != null) rows.push(["test calibration error (ECE)", figure(test.ece)]);
+    if (test.note) rows.push(["test", test.note]);
+  }
+  const flatten = (prefix, value) => {
+    if (value == null) return;
+    if (Array.isArray(value)) rows.push([prefix, value.map(figure).join(", ")]);
+    else if (typeof value === "object") for (const [k, v] of Object.entries(value)) flatten(`${prefix}.${k}`, v);
+    else rows.push([prefix, figure(value)]);
+  };
+  for (const [key, value] of Object.entries(metrics)) {
+    if (key === "test" && rows.length) continue;
+    if (key === "counts" && value && typeof value === "object") {  // images per split, all classes together
+      for (const [split, perClass] of Object.entries(value)) {
+        const total = Object.values(perClass || {}).reduce((a, b) => a + (typeof b === "number" ? b : 0), 0);
+        rows.push([`${split} images`, `${total} (${Object.entries(perClass || {}).map(([c, n]) => `${c} ${n}`).join(", ")})`]);
+      }
+      continue;
+    }
+    flatten(key, value);
+  }
+  return rows;
+}
+
 function escapeHtml(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
 // ---- upload ----
-function fillTable(frames) {
-  const rows = [];
-  for (const frame of frames) {
-    frame.faces.forEach((f, i) => {
-      if (rows.length >= 500) return;
-      rows.push(`<tr><td>${frame.frame}</td><td>${i + 1}</td><td><span class="chip" style="background:${colourFor(f.label)}">${escapeHtml(f.label)}</span></td>
-        <td>${f.score.toFixed(3)}</td><td>${f.track_id ?? ""}</td><td>${f.box.map((v) => Math.round(v)).join(", ")}</td></tr>`);
-    });
-  }
-  $("faces-table").querySelector("tbody").innerHTML = rows.join("") || `<tr><td colspan="6">no faces found</td></tr>`;
+function chip(label) { return `<span class="chip" style="background:${colourFor(label)}">${escapeHtml(label)}</span>`; }
+
+function setTable(headers, rows, empty) {
+  const table = $("faces-table");
+  table.querySelector("thead").innerHTML = `<tr>${headers.map((h) => `<th>${h}</th>`).join("")}</tr>`;
+  table.querySelector("tbody").innerHTML = rows.join("") || `<tr><td colspan="${headers.length}">${empty}</td></tr>`;
+}
+
+// A photo: one row per face.
+function fillFaces(faces) {
+  const rows = faces.map((f, i) => `<tr><td>${i + 1}</td><td>${chip(f.label)}</td>
+    <td class="confidence">${f.label === "too_small" ? "" : confidence(f).toFixed(3)}</td><td class="probability">${f.score.toFixed(3)}</td>
+    <td class="detection">${f.detection_score.toFixed(3)}</td><td>${f.box.map((v) => Math.round(v)).join(", ")}</td></tr>`);
+  setTable(["#", "class", "confidence", "class probability", "face score", "box (x1, y1, x2, y2)"], rows, "no faces found");
+}
+
+function seen(frame, seconds) { return seconds != null ? `${seconds.toFixed(2)} s (frame ${frame})` : `frame ${frame}`; }
+
+// A video: one row per person (face track), not one per frame.
+function fillPeople(people) {
+  const rows = people.map((p) => `<tr><td>#${p.track_id}</td><td>${chip(p.label)}</td><td>${seen(p.first_frame, p.first_seen)}</td>
+    <td>${seen(p.last_frame, p.last_seen)}</td><td>${p.frames}</td><td class="confidence">${p.confidence.toFixed(3)}</td></tr>`);
+  setTable(["person", "class", "first seen", "last seen", "frames", "best confidence"], rows, "no person seen in enough frames to count");
+}
+
+let photoObserver = null;  // redraws the photo's boxes when the page is resized
+
+// Before every upload, and so also after a failed one: no earlier answer stays on screen.
+function clearResult() {
+  if (photoObserver) photoObserver.disconnect();
+  photoObserver = null;
+  $("result").hidden = true;
+  const video = $("result-video");
+  video.pause();
+  video.removeAttribute("src");
+  video.load();
+  video.hidden = true;
+  for (const id of ["result-image", "result-overlay", "photo-overlay"]) $(id).hidden = true;
+  $("result-image").removeAttribute("src");
+  $("photo").removeAttribute("src");
+  $("photo-stage").hidden = true;
+  clearCanvas($("photo-overlay"));
+  clearCanvas($("result-overlay"));
+  $("result-caption").textContent = "";
+  $("summary").textContent = "";
+  for (const part of ["thead", "tbody"]) $("faces-table").querySelector(part).innerHTML = "";
 }
 
 async function detectImage(file) {
   const form = new FormData();
   form.append("file", file);
-  const out = await api("/v1/detect?annotate=true", { method: "POST", body: form });
-  $("result-video").hidden = true;
-  $("result-overlay").hidden = true;
-  const img = $("result-image");
-  img.src = `data:image/jpeg;base64,${out.annotated_jpeg}`;
-  $("result-caption").textContent = "";
-  img.hidden = false;
-  fillTable([out]);
+  const out = await api("/v1/detect", { method: "POST", body: form });
+  // The photo itself with the boxes drawn over it here, so captions are laid out for the size it is shown at.
+  const photo = $("photo");
+  photo.src = URL.createObjectURL(file);
+  await photo.decode().catch(() => {});
+  $("photo-stage").hidden = false;
+  $("photo-overlay").hidden = false;
+  $("result").hidden = false;
+  const overlay = $("photo-overlay");
+  drawFaces(overlay, out.faces, out.width, out.height);
+  photoObserver = new ResizeObserver(() => drawFaces(overlay, out.faces, out.width, out.height));
+  photoObserver.observe(photo);
+  fillFaces(out.faces);
   $("summary").textContent = `${out.faces.length} face(s) in ${out.width}×${out.height} px, ${out.ms} ms on the server`;
 }
 
@@ -151,7 +264,7 @@ async function detectVideo(file) {
   video.onloadeddata = redraw;
   const tick = () => { if (!video.paused) redraw(); if (!video.hidden) requestAnimationFrame(tick); };
   video.onplay = () => requestAnimationFrame(tick);
-  fillTable(frames);
+  fillPeople(job.people || []);
   const s = job.summary;
   const perClass = Object.entries(s.faces_per_class).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
   const people = Object.entries(s.people_per_class).map(([k, v]) => `${k} ${v}`).join(", ") || "–";
@@ -166,6 +279,7 @@ $("upload-form").addEventListener("submit", async (event) => {
   const button = $("upload-submit");
   status.className = "";
   status.textContent = "working…";
+  clearResult();
   button.disabled = true;  // one upload at a time: a running video job's progress must not overwrite a later answer
   try {
     if (file.type.startsWith("video/")) await detectVideo(file);
@@ -218,6 +332,7 @@ async function startLive() {
   };
   ws.onopen = () => { status.textContent = "live"; sendFrame(); };
   ws.onmessage = (event) => {
+    if (!live || live.ws !== ws) return;  // an answer still in flight after Stop draws nothing
     const out = JSON.parse(event.data);
     if (out.error) {
       status.className = "error";
@@ -256,6 +371,14 @@ function stopLive() {
   live.ws.close();
   live.stream.getTracks().forEach((track) => track.stop());
   live = null;
+  // No boxes left over a black frame: the view, its boxes, labels and figures go blank together.
+  $("live-video").srcObject = null;
+  clearCanvas($("live-overlay"));
+  $("live-labels").innerHTML = "";
+  $("live-count").dataset.faces = "0";
+  $("live-count").textContent = "0 faces";
+  $("live-fps").textContent = "– fps";
+  delete $("live-fps").dataset.fps;
   $("live-start").disabled = false;
   $("live-stop").disabled = true;
 }
