@@ -19,10 +19,12 @@ def evaluate(
 ) -> None:
     """Accuracy with a 95% bootstrap interval, per-class recall, calibration (ECE) and per-source accuracy."""
     from maskwatch.cli._progress import RichReporter
+    from maskwatch.cli.detect import setup_logging
     from maskwatch.data.dataset import describe_identical
     from maskwatch.errors import InputError
     from maskwatch.evaluation.classification import evaluate_bundle
 
+    setup_logging()  # "warning: …" lines, e.g. plots skipped without matplotlib
     if split and not manifest:
         raise InputError("--split needs --manifest (the split.csv of a training run)")
     if split and split not in ("train", "val", "test"):

@@ -115,6 +115,7 @@ def evaluate_scenes_command(
     limit: int = typer.Option(0, "--limit", min=0, help="Evaluate only the first N images (0: all)."),
 ) -> None:
     """Run the full pipeline on box-annotated photos and report mAP, recall by face size and the worst images."""
+    from maskwatch.cli.detect import setup_logging
     from maskwatch.data.annotations import load_annotations, select_split
     from maskwatch.errors import InputError
     from maskwatch.evaluation.scene_metrics import evaluate_scenes
@@ -122,6 +123,7 @@ def evaluate_scenes_command(
     from maskwatch.media.files import prepare_output_folder
     from maskwatch.pipeline import Detector
 
+    setup_logging()  # "warning: …" lines, e.g. plots skipped without matplotlib
     if not images_dir.is_dir():
         raise InputError(f"{images_dir}: no such folder of images")
     if any(not 0.0 < t <= 1.0 for t in iou):
