@@ -124,7 +124,7 @@ def test_clients_see_the_bundle_name_not_the_install_path(detector, tmp_path):
     packaged = resolve_bundle_dir("maskwatch:default")
     own = shutil.copytree(packaged, tmp_path / "secret-place" / "my-bundle")
     for model, name, hidden in (("maskwatch:default", "maskwatch:default", packaged), (own, "my-bundle", own)):
-        with TestClient(create_app(model=model, workers=1)) as c:
+        with TestClient(create_app(detector=Detector(model=str(model), threads=1), workers=1)) as c:
             bodies = [c.get(path).text for path in ("/healthz", "/v1/model", "/", "/openapi.json")]
             assert c.get("/healthz").json()["model"] == name
             assert c.get("/v1/model").json()["source"] == name
