@@ -115,6 +115,7 @@ def test_healthz_model_and_docs(client, detector):
     assert {"/v1/detect", "/v1/detect/video", "/v1/jobs/{job_id}", "/v1/model", "/healthz"} <= set(paths)
 
 
+@pytest.mark.slow  # two servers, each loading its model
 def test_clients_see_the_bundle_name_not_the_install_path(detector, tmp_path):
     """/healthz is open to anyone: neither it, /v1/model nor the page tells where the server keeps its files."""
     import shutil
