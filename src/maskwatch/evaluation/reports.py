@@ -313,9 +313,16 @@ def plot_misclassified(
     return path
 
 
-def plot_curves(history: dict[str, list[float]], path: Path, stage_starts: dict[str, int] | None = None) -> Path:
-    """Accuracy and loss per epoch for train and validation, with a line where each stage starts."""
-    plt = _require_pyplot()
+def plot_curves(
+    history: dict[str, list[float]], path: Path, stage_starts: dict[str, int] | None = None
+) -> Path | None:
+    """Accuracy and loss per epoch for train and validation, with a line where each stage starts.
+
+    None (and the one warning) without matplotlib: a finished training run must not end in an error over a plot.
+    """
+    plt = pyplot()
+    if plt is None:
+        return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("accuracy", "loss")):
         for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
