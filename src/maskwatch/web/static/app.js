@@ -184,6 +184,13 @@ function fillPeople(people) {
 }
 
 let photoObserver = null;  // redraws the photo's boxes when the page is resized
+const uploadUrls = [];  // object URLs of the shown upload, released by the next one
+
+function uploadUrl(file) {
+  const url = URL.createObjectURL(file);
+  uploadUrls.push(url);
+  return url;
+}
 
 // Before every upload, and so also after a failed one: no earlier answer stays on screen.
 function clearResult() {
@@ -191,12 +198,15 @@ function clearResult() {
   photoObserver = null;
   $("result").hidden = true;
   const video = $("result-video");
+  video.onerror = null;  // an earlier video's handlers must not write over the next answer
+  video.ontimeupdate = video.onseeked = video.onloadeddata = video.onplay = null;
   video.pause();
   video.removeAttribute("src");
   video.load();
   video.hidden = true;
   for (const id of ["result-image", "result-overlay", "photo-overlay"]) $(id).hidden = true;
   $("result-image").removeAttribute("src");
+  for (const url of uploadUrls.splice(0)) URL.revokeObjectURL(url);
   $("photo").removeAttribute("src");
   $("photo-stage").hidden = true;
   clearCanvas($("photo-overlay"));
@@ -212,7 +222,7 @@ async function detectImage(file) {
   const out = await api("/v1/detect", { method: "POST", body: form });
   // The photo itself with the boxes drawn over it here, so captions are laid out for the size it is shown at.
   const photo = $("photo");
-  photo.src = URL.createObjectURL(file);
+  photo.src = uploadUrl(file);
   await photo.decode().catch(() => {});
   $("photo-stage").hidden = false;
   $("photo-overlay").hidden = false;
@@ -249,7 +259,7 @@ async function detectVideo(file) {
     overlay.hidden = true;
     $("result-caption").textContent = "Annotated frame with the most faces (this browser cannot play the video itself).";
   };
-  video.src = URL.createObjectURL(file);
+  video.src = uploadUrl(file);
   video.hidden = false;
   overlay.hidden = false;
   const frames = job.frames;
