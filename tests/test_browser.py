@@ -230,7 +230,7 @@ def test_upload_video_runs_a_job_and_lists_faces(server, browser_page, astronaut
 
 
 def test_model_panel_shows_test_figures_and_no_install_path(server, browser_page):
-    from maskwatch.bundle import resolve_bundle_dir
+    from maskwatch.inference.bundle import resolve_bundle_dir
 
     page = browser_page
     page.goto(server + "/")

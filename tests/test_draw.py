@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from maskwatch.draw import annotate, colour_for, face_caption
 from maskwatch.faces import Face
+from maskwatch.media.draw import annotate, colour_for, face_caption
 
 
 def _face(box, score=0.9, detection_score=0.5, track_id=None) -> Face:
