@@ -1,0 +1,101 @@
+"""Exports of a classifier bundle: an int8 ONNX bundle (runs anywhere a bundle runs) or a TFLite model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskwatch.bundle import Bundle, load_bundle, save_bundle
+from maskwatch.classifier import MaskClassifier
+from maskwatch.export import measure
+from maskwatch.export.common import check_format, machine, now, prepare_out, write_report
+from maskwatch.export.data import Progress, classifier_crops
+from maskwatch.export.quantize import SETTINGS, quantize
+
+CALIBRATION_BATCH = 32
+
+
+def export_bundle(
+    model: str | Path,
+    fmt: str,
+    out: str | Path,
+    dataset: str | Path,
+    manifest: str | Path | None = None,
+    cache: str | None = None,
+    calibration_images: int = 256,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Export a bundle to ``out`` (a new folder) and return the parity and speed report written beside it."""
+    check_format(fmt)
+    source = load_bundle(model)
+    if fmt == "tflite":
+        from maskwatch.export.tflite import check_tflite_source
+
+        check_tflite_source(source)  # before any crops are cut: a bundle without its run fails at once
+    out = prepare_out(out, source.source)
+    crops = classifier_crops(source, dataset, manifest, cache, calibration_images, progress)
+    if fmt == "tflite":
+        from maskwatch.export.tflite import export_tflite
+
+        return export_tflite(source, out, crops)
+    return _export_int8(source, out, crops)
+
+
+def _classify(bundle: Bundle) -> Callable[[np.ndarray], np.ndarray]:
+    return MaskClassifier(bundle, threads=measure.THREADS).predict
+
+
+def _export_int8(source: Bundle, out: Path, crops: Any) -> dict[str, Any]:
+    from maskwatch.pipeline import Detector
+
+    float_classifier = MaskClassifier(source, threads=measure.THREADS)
+    name = float_classifier.input_name
+    feeds = [
+        {name: crops.calibration[i : i + CALIBRATION_BATCH].astype(np.float32)}
+        for i in range(0, len(crops.calibration), CALIBRATION_BATCH)
+    ]
+    int8 = quantize(source.onnx, feeds)
+    export_info: dict[str, Any] = {
+        "format": "onnx-int8",
+        "source_bundle": source.source,
+        "source_model_sha256": _sha(source.onnx),
+        "calibration": crops.description,
+        "quantisation": SETTINGS,
+        "created": now(),
+    }
+    meta = source.meta.model_copy(update={"export": export_info, "created": now()})
+    exported = Bundle(meta=meta, onnx=int8, source=str(out))
+    int8_classifier = MaskClassifier(exported, threads=measure.THREADS)
+    parity = measure.classifier_parity(float_classifier.predict, int8_classifier.predict, crops.test, crops.test_labels)
+    speed = measure.classifier_speed(
+        {"float": float_classifier.predict, "onnx-int8": int8_classifier.predict}, crops.test
+    )
+    e2e = measure.end_to_end(
+        {
+            "float": Detector(model=source, threads=measure.THREADS),
+            "onnx-int8": Detector(model=exported, threads=measure.THREADS),
+        }
+    )
+    report = {
+        "format": "onnx-int8",
+        "source": source.source,
+        "out": str(out),
+        "parity": parity,
+        "speed_ms": speed,
+        "end_to_end_fps": e2e,
+        "threads": measure.THREADS,
+        "machine": machine(),
+        "measured": now(),
+    }
+    save_bundle(out, int8, meta.model_copy(update={"export": {**export_info, "parity": parity}}))
+    write_report(out, report)
+    return report
+
+
+def _sha(data: bytes) -> str:
+    from maskwatch.onnx import model_sha256
+
+    return model_sha256(data)
