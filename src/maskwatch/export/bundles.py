@@ -10,6 +10,7 @@ import numpy as np
 
 from maskwatch.bundle import Bundle, load_bundle, save_bundle
 from maskwatch.classifier import MaskClassifier
+from maskwatch.errors import InputError
 from maskwatch.export import measure
 from maskwatch.export.common import check_format, machine, now, prepare_out, write_report
 from maskwatch.export.data import Progress, classifier_crops
@@ -27,10 +28,15 @@ def export_bundle(
     cache: str | None = None,
     calibration_images: int = 256,
     progress: Progress | None = None,
+    rounds: int = measure.ROUNDS,
 ) -> dict[str, Any]:
-    """Export a bundle to ``out`` (a new folder) and return the parity and speed report written beside it."""
+    """Export a bundle to ``out`` (a new folder) and return the parity and speed report written beside it.
+
+    ``rounds``: timing rounds (fewer is quicker and noisier)."""
     check_format(fmt)
     source = load_bundle(model)
+    if not Path(dataset).is_dir():
+        raise InputError(f"{dataset}: calibration dataset not found (a folder with one subfolder per class)")
     if fmt == "tflite":
         from maskwatch.export.tflite import check_tflite_source
 
@@ -40,15 +46,15 @@ def export_bundle(
     if fmt == "tflite":
         from maskwatch.export.tflite import export_tflite
 
-        return export_tflite(source, out, crops)
-    return _export_int8(source, out, crops)
+        return export_tflite(source, out, crops, rounds)
+    return _export_int8(source, out, crops, rounds)
 
 
 def _classify(bundle: Bundle) -> Callable[[np.ndarray], np.ndarray]:
     return MaskClassifier(bundle, threads=measure.THREADS).predict
 
 
-def _export_int8(source: Bundle, out: Path, crops: Any) -> dict[str, Any]:
+def _export_int8(source: Bundle, out: Path, crops: Any, rounds: int) -> dict[str, Any]:
     from maskwatch.pipeline import Detector
 
     float_classifier = MaskClassifier(source, threads=measure.THREADS)
@@ -77,7 +83,8 @@ def _export_int8(source: Bundle, out: Path, crops: Any) -> dict[str, Any]:
         {
             "float": Detector(model=source, threads=measure.THREADS),
             "onnx-int8": Detector(model=exported, threads=measure.THREADS),
-        }
+        },
+        rounds // 3,
     )
     report = {
         "format": "onnx-int8",

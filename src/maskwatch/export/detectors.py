@@ -32,6 +32,7 @@ def export_detector(
     scenes: str | Path,
     calibration_images: int = 64,
     progress: Progress | None = None,
+    rounds: int = measure.ROUNDS,
 ) -> dict[str, Any]:
     """Quantise detector ``name``'s ONNX models on train-half scene photos; measure it on the test half."""
     from maskwatch.pipeline import Detector
@@ -58,16 +59,21 @@ def export_detector(
     substitutes = {sha: quantize(entry["model"], entry["feeds"]) for sha, entry in models.items() if entry["feeds"]}
     with substituted_models(substitutes):
         int8_detector = create_detector(name, min_score=measure.DETECTION_MIN_SCORE, threads=measure.THREADS)
-    progress("Test photos (float)", 0, 2)
-    figures = {"float": measure.detector_figures(float_detector, photos.test)}
-    progress("Test photos (int8)", 1, 2)
-    figures["export"] = measure.detector_figures(int8_detector, photos.test)
-    parity = {"n_photos": len(photos.test), "outputs_max_abs_diff": _outputs_diff(name, substitutes, photos.test)}
-    parity.update({f"{key}_{kind}": value for kind, values in figures.items() for key, value in values.items()})
-    speed = measure.detector_speed({"float": float_detector, "onnx-int8": int8_detector})
+    progress("Test photos", 0, 2)
+    float_figures, float_found = measure.detector_figures(float_detector, photos.test)
+    progress("Test photos", 1, 2)
+    export_figures, export_found = measure.detector_figures(int8_detector, photos.test)
+    progress("Test photos", 2, 2)
+    parity: dict[str, Any] = {"n_photos": len(photos.test)}
+    parity.update(measure.detection_diff(float_found, export_found))
+    parity["raw_outputs_max_abs_diff"] = _outputs_diff(name, substitutes, photos.test)
+    parity.update({f"{key}_float": value for key, value in float_figures.items()})
+    parity.update({f"{key}_export": value for key, value in export_figures.items()})
+    speed = measure.detector_speed({"float": float_detector, "onnx-int8": int8_detector}, rounds)
     with substituted_models(substitutes):
         int8_pipeline = Detector(detector=name, threads=measure.THREADS)
-    e2e = measure.end_to_end({"float": Detector(detector=name, threads=measure.THREADS), "onnx-int8": int8_pipeline})
+    float_pipeline = Detector(detector=name, threads=measure.THREADS)
+    e2e = measure.end_to_end({"float": float_pipeline, "onnx-int8": int8_pipeline}, rounds // 3)
     files = []
     for i, (sha, int8) in enumerate(substitutes.items()):
         file = "model.onnx" if len(substitutes) == 1 else f"model-{i}.onnx"

@@ -95,7 +95,18 @@ def quantize(model: bytes, feeds: Sequence[dict[str, np.ndarray]], settings: dic
             # Folds constants and infers shapes so every tensor gets a scale; symbolic shape inference would need
             # sympy, and these models' shapes are static but for the batch and image size.
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-            graph = onnx.load(str(prepared)).graph
+            prepared_model = onnx.load(str(prepared))
+            graph = prepared_model.graph
+            names = {node.name for node in graph.node}
+            for i, node in enumerate(graph.node):  # the quantiser names nodes to leave in float, so each needs one
+                if not node.name:
+                    node.name = next(
+                        f"{node.op_type}_{i}_{k}"
+                        for k in range(len(names) + 1)
+                        if f"{node.op_type}_{i}_{k}" not in names
+                    )
+                    names.add(node.name)
+            onnx.save(prepared_model, str(prepared))
             quantize_static(
                 str(prepared),
                 str(out),
