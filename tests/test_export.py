@@ -216,3 +216,38 @@ def test_export_command_refuses_bad_input_in_one_line(args: list[str], message: 
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_tflite_export_of_a_training_run_matches_its_onnx_bundle(tmp_path: Path):
+    """The route for TFLite: a ``maskwatch train`` run keeps its Keras weights beside its bundle."""
+    pytest.importorskip("tensorflow")
+    from dataclasses import asdict
+
+    from maskwatch.bundle import BundleMeta, CropSpec, save_bundle
+    from maskwatch.export import export_bundle
+    from maskwatch.train.backbones import backbone_spec
+    from maskwatch.train.keras_run import export_onnx
+    from maskwatch.train.model import build_classifier
+    from maskwatch.train.trainer import TrainConfig
+
+    data = tiny_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    config = TrainConfig(str(data), str(run), backbone="smallcnn", weights=None, size=SIZE, cache=str(tmp_path / "c"))
+    (run / "config.json").write_text(json.dumps(asdict(config)), encoding="utf-8")
+    model = build_classifier(backbone_spec("smallcnn"), SIZE, None, 2).model
+    model.predict(np.zeros((1, SIZE, SIZE, 3), np.float32), verbose=0)  # Keras exports only a model once called
+    model.save_weights(run / "checkpoint" / "best.weights.h5")
+    onnx_bytes, _ = export_onnx(model, np.zeros((1, SIZE, SIZE, 3), np.uint8))
+    meta = BundleMeta(classes=["with_mask", "without_mask"], input_size=SIZE, crop=CropSpec(detector="maskface"))
+    save_bundle(run / "bundle", onnx_bytes, meta)
+
+    out = tmp_path / "lite"
+    report = export_bundle(run / "bundle", "tflite", out, data, cache="none", calibration_images=8, rounds=1)
+    assert report["parity"]["max_abs_diff"] < 1e-4 and report["parity"]["class_changed"] == 0, report["parity"]
+    assert report["speed_ms"]["tflite"]["ms_per_crop"] > 0
+    assert (out / "model.tflite").stat().st_size > 1000
+    written = json.loads((out / "bundle.json").read_text())
+    assert written["export"]["format"] == "tflite" and written["export"]["source_run"] == str(run)
+    assert json.loads((out / "export.json").read_text())["parity"] == report["parity"]

@@ -97,9 +97,23 @@ def _export_int8(source: Bundle, out: Path, crops: Any, rounds: int) -> dict[str
         "machine": machine(),
         "measured": now(),
     }
-    save_bundle(out, int8, meta.model_copy(update={"export": {**export_info, "parity": parity}}))
+    metrics = {
+        **source.meta.metrics,
+        "test": _test_summary(int8_classifier, crops),
+        "float_test": source.meta.metrics.get("test"),
+    }
+    save_bundle(out, int8, meta.model_copy(update={"export": {**export_info, "parity": parity}, "metrics": metrics}))
     write_report(out, report)
     return report
+
+
+def _test_summary(classifier: MaskClassifier, crops: Any) -> dict[str, Any]:
+    """The exported model's own test-split figures (accuracy with its interval, recall, ECE), as training reports
+    them for a bundle: what ``maskwatch info`` shows for the export."""
+    from maskwatch.reports import Evaluation
+
+    probabilities = np.concatenate([classifier.predict(crops.test[i : i + 64]) for i in range(0, len(crops.test), 64)])
+    return Evaluation(classifier.classes, crops.test_labels, probabilities, sources=[]).summary()
 
 
 def _sha(data: bytes) -> str:

@@ -53,6 +53,7 @@ def keras_model(run: Path, classes: list[str]) -> Any:
     with quiet():
         clf = build_classifier(backbone_spec(config.backbone), config.size, None, len(classes), config.alpha)
         _load_checkpoint_weights(clf.model, run / RUN_WEIGHTS)
+        clf.model.predict(np.zeros((1, config.size, config.size, 3), np.float32), verbose=0)  # exports need a call
     return clf.model
 
 
