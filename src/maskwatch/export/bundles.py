@@ -47,14 +47,15 @@ def export_bundle(
         from maskwatch.export.tflite import export_tflite
 
         return export_tflite(source, out, crops, rounds)
-    return _export_int8(source, out, crops, rounds)
+    return _export_int8(source, str(model), out, crops, rounds)
 
 
 def _classify(bundle: Bundle) -> Callable[[np.ndarray], np.ndarray]:
     return MaskClassifier(bundle, threads=measure.THREADS).predict
 
 
-def _export_int8(source: Bundle, out: Path, crops: Any, rounds: int) -> dict[str, Any]:
+def _export_int8(source: Bundle, name: str, out: Path, crops: Any, rounds: int) -> dict[str, Any]:
+    """``name``: the bundle as the user gave it (``maskwatch:default`` is recorded as that, not as a folder)."""
     from maskwatch.pipeline import Detector
 
     float_classifier = MaskClassifier(source, threads=measure.THREADS)
@@ -66,7 +67,7 @@ def _export_int8(source: Bundle, out: Path, crops: Any, rounds: int) -> dict[str
     int8 = quantize(source.onnx, feeds)
     export_info: dict[str, Any] = {
         "format": "onnx-int8",
-        "source_bundle": source.source,
+        "source_bundle": name if name.startswith("maskwatch:") else source.source,
         "source_model_sha256": _sha(source.onnx),
         "calibration": crops.description,
         "quantisation": SETTINGS,
