@@ -51,9 +51,9 @@ HEAD_OPS = ("Conv", "MatMul", "Gemm")
 """Where a walk back from the outputs stops: the layers that compute the heads."""
 
 
-def output_heads(graph: Any) -> list[str]:
+def output_heads(graph: Any, include_heads: bool = True) -> list[str]:
     """Names of the nodes between the graph's outputs and the nearest convolutions or matrix products (those
-    included): the heads, kept in float."""
+    included unless ``include_heads`` is false): what is kept in float."""
     producer = {out: node for node in graph.node for out in node.output}
     todo, heads, seen = [o.name for o in graph.output], [], set()
     while todo:
@@ -61,10 +61,20 @@ def output_heads(graph: Any) -> list[str]:
         if node is None or node.name in seen:
             continue
         seen.add(node.name)
-        heads.append(node.name)
         if node.op_type not in HEAD_OPS:
+            heads.append(node.name)
             todo.extend(node.input)
+        elif include_heads:
+            heads.append(node.name)
     return heads
+
+
+def _float_nodes(graph: Any, rule: str) -> list[str]:
+    if rule == "output heads":
+        return output_heads(graph)
+    if rule == "after the heads":
+        return output_heads(graph, include_heads=False)
+    return []
 
 
 @contextlib.contextmanager
@@ -116,7 +126,7 @@ def quantize(model: bytes, feeds: Sequence[dict[str, np.ndarray]], settings: dic
                 activation_type=getattr(QuantType, chosen["activation_type"]),
                 weight_type=getattr(QuantType, chosen["weight_type"]),
                 calibrate_method=getattr(CalibrationMethod, chosen["calibrate_method"]),
-                nodes_to_exclude=output_heads(graph) if chosen["float_nodes"] == "output heads" else [],
+                nodes_to_exclude=_float_nodes(graph, chosen["float_nodes"]),
             )
         except Exception as exc:  # the quantiser raises many kinds for a graph it cannot handle
             raise ModelError(f"int8 quantisation failed: {first_line(exc)}") from None
