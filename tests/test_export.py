@@ -173,6 +173,26 @@ def test_packaged_int8_detector_matches_the_float_one(astronaut_bgr: np.ndarray)
     assert abs(found[0].score - expected[0].score) < 0.05
 
 
+def test_an_export_whose_float_model_is_gone_is_refused(tmp_path: Path):
+    """An export folder replaces one float model by hash: a detector that loads another model would silently run
+    in float, so loading says so instead."""
+    import shutil
+    from importlib import resources
+
+    from maskwatch.detectors import create_detector
+
+    folder = tmp_path / "stale"
+    shutil.copytree(Path(str(resources.files("maskwatch.models").joinpath("maskface-int8"))), folder)
+    meta = json.loads((folder / "detector.json").read_text())
+    meta["models"][0]["replaces_sha256"] = "0" * 64
+    (folder / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="no longer loads the model this export was made from"):
+        create_detector(str(folder))
+    (folder / "detector.json").write_text("{")
+    with pytest.raises(ModelError, match="unreadable exported detector"):
+        create_detector(str(folder))
+
+
 def test_bad_export_input_is_one_clear_error(tmp_path: Path):
     from maskwatch.export import export_bundle, export_detector
 

@@ -9,13 +9,14 @@ ones its float model runs with. Export folders packaged under ``maskwatch/models
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from maskwatch.detectors.base import FaceDetector, create_detector, fingerprint, register_detector
 from maskwatch.errors import ModelError
-from maskwatch.onnx import substituted_models
+from maskwatch.onnx import model_sha256, recorded_sessions, substituted_models
 
 EXPORT_FORMAT = "maskwatch-detector-export/1"
 META_FILE = "detector.json"
@@ -46,8 +47,14 @@ def load_exported_detector(path: str | Path, **options: Any) -> FaceDetector:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"{meta_path}: unreadable exported detector ({type(exc).__name__}: {exc})") from None
-    with substituted_models(substitutes):
+    with substituted_models(substitutes), recorded_sessions() as sessions:
         detector = create_detector(base, **options)
+    loaded = {model_sha256(session.model) for session in sessions}
+    if not {model_sha256(model) for model in substitutes.values()} <= loaded:
+        raise ModelError(
+            f"{folder}: detector {base!r} no longer loads the model this export was made from (a new model, or "
+            f"{'$MASKWATCH_MASKFACE' if 'MASKWATCH_MASKFACE' in os.environ else 'other settings'}); export it again"
+        )
     detector.name = str(meta.get("name") or f"{base}-export")
     if hasattr(detector, "version"):  # the crop cache must not mix the int8 detector's crops with the float one's
         detector.version = fingerprint(str(detector.version), *sorted(substitutes))  # type: ignore[attr-defined]
