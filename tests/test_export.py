@@ -124,6 +124,8 @@ def test_int8_bundle_keeps_parity_and_detect_runs_it(tmp_path: Path, astronaut_b
     assert detected.returncode == 0, detected.stderr[-2000:]
     faces = json.loads(detected.stdout.splitlines()[0])["faces"]
     assert len(faces) == 1 and faces[0]["label"] in ("with_mask", "without_mask")
+    shown = run_cli("info", "--model", str(out))
+    assert shown.returncode == 0 and f"export: onnx-int8 of {source}" in " ".join(shown.stdout.split()), shown.stdout
 
 
 def _graph(path: Path):
