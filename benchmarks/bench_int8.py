@@ -1,12 +1,12 @@
-"""End-to-end fps of the float and int8 pipelines, measured taking turns (the machine is shared).
+"""End-to-end speed of the float and int8 pipelines, frame by frame in turns (the machine is shared).
 
-Four pipelines on the bench's frames (640×480, 1 and 5 faces): the default bundle and detector, the int8
-bundle, the int8 detector, both int8. Each round runs every pipeline once for ``--frames`` frames, so a burst
-of other work slows one round of all of them rather than all rounds of one; per pipeline the best and the
-median round are reported, with the process CPU time a frame took (which other programs do not inflate).
-Example::
+Four pipelines on the bench's frames (640×480, 1 and 5 faces; what ``maskwatch bench`` runs): the default
+bundle and detector, the int8 bundle, the int8 detector, both int8. Each frame goes through every pipeline in
+turn (the order rotating), each with its own tracker, timing detect + track + draw, so a burst of other work on
+the machine lands on all of them alike instead of on whichever ran at that moment. Per pipeline: fps from the
+mean frame time, the median frame time, and the process CPU time a frame took. Example::
 
-    python benchmarks/bench_int8.py --rounds 5 --frames 100 --json benchmarks/results/int8.json
+    python benchmarks/bench_int8.py --frames 400 --json benchmarks/results/int8.json
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import time
 
 import numpy as np
 
-from maskwatch.bench import machine_info, run_bench
+from maskwatch.bench import bench_frame, machine_info
+from maskwatch.draw import annotate
 from maskwatch.pipeline import Detector
+from maskwatch.tracker import FaceTracker
 
 PIPELINES = {
     "float (default)": ("maskwatch:default", "maskface"),
@@ -31,8 +33,7 @@ PIPELINES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--frames", type=int, default=400)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
@@ -40,29 +41,37 @@ def main() -> None:
         name: Detector(model=model, detector=detector, threads=args.threads)
         for name, (model, detector) in PIPELINES.items()
     }
-    runs: dict[str, dict[int, list[tuple[float, float]]]] = {name: {1: [], 5: []} for name in pipelines}
-    for round_ in range(args.rounds):
-        for faces in (1, 5):
-            for name, pipeline in pipelines.items():
-                start = time.process_time()
-                fps = run_bench(pipeline, faces, frames=args.frames, warmup=5)["fps"]
-                cpu_ms = 1000 * (time.process_time() - start) / (args.frames + 5)
-                runs[name][faces].append((fps, cpu_ms))
-        print(f"round {round_ + 1}/{args.rounds} done (load average {os.getloadavg()[0]:.1f})", flush=True)
-    results = {}
-    for name, by_faces in runs.items():
-        row = {"model": PIPELINES[name][0], "detector": PIPELINES[name][1]}
-        for faces, values in by_faces.items():
-            fps = [v[0] for v in values]
-            row[f"fps_{faces}_faces_best"] = max(fps)
-            row[f"fps_{faces}_faces_median"] = round(float(np.median(fps)), 1)
-            row[f"cpu_ms_per_frame_{faces}_faces_median"] = round(float(np.median([v[1] for v in values])), 2)
-        results[name] = row
+    names = list(pipelines)
+    results: dict[str, dict] = {name: {"model": m, "detector": d} for name, (m, d) in PIPELINES.items()}
+    load = [os.getloadavg()[0]]
+    for faces in (1, 5):
+        frame = bench_frame(faces)
+        trackers = {name: FaceTracker(p.classes) for name, p in pipelines.items()}
+        wall: dict[str, list[float]] = {name: [] for name in names}
+        cpu: dict[str, list[float]] = {name: [] for name in names}
+        found: dict[str, int] = dict.fromkeys(names, 0)
+        for i in range(-10, args.frames):  # ten frames of warm-up
+            for k in range(len(names)):
+                name = names[(i + k) % len(names)]
+                canvas = frame.copy()
+                start, start_cpu = time.perf_counter(), time.process_time()
+                faces_found = trackers[name].update(pipelines[name].detect(frame), i)
+                annotate(canvas, faces_found)
+                if i >= 0:
+                    wall[name].append(time.perf_counter() - start)
+                    cpu[name].append(time.process_time() - start_cpu)
+                    found[name] += len(faces_found)
+        load.append(os.getloadavg()[0])
+        for name in names:
+            results[name][f"fps_{faces}_faces"] = round(1 / float(np.mean(wall[name])), 1)
+            results[name][f"median_ms_{faces}_faces"] = round(1000 * float(np.median(wall[name])), 2)
+            results[name][f"cpu_ms_{faces}_faces"] = round(1000 * float(np.mean(cpu[name])), 2)
+            results[name][f"faces_found_{faces}_faces"] = round(found[name] / args.frames, 2)
+    for name, row in results.items():
         print(name, json.dumps(row))
     report = {
         "machine": machine_info(),
-        "load_average_after": os.getloadavg(),
-        "rounds": args.rounds,
+        "load_average_1min": load,
         "frames": args.frames,
         "threads": args.threads,
         "results": results,

@@ -85,7 +85,7 @@ def _export_int8(source: Bundle, name: str, out: Path, crops: Any, rounds: int) 
             "float": Detector(model=source, threads=measure.THREADS),
             "onnx-int8": Detector(model=exported, threads=measure.THREADS),
         },
-        rounds // 3,
+        rounds * measure.CALLS_PER_ROUND,
     )
     report = {
         "format": "onnx-int8",

@@ -73,7 +73,7 @@ def export_detector(
     with substituted_models(substitutes):
         int8_pipeline = Detector(detector=name, threads=measure.THREADS)
     float_pipeline = Detector(detector=name, threads=measure.THREADS)
-    e2e = measure.end_to_end({"float": float_pipeline, "onnx-int8": int8_pipeline}, rounds // 3)
+    e2e = measure.end_to_end({"float": float_pipeline, "onnx-int8": int8_pipeline}, rounds * measure.CALLS_PER_ROUND)
     files = []
     for i, (sha, int8) in enumerate(substitutes.items()):
         file = "model.onnx" if len(substitutes) == 1 else f"model-{i}.onnx"

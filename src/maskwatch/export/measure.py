@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from maskwatch.annotations import AnnotatedImage
-from maskwatch.bench import bench_frame, run_bench
+from maskwatch.bench import bench_frame
 from maskwatch.detectors.base import FaceDetector
 from maskwatch.imageio import read_image
 
@@ -22,30 +22,32 @@ DETECTION_MIN_SCORE = 0.05
 
 
 ROUNDS = 12
-"""Timing rounds per model, float and export taking turns: a burst of other work on a shared machine then slows
-a round of each rather than all of one, and the best round (of medians) is what the hardware can do."""
+"""Timing rounds: each round times every kind ``CALLS_PER_ROUND`` times."""
+CALLS_PER_ROUND = 8
 
 
-def compare_ms(runs: dict[str, Callable[[], Any]], rounds: int = ROUNDS, per_round: int = 8) -> dict[str, dict]:
-    """Per kind, ms of one call of ``runs[kind]``: wall clock (``ms``: the lowest of ``rounds`` medians of
-    ``per_round`` calls) and CPU time of the process (``cpu_ms``: the median call; all threads' work, which
-    other programs on the machine do not inflate the way they inflate the wall clock)."""
+def compare_ms(runs: dict[str, Callable[[], Any]], rounds: int = ROUNDS) -> dict[str, dict]:
+    """Per kind, the median ms of one call of ``runs[kind]``, wall clock (``ms``) and CPU time of the process
+    (``cpu_ms``: all threads' work). The kinds take turns call by call, the order rotating, so a burst of other work
+    on a shared machine slows all of them alike rather than whichever was running."""
+    kinds = list(runs)
     for run in runs.values():
         run()
-    best = dict.fromkeys(runs, float("inf"))
-    cpu: dict[str, list[float]] = {kind: [] for kind in runs}
-    for _ in range(rounds):
-        for kind, run in runs.items():
-            times = []
-            for _ in range(per_round):
-                start, start_cpu = time.perf_counter(), time.process_time()
-                run()
-                times.append(time.perf_counter() - start)
-                cpu[kind].append(time.process_time() - start_cpu)
-            best[kind] = min(best[kind], float(np.median(times)))
+    wall: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for i in range(rounds * CALLS_PER_ROUND):
+        for k in range(len(kinds)):
+            kind = kinds[(i + k) % len(kinds)]
+            start, start_cpu = time.perf_counter(), time.process_time()
+            runs[kind]()
+            wall[kind].append(time.perf_counter() - start)
+            cpu[kind].append(time.process_time() - start_cpu)
     return {
-        kind: {"ms": round(1000 * best[kind], 3), "cpu_ms": round(1000 * float(np.median(cpu[kind])), 3)}
-        for kind in runs
+        kind: {
+            "ms": round(1000 * float(np.median(wall[kind])), 3),
+            "cpu_ms": round(1000 * float(np.median(cpu[kind])), 3),
+        }
+        for kind in kinds
     }
 
 
@@ -138,20 +140,30 @@ def detector_speed(detectors: dict[str, FaceDetector], rounds: int = ROUNDS) -> 
     return {kind: {"ms_per_frame": value["ms"], "cpu_ms_per_frame": value["cpu_ms"]} for kind, value in ms.items()}
 
 
-def end_to_end(pipelines: dict[str, Any], rounds: int = ROUNDS // 3, frames: int = 25) -> dict[str, dict]:
-    """Per kind, the bench's end-to-end fps (detect, crop, classify, track, draw) with 1 and 5 faces, the best of
-    ``rounds`` short runs with the kinds taking turns, and the CPU ms a frame took in that run."""
-    best: dict[str, dict[str, float]] = {kind: {} for kind in pipelines}
-    for _ in range(max(1, rounds)):
-        for faces in (1, 5):
-            for kind, pipeline in pipelines.items():
-                start_cpu = time.process_time()
-                fps = run_bench(pipeline, faces, frames=frames, warmup=3)["fps"]
-                cpu_ms = 1000 * (time.process_time() - start_cpu) / (frames + 3)
-                if fps > best[kind].get(f"fps_{faces}_faces", 0.0):
-                    best[kind][f"fps_{faces}_faces"] = fps
-                    best[kind][f"cpu_ms_per_frame_{faces}_faces"] = round(cpu_ms, 2)
-    return best
+def _frame_step(pipeline: Any, frame: np.ndarray) -> Callable[[], None]:
+    """One frame through ``pipeline`` as the bench runs it: detect, track (its own tracker), draw."""
+    from maskwatch.draw import annotate
+    from maskwatch.tracker import FaceTracker
+
+    tracker, count = FaceTracker(pipeline.classes), iter(range(1 << 40))
+
+    def step() -> None:
+        annotate(frame.copy(), tracker.update(pipeline.detect(frame), next(count)))
+
+    return step
+
+
+def end_to_end(pipelines: dict[str, Any], frames: int = 96) -> dict[str, dict]:
+    """Per kind, end-to-end fps (detect, track, draw; the bench's frames with 1 and 5 faces) from the median frame
+    time, and the CPU ms a frame took; the pipelines take turns frame by frame, as in ``compare_ms``."""
+    out: dict[str, dict] = {kind: {} for kind in pipelines}
+    for faces in (1, 5):
+        frame = bench_frame(faces)
+        steps = {kind: _frame_step(pipeline, frame) for kind, pipeline in pipelines.items()}
+        for kind, value in compare_ms(steps, max(1, frames // CALLS_PER_ROUND)).items():
+            out[kind][f"fps_{faces}_faces"] = round(1000 / value["ms"], 1)
+            out[kind][f"cpu_ms_per_frame_{faces}_faces"] = value["cpu_ms"]
+    return out
 
 
 def outputs_max_abs_diff(float_session: Any, export_session: Any, feeds: list[dict]) -> float:
