@@ -274,3 +274,11 @@ def test_tflite_export_of_a_training_run_matches_its_onnx_bundle(tmp_path: Path)
     written = json.loads((out / "bundle.json").read_text())
     assert written["export"]["format"] == "tflite" and written["export"]["source_run"] == str(run)
     assert json.loads((out / "export.json").read_text())["parity"] == report["parity"]
+
+
+def test_an_export_that_loses_accuracy_is_named():
+    from maskwatch.cli.export import accuracy_loss
+
+    assert accuracy_loss({"face_ap_float": 0.534, "face_ap_export": 0.115}) == "face ap 0.534 → 0.115"
+    assert accuracy_loss({"accuracy_float": 0.99, "accuracy_export": 0.986}) is None  # within half a point
+    assert accuracy_loss({"accuracy_float": 0.99, "accuracy_export": 0.98}) == "accuracy 0.990 → 0.980"

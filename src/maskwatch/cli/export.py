@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from maskwatch.cli.app import app, console
+from maskwatch.cli.app import app, console, say_warning
 
 DEFAULT_FACE_MASK = "../shared/data/face-mask"
 DEFAULT_SCENES = "../shared/data/scenes"
@@ -59,6 +59,22 @@ def export(
             report = export_bundle(model, fmt, out, dataset, manifest, cache, calibration or 256, progress, rounds)
     _print(report)
     console.print(f"wrote {out} (figures: {out / REPORT_FILE})")
+    loss = accuracy_loss(report["parity"])
+    if loss:
+        say_warning(f"the {report['format']} copy loses the float model's accuracy ({loss}); keep the float one")
+
+
+ACCURACY_TOLERANCE = 0.005
+"""Test accuracy or face AP may drop this much (half a point) before an export is said not to keep accuracy."""
+
+
+def accuracy_loss(parity: dict) -> str | None:
+    """'accuracy 0.990 → 0.970' when the export's accuracy (or face AP) is more than the tolerance below float's."""
+    for key in ("accuracy", "face_ap"):
+        before, after = parity.get(f"{key}_float"), parity.get(f"{key}_export")
+        if before is not None and after is not None and after < before - ACCURACY_TOLERANCE:
+            return f"{key.replace('_', ' ')} {before:.3f} → {after:.3f}"
+    return None
 
 
 def _print(report: dict) -> None:
