@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from maskwatch.export import measure
 from maskwatch.export.common import check_format, machine, now, prepare_out, write_report
 from maskwatch.export.data import Progress, classifier_crops
 from maskwatch.export.quantize import SETTINGS, quantize
+from maskwatch.onnx import model_sha256
 
 CALIBRATION_BATCH = 32
 
@@ -50,10 +50,6 @@ def export_bundle(
     return _export_int8(source, str(model), out, crops, rounds)
 
 
-def _classify(bundle: Bundle) -> Callable[[np.ndarray], np.ndarray]:
-    return MaskClassifier(bundle, threads=measure.THREADS).predict
-
-
 def _export_int8(source: Bundle, name: str, out: Path, crops: Any, rounds: int) -> dict[str, Any]:
     """``name``: the bundle as the user gave it (``maskwatch:default`` is recorded as that, not as a folder)."""
     from maskwatch.pipeline import Detector
@@ -68,7 +64,7 @@ def _export_int8(source: Bundle, name: str, out: Path, crops: Any, rounds: int) 
     export_info: dict[str, Any] = {
         "format": "onnx-int8",
         "source_bundle": name if name.startswith("maskwatch:") else source.source,
-        "source_model_sha256": _sha(source.onnx),
+        "source_model_sha256": model_sha256(source.onnx),
         "calibration": crops.description,
         "quantisation": SETTINGS,
         "created": now(),
@@ -115,9 +111,3 @@ def _test_summary(classifier: MaskClassifier, crops: Any) -> dict[str, Any]:
 
     probabilities = np.concatenate([classifier.predict(crops.test[i : i + 64]) for i in range(0, len(crops.test), 64)])
     return Evaluation(classifier.classes, crops.test_labels, probabilities, sources=[]).summary()
-
-
-def _sha(data: bytes) -> str:
-    from maskwatch.onnx import model_sha256
-
-    return model_sha256(data)
