@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from maskwatch.bench import bench_frame, machine_info
-from maskwatch.draw import annotate
+from maskwatch.evaluation.bench import bench_frame, machine_info
+from maskwatch.inference.tracker import FaceTracker
+from maskwatch.media.draw import annotate
 from maskwatch.pipeline import Detector
-from maskwatch.tracker import FaceTracker
 
 PIPELINES = {
     "float (default)": ("maskwatch:default", "maskface"),

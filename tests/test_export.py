@@ -22,7 +22,7 @@ def tiny_bundle(folder: Path) -> Path:
     weights, built with onnx.helper: small enough to export in seconds, the same ops as the packaged models."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from maskwatch.bundle import BundleMeta, CropSpec, save_bundle
+    from maskwatch.inference.bundle import BundleMeta, CropSpec, save_bundle
 
     rng = np.random.default_rng(0)
 
@@ -111,7 +111,7 @@ def test_int8_bundle_keeps_parity_and_detect_runs_it(tmp_path: Path, astronaut_b
     assert report["speed_ms"]["onnx-int8"]["ms_per_crop"] > 0
     assert report["end_to_end_fps"]["onnx-int8"]["fps_1_faces"] > 0
 
-    from maskwatch.classifier import MaskClassifier
+    from maskwatch.inference.classifier import MaskClassifier
 
     quantised, original = MaskClassifier(out), MaskClassifier(source)
     assert any(node.op_type.startswith("QLinear") for node in _graph(out / "model.onnx").node)
@@ -165,7 +165,7 @@ def test_int8_detector_export_finds_the_same_faces_and_runs_by_folder(tmp_path: 
 
 def test_packaged_int8_detector_matches_the_float_one(astronaut_bgr: np.ndarray):
     from maskwatch.detectors import create_detector, detector_names
-    from maskwatch.detectors.base import iou_matrix
+    from maskwatch.inference.boxes import iou_matrix
 
     assert "maskface-int8" in detector_names()
     int8, base = create_detector("maskface-int8"), create_detector("maskface")
@@ -185,7 +185,7 @@ def test_an_export_whose_float_model_is_gone_is_refused(tmp_path: Path):
     from maskwatch.detectors import create_detector
 
     folder = tmp_path / "stale"
-    shutil.copytree(Path(str(resources.files("maskwatch.models").joinpath("maskface-int8"))), folder)
+    shutil.copytree(Path(str(resources.files("maskwatch.packaged").joinpath("maskface-int8"))), folder)
     meta = json.loads((folder / "detector.json").read_text())
     meta["models"][0]["replaces_sha256"] = "0" * 64
     (folder / "detector.json").write_text(json.dumps(meta))
@@ -247,12 +247,12 @@ def test_tflite_export_of_a_training_run_matches_its_onnx_bundle(tmp_path: Path)
     pytest.importorskip("tensorflow")
     from dataclasses import asdict
 
-    from maskwatch.bundle import BundleMeta, CropSpec, save_bundle
     from maskwatch.export import export_bundle
-    from maskwatch.train.backbones import backbone_spec
-    from maskwatch.train.keras_run import export_onnx
-    from maskwatch.train.model import build_classifier
-    from maskwatch.train.trainer import TrainConfig
+    from maskwatch.inference.bundle import BundleMeta, CropSpec, save_bundle
+    from maskwatch.training.classifier.backbones import backbone_spec
+    from maskwatch.training.classifier.keras_run import export_onnx
+    from maskwatch.training.classifier.model import build_classifier
+    from maskwatch.training.classifier.trainer import TrainConfig
 
     data = tiny_dataset(tmp_path / "data")
     run = tmp_path / "run"

@@ -3,7 +3,7 @@
 An export folder (``maskwatch export --detector NAME``) holds ``detector.json`` (the detector it was made from,
 and which float model, by SHA-256, each int8 file replaces) and the int8 models. ``--detector FOLDER`` builds
 that detector with the copies loaded in place of the originals, so its decoding, passes and thresholds are the
-ones its float model runs with. Export folders packaged under ``maskwatch/models/`` are registered by name.
+ones its float model runs with. Export folders packaged under ``maskwatch/packaged/`` are registered by name.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from maskwatch.detectors.base import FaceDetector, create_detector, fingerprint, register_detector
 from maskwatch.errors import ModelError
-from maskwatch.onnx import model_sha256, recorded_sessions, substituted_models
+from maskwatch.inference.onnx_runtime import model_sha256, recorded_sessions, substituted_models
 
 EXPORT_FORMAT = "maskwatch-detector-export/1"
 META_FILE = "detector.json"
@@ -62,7 +62,7 @@ def load_exported_detector(path: str | Path, **options: Any) -> FaceDetector:
 
 
 def _register_packaged() -> None:
-    root = resources.files("maskwatch.models")
+    root = resources.files("maskwatch.packaged")
     for entry in root.iterdir():
         if entry.is_dir() and entry.joinpath(META_FILE).is_file():
             folder = Path(str(entry))

@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from maskwatch.bundle import Bundle, load_bundle, save_bundle
-from maskwatch.classifier import MaskClassifier
 from maskwatch.errors import InputError
 from maskwatch.export import measure
 from maskwatch.export.common import check_format, machine, now, prepare_out, write_report
 from maskwatch.export.data import Progress, classifier_crops
 from maskwatch.export.quantize import SETTINGS, quantize
-from maskwatch.onnx import model_sha256
+from maskwatch.inference.bundle import Bundle, load_bundle, save_bundle
+from maskwatch.inference.classifier import MaskClassifier
+from maskwatch.inference.onnx_runtime import model_sha256
 
 CALIBRATION_BATCH = 32
 
@@ -55,15 +55,16 @@ def _export_int8(source: Bundle, name: str, out: Path, crops: Any, rounds: int) 
     from maskwatch.pipeline import Detector
 
     float_classifier = MaskClassifier(source, threads=measure.THREADS)
-    name = float_classifier.input_name
+    input_name = float_classifier.input_name
     feeds = [
-        {name: crops.calibration[i : i + CALIBRATION_BATCH].astype(np.float32)}
+        {input_name: crops.calibration[i : i + CALIBRATION_BATCH].astype(np.float32)}
         for i in range(0, len(crops.calibration), CALIBRATION_BATCH)
     ]
     int8 = quantize(source.onnx, feeds)
+    shown = name if name.startswith("maskwatch:") else source.source
     export_info: dict[str, Any] = {
         "format": "onnx-int8",
-        "source_bundle": name if name.startswith("maskwatch:") else source.source,
+        "source_bundle": shown,
         "source_model_sha256": model_sha256(source.onnx),
         "calibration": crops.description,
         "quantisation": SETTINGS,
@@ -85,7 +86,7 @@ def _export_int8(source: Bundle, name: str, out: Path, crops: Any, rounds: int) 
     )
     report = {
         "format": "onnx-int8",
-        "source": source.source,
+        "source": shown,
         "out": str(out),
         "parity": parity,
         "speed_ms": speed,
@@ -107,7 +108,7 @@ def _export_int8(source: Bundle, name: str, out: Path, crops: Any, rounds: int) 
 def _test_summary(classifier: MaskClassifier, crops: Any) -> dict[str, Any]:
     """The exported model's own test-split figures (accuracy with its interval, recall, ECE), as training reports
     them for a bundle: what ``maskwatch info`` shows for the export."""
-    from maskwatch.reports import Evaluation
+    from maskwatch.evaluation.reports import Evaluation
 
     probabilities = np.concatenate([classifier.predict(crops.test[i : i + 64]) for i in range(0, len(crops.test), 64)])
     return Evaluation(classifier.classes, crops.test_labels, probabilities, sources=[]).summary()

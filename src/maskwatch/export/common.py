@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from maskwatch.errors import InputError, prepare_output_folder
+from maskwatch.errors import InputError
+from maskwatch.media.files import prepare_output_folder
 
 FORMATS = ("onnx-int8", "tflite")
 REPORT_FILE = "export.json"

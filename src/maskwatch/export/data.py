@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from maskwatch.annotations import AnnotatedImage, load_voc_dir, select_split
-from maskwatch.bundle import Bundle
-from maskwatch.dataset import Dataset, class_folders, make_split, read_manifest, scan_dataset, write_manifest
+from maskwatch.data.annotations import AnnotatedImage, load_voc_dir, select_split
+from maskwatch.data.dataset import Dataset, class_folders, make_split, read_manifest, scan_dataset, write_manifest
+from maskwatch.data.facecache import FaceCache, cache_root
 from maskwatch.errors import InputError
-from maskwatch.facecache import FaceCache, cache_root
-from maskwatch.imageio import read_image
+from maskwatch.inference.bundle import Bundle
+from maskwatch.media.imageio import read_image
 
 Progress = Callable[[str, int, int], None]
 """(stage, done, total): how long work reports itself."""

@@ -19,7 +19,7 @@ from maskwatch.export import measure
 from maskwatch.export.common import check_format, machine, now, prepare_out, write_report
 from maskwatch.export.data import Progress, scene_photos
 from maskwatch.export.quantize import SETTINGS, quantize
-from maskwatch.onnx import create_session, model_sha256, recorded_sessions, substituted_models
+from maskwatch.inference.onnx_runtime import create_session, model_sha256, recorded_sessions, substituted_models
 
 PARITY_PHOTOS = 16
 """Test-half photos whose raw model outputs are compared between float and int8."""
@@ -111,7 +111,7 @@ def export_detector(
 
 def _outputs_diff(name: str, substitutes: dict[str, bytes], photos: list) -> float:
     """Max absolute difference of the raw model outputs (float vs int8) on the first test photos."""
-    from maskwatch.imageio import read_image
+    from maskwatch.media.imageio import read_image
 
     with recorded_sessions() as sessions:
         probe = create_detector(name, threads=measure.THREADS)

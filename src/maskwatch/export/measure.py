@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from maskwatch.annotations import AnnotatedImage
-from maskwatch.bench import bench_frame
+from maskwatch.data.annotations import AnnotatedImage
 from maskwatch.detectors.base import FaceDetector
-from maskwatch.imageio import read_image
+from maskwatch.evaluation.bench import bench_frame
+from maskwatch.media.imageio import read_image
 
 THREADS = 2
 """Speed is measured on two cores: a small edge box, and what the figures in the docs were taken on."""
@@ -92,8 +92,8 @@ def classifier_speed(
 def detector_figures(detector: FaceDetector, photos: Sequence[AnnotatedImage]) -> tuple[dict[str, Any], list]:
     """Face AP at IoU 0.5 and recall of faces >= 24 px on annotated photos (class-agnostic: the detector alone),
     and the detections per photo."""
-    from maskwatch.detector_train.validation import face_figures
-    from maskwatch.scene_metrics import ImageResult, Prediction
+    from maskwatch.evaluation.scene_metrics import ImageResult, Prediction
+    from maskwatch.training.detector.validation import face_figures
 
     found = [detector.detect(read_image(item.image_path)) for item in photos]
     results = [
@@ -107,7 +107,7 @@ def detector_figures(detector: FaceDetector, photos: Sequence[AnnotatedImage]) -
 def detection_diff(float_found: list, export_found: list, min_score: float = 0.5) -> dict[str, Any]:
     """Faces at ``min_score`` or more matched between float and export (IoU >= 0.5, best score first): the largest
     difference of face score and of class probability over matched faces, and the faces only one of them finds."""
-    from maskwatch.detectors.base import iou_matrix
+    from maskwatch.inference.boxes import iou_matrix
 
     score_diff, prob_diff, unmatched = 0.0, 0.0, 0
     for a_all, b_all in zip(float_found, export_found):
@@ -142,8 +142,8 @@ def detector_speed(detectors: dict[str, FaceDetector], rounds: int = ROUNDS) -> 
 
 def _frame_step(pipeline: Any, frame: np.ndarray) -> Callable[[], None]:
     """One frame through ``pipeline`` as the bench runs it: detect, track (its own tracker), draw."""
-    from maskwatch.draw import annotate
-    from maskwatch.tracker import FaceTracker
+    from maskwatch.inference.tracker import FaceTracker
+    from maskwatch.media.draw import annotate
 
     tracker, count = FaceTracker(pipeline.classes), iter(range(1 << 40))
 

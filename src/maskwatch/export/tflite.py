@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from maskwatch.bundle import META_FILE, Bundle
-from maskwatch.classifier import MaskClassifier
 from maskwatch.errors import ModelError, first_line, require_extra
 from maskwatch.export import measure
 from maskwatch.export.common import machine, now, write_report
 from maskwatch.export.data import CropSets
+from maskwatch.inference.bundle import META_FILE, Bundle
+from maskwatch.inference.classifier import MaskClassifier
 
 TFLITE_FILE = "model.tflite"
 RUN_CONFIG = "config.json"
@@ -44,10 +44,10 @@ def check_tflite_source(bundle: Bundle) -> Path:
 
 def keras_model(run: Path, classes: list[str]) -> Any:
     """The run's classifier rebuilt from its config and loaded with its kept weights."""
-    from maskwatch.train.backbones import backbone_spec, quiet
-    from maskwatch.train.keras_run import _load_checkpoint_weights
-    from maskwatch.train.model import build_classifier
-    from maskwatch.train.trainer import load_config
+    from maskwatch.training.classifier.backbones import backbone_spec, quiet
+    from maskwatch.training.classifier.keras_run import _load_checkpoint_weights
+    from maskwatch.training.classifier.model import build_classifier
+    from maskwatch.training.classifier.trainer import load_config
 
     config = load_config(run)
     with quiet():
@@ -61,7 +61,7 @@ def convert(model: Any) -> bytes:
     """TFLite flatbuffer of a Keras model, through a SavedModel (Keras 3's own export)."""
     import tensorflow as tf
 
-    from maskwatch.train.backbones import quiet
+    from maskwatch.training.classifier.backbones import quiet
 
     with tempfile.TemporaryDirectory(prefix="maskwatch-tflite-") as tmp:
         try:
