@@ -42,6 +42,13 @@ def info(model: str = typer.Option(None, help="Model bundle: maskwatch:NAME or a
             f"  test split: accuracy {test['accuracy']} (95 % CI {low}-{high}, {test.get('n')} images);"
             f" recall {recall}; ECE {test.get('ece')}"
         )
+    export = meta.export or {}
+    if export.get("format"):
+        float_accuracy = (meta.metrics.get("float_test") or {}).get("accuracy")
+        console.print(
+            f"  export: {export['format']} of {export.get('source_bundle')}"
+            + (f" (float test accuracy {float_accuracy})" if float_accuracy is not None else "")
+        )
     for key, value in meta.metrics.items():
         if isinstance(value, (int, float, str)):
             console.print(f"  {key}: {value}")

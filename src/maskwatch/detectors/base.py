@@ -54,7 +54,11 @@ def detector_names() -> list[str]:
 
 
 def create_detector(name: str, **options: object) -> FaceDetector:
-    """Build a registered detector by name, or raise a one-line ``ModelError``."""
+    """Build a registered detector by name (or an exported detector by its folder), or a one-line ``ModelError``."""
     if name not in _REGISTRY:
+        from maskwatch.detectors.exported import is_export_folder, load_exported_detector
+
+        if is_export_folder(name):
+            return load_exported_detector(name, **options)
         raise ModelError(f"unknown detector {name!r}; choose one of: {', '.join(detector_names())}")
     return _REGISTRY[name](**options)

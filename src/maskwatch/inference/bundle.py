@@ -47,6 +47,8 @@ class BundleMeta(BaseModel):
     train_command: str | None = None
     versions: dict[str, str] = Field(default_factory=dict)
     created: str | None = None
+    export: dict[str, Any] | None = None
+    """Set on an exported bundle (``maskwatch export``): its format, source bundle, calibration set and parity."""
 
     @field_validator("classes")
     @classmethod
