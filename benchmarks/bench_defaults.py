@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--head-weight", default="0,0.25,0.5,0.75")
     parser.add_argument("--conf", default="0.2,0.3,0.4,0.5,0.6")
     parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--fold", type=int, help="only this fold's photos (e.g. the one a detector held out)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--cache", type=Path, default=Path("runs/bench_defaults"), help="detections kept here")
     parser.add_argument("--detect-only", action="store_true", help="only fill the detection cache")
@@ -164,8 +165,11 @@ def main() -> None:
 
     photos = select_split(load_annotations(SCENES / "annotations", SCENES / "images"), args.split)
     photos = map_labels(photos[: args.limit] if args.limit else photos, CLASS_MAP)
+    mine = [args.fold is None or scene_fold(p.image_path.name, args.folds) == args.fold for p in photos]
     if args.detect_only:
         classifiers = {}
+    elif args.model and "{k}" in args.model and args.fold is not None:
+        classifiers = {0: MaskClassifier(args.model.format(k=args.fold))}
     elif args.model and "{k}" in args.model:
         classifiers = {k: MaskClassifier(args.model.format(k=k)) for k in range(args.folds)}
     else:
@@ -174,10 +178,11 @@ def main() -> None:
     numbers = lambda text, kind: [kind(v) for v in text.split(",")]  # noqa: E731
     results = {}
     for name in args.detector:
-        found, ms = detect_all(name, photos, args.cache)
+        found, ms = detect_all(name, photos, args.cache)  # the whole half, cached; then the fold's photos
         if not classifiers:
             continue
-        raws = classify_all(photos, found, classifiers, args.folds)
+        kept = [(p, f) for p, f, m in zip(photos, found, mine) if m]
+        raws = classify_all([p for p, _ in kept], [f for _, f in kept], classifiers, args.folds)
         rows = grid(
             raws,
             classes,
@@ -199,7 +204,8 @@ def main() -> None:
         print("  per conf:", [(r["conf"], r["mean_f1"], r["operating_point_precision_recall"]) for r in same])
     if args.json:
         data = json.loads(args.json.read_text()) if args.json.is_file() else {}
-        data.setdefault(str(args.model), {}).update(results)
+        key = str(args.model) + ("" if args.fold is None else f" fold {args.fold}")
+        data.setdefault(key, {}).update(results)
         args.json.write_text(json.dumps(data, indent=1) + "\n")
 
 

@@ -523,7 +523,7 @@ def test_packaged_demo_has_one_face_of_each_class():
 def test_demo_with_our_detector_and_the_scenes_bundle(detector, conf, min_face):
     """The crowd-photo setting of the README (maskface-multiscale, maskwatch:scenes) and the one-pass ones
     get the demo's two faces right too. At these low thresholds low-scored boxes may appear (maskface makes
-    1.5-2.5 false faces per scene photo there, docs/detectors.md): here the suit patch, which the demo shows twice,
+    1.5-2.5 false faces per scene photo there, docs/results-log.md): here the suit patch, which the demo shows twice,
     so only the two real faces are checked and any other box must be a patch scoring under 0.5."""
     from maskwatch.media.imageio import read_image
 
