@@ -53,12 +53,14 @@ class Raw:
     probabilities: np.ndarray
 
 
-def detect_all(name: str, photos: list, cache: Path | None) -> tuple[list[list[Detection]], float]:
+def detect_all(
+    name: str, photos: list, cache: Path | None, curve_conf: float = CURVE_CONF
+) -> tuple[list[list[Detection]], float]:
     """Every photo's detections at the curve threshold, and ms per photo; kept in ``cache`` for the next bundle."""
-    path = cache / f"{name}@{CURVE_CONF:g}-{len(photos)}.pkl" if cache else None
+    path = cache / f"{name}@{curve_conf:g}-{len(photos)}.pkl" if cache else None
     if path and path.is_file():
         return pickle.loads(path.read_bytes())
-    detector = create_detector(name, min_score=CURVE_CONF)
+    detector = create_detector(name, min_score=curve_conf)
     found, seconds = [], 0.0
     for photo in photos:
         bgr = read_image(photo.image_path)
@@ -157,6 +159,7 @@ def main() -> None:
     parser.add_argument("--head-weight", default="0,0.25,0.5,0.75")
     parser.add_argument("--conf", default="0.2,0.3,0.4,0.5,0.6")
     parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--curve-conf", type=float, default=CURVE_CONF, help="threshold of the AP curve's run")
     parser.add_argument("--fold", type=int, help="only this fold's photos (e.g. the one a detector held out)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--cache", type=Path, default=Path("runs/bench_defaults"), help="detections kept here")
@@ -178,7 +181,8 @@ def main() -> None:
     numbers = lambda text, kind: [kind(v) for v in text.split(",")]  # noqa: E731
     results = {}
     for name in args.detector:
-        found, ms = detect_all(name, photos, args.cache)  # the whole half, cached; then the fold's photos
+        # the whole half, cached; then the fold's photos
+        found, ms = detect_all(name, photos, args.cache, args.curve_conf)
         if not classifiers:
             continue
         kept = [(p, f) for p, f, m in zip(photos, found, mine) if m]
