@@ -5,15 +5,14 @@ ONNX Runtime or OpenCV.
 """
 
 DEFAULT_CONF = 0.5
-"""Face detection score threshold. On photos the classifier never trained on (scenes train half, held-out folds;
-``benchmarks/bench_defaults.py``) 0.4 gives a slightly better mean F1 of the three classes (+0.02), but triples the
-false faces off the scenes (face-free photos 5 -> 16, a plain portrait 0 -> 3), so 0.5 stays."""
+"""Face detection score threshold. A lower one scores a little better on crowd photos but puts false faces on
+portraits and face-free photos (docs/detectors.md, "Defaults")."""
 DEFAULT_MIN_FACE = 4
 """Faces whose shorter side is below this many pixels are reported as too small, not classified. The classifier is
-as right on 8-16 px faces as on large ones (held-out fold), so only specks are left unclassified."""
+as right on faces of 8-16 px as on large ones, so only specks are left unclassified."""
 DEFAULT_HEAD_WEIGHT = 0.5
-"""Share of a mask-aware detector's own class guess in a face's probabilities (the classifier has the rest).
-An even split: the best three-class AP with a detector head that never saw the photos it was scored on."""
+"""Share of a mask-aware detector's own class guess in a face's probabilities (the classifier has the rest):
+the best three-class AP with a detector head that never saw the photos it was scored on."""
 CURVE_CONF = 0.05
 """Detection threshold of the run that draws ``evaluate-scenes``' PR curves (AP over the whole curve, as detector
 benchmarks score); the user's ``conf`` sets the operating point reported beside it."""
