@@ -572,6 +572,7 @@ def test_pipeline_blends_the_detector_heads_class_guess(astronaut_bgr):
         Detector(detector=HeadDetector(), head_weight=1.5)
 
 
+@pytest.mark.slow
 def test_default_pipeline_says_a_mask_is_worn_incorrectly(chin_masked_astronaut, astronaut_bgr, tmp_path):
     """Three classes by default: a mask on the chin is incorrect_mask, through the API and `detect --json`."""
     pipeline = Detector()
