@@ -5,8 +5,8 @@ ONNX Runtime or OpenCV.
 """
 
 DEFAULT_CONF = 0.5
-"""Face detection score threshold. A lower one scores a little better on crowd photos but puts false faces on
-portraits and face-free photos (docs/detectors.md, "Defaults")."""
+"""Face detection score threshold. A lower one scores better on crowd photos but puts false faces on portraits
+and face-free photos (docs/detectors.md, "Defaults")."""
 DEFAULT_MIN_FACE = 4
 """Faces whose shorter side is below this many pixels are reported as too small, not classified. The classifier is
 as right on faces of 8-16 px as on large ones, so only specks are left unclassified."""
