@@ -73,6 +73,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "images", root / "annotations"
 
 
+@pytest.mark.slow  # two pipeline runs (operating point and PR curve) over three photos
 def test_end_to_end(bundle: Path, scenes: tuple[Path, Path], tmp_path: Path) -> None:
     images, annotations = scenes
     out = tmp_path / "report"
