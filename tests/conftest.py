@@ -62,3 +62,16 @@ def moving_face_frames(face_bgr: np.ndarray, count: int = 12, size: tuple[int, i
         frame[140 : 140 + head.shape[0], x : x + head.shape[1]] = head
         frames.append(frame)
     return frames
+
+
+@pytest.fixture(scope="session")
+def chin_masked_astronaut(astronaut_bgr) -> np.ndarray:
+    """The astronaut with a surgical mask pulled down onto the chin, drawn by ``maskwatch synth``'s renderer:
+    a mask worn incorrectly, made by our own code (no such photo may be stored in the repository)."""
+    from maskwatch.data.synth import find_landmarks, render_mask
+    from maskwatch.detectors import create_detector
+    from maskwatch.inference.landmarks import FaceMesh
+
+    landmarks = find_landmarks(astronaut_bgr, create_detector("blazeface"), FaceMesh())
+    assert landmarks is not None
+    return render_mask(astronaut_bgr, landmarks, "chin", "surgical", np.random.default_rng(0)).image

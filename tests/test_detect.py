@@ -523,7 +523,7 @@ def test_packaged_demo_has_one_face_of_each_class():
 def test_demo_with_our_detector_and_the_scenes_bundle(detector, conf, min_face):
     """The crowd-photo setting of the README (maskface-multiscale, maskwatch:scenes) and the one-pass ones
     get the demo's two faces right too. At these low thresholds low-scored boxes may appear (maskface makes
-    1.5-2.5 false faces per scene photo there, docs/detectors.md): here the suit patch, which the demo shows twice,
+    1.5-2.5 false faces per scene photo there, docs/results-log.md): here the suit patch, which the demo shows twice,
     so only the two real faces are checked and any other box must be a patch scoring under 0.5."""
     from maskwatch.media.imageio import read_image
 
@@ -560,7 +560,8 @@ def test_pipeline_blends_the_detector_heads_class_guess(astronaut_bgr):
         name = "fake-maskface"
 
         def detect(self, image):
-            return [Detection((180.0, 80.0, 280.0, 190.0), 0.9, (), {"with_mask": 1.0, "without_mask": 0.0})]
+            head = {"with_mask": 1.0, "without_mask": 0.0, "incorrect_mask": 0.0}  # maskface's three classes
+            return [Detection((180.0, 80.0, 280.0, 190.0), 0.9, (), head)]
 
     classifier_only = Detector(detector=HeadDetector(), head_weight=0.0).detect(astronaut_bgr)[0]
     blended = Detector(detector=HeadDetector(), head_weight=0.5).detect(astronaut_bgr)[0]
@@ -569,3 +570,21 @@ def test_pipeline_blends_the_detector_heads_class_guess(astronaut_bgr):
     assert hash(Detection((0.0, 0.0, 1.0, 1.0), 0.5, (), {"with_mask": 1.0}))  # still hashable
     with pytest.raises(InputError, match="head_weight must be a number, 0 to 1"):
         Detector(detector=HeadDetector(), head_weight=1.5)
+
+
+@pytest.mark.slow
+def test_default_pipeline_says_a_mask_is_worn_incorrectly(chin_masked_astronaut, astronaut_bgr, tmp_path):
+    """Three classes by default: a mask on the chin is incorrect_mask, through the API and `detect --json`."""
+    pipeline = Detector()
+    assert set(pipeline.classes) == {"with_mask", "without_mask", "incorrect_mask"}
+    (face,) = pipeline.detect(chin_masked_astronaut, photo=True)
+    assert face.label == "incorrect_mask" and face.probabilities["incorrect_mask"] > 0.5
+    (bare,) = pipeline.detect(astronaut_bgr, photo=True)
+    assert bare.label == "without_mask"
+    path = tmp_path / "chin.png"
+    cv2.imwrite(str(path), chin_masked_astronaut)
+    result = run_cli("detect", str(path), "--json", "-")
+    assert result.returncode == 0, result.stderr
+    (frame,) = [FrameOut.model_validate_json(line) for line in result.stdout.splitlines()]
+    (out,) = frame.faces
+    assert out.label == "incorrect_mask" and set(out.probabilities) == set(pipeline.classes)

@@ -265,3 +265,46 @@ def test_recall_at_fp_budget_ties_and_no_faces() -> None:
     assert recall_at_fp_budget([image([gt(W, A)], [pred(W, A, 0.8), pred(W, C, 0.8)])], 0.5, 1.0).recall == 1.0
     assert math.isnan(recall_at_fp_budget([image([], [pred(W, A, 0.8)])]).recall)
     assert math.isnan(recall_at_fp_budget([]).recall)
+
+
+def test_curve_run_gives_ap_operating_point_gives_precision_recall() -> None:
+    # The user's run (conf 0.5) finds face A only; the curve run (lower threshold) also finds a spurious C
+    # and face B. AP is the curve's (TP, FP, TP over 2 faces: 5/6); precision and recall are the user's (1, 1/2).
+    truth = [gt(W, A), gt(W, B)]
+    user = [image(truth, [pred(W, A, 0.9)])]
+    curve = [image(truth, [pred(W, A, 0.9), pred(W, C, 0.3), pred(W, B, 0.2)])]
+    alone = compute_metrics(user, 0.5, [W])
+    assert alone.per_class[W].ap == pytest.approx(0.5)  # the cut curve: recall stops at 1/2
+    m = compute_metrics(user, 0.5, [W], curve=curve)
+    w = m.per_class[W]
+    assert w.ap == pytest.approx(5 / 6)
+    assert (w.precision, w.recall, w.tp, w.fp, w.n_pred) == (1.0, 0.5, 1, 0, 1)
+    assert w.curve_n_pred == 3 and len(w.curve_recall) == 3
+    assert m.face.ap == pytest.approx(5 / 6) and m.face.recall == 0.5
+    assert cell(m, W, MISSED) == 1 and cell(m, SPURIOUS, W) == 0  # the confusion table is the user's
+    assert m.to_dict()["per_class"][W]["curve_n_pred"] == 3
+    assert "curve_n_pred" not in alone.to_dict()["per_class"][W]
+
+
+def test_curve_run_recovers_a_class_the_threshold_hides() -> None:
+    # A bare face found only below the user's threshold: AP 0 at the operating point, 1 over the whole curve.
+    truth = [gt(WO, B)]
+    m = compute_metrics([image(truth, [])], 0.5, [W, WO], curve=[image(truth, [pred(WO, B, 0.1)])])
+    assert m.per_class[WO].ap == 1.0 and m.per_class[WO].recall == 0.0 and math.isnan(m.per_class[WO].precision)
+    assert m.at_fp_budget["all"].recall == 1.0  # the threshold sweep runs over the curve too
+
+
+def test_curve_run_must_hold_the_same_images() -> None:
+    with pytest.raises(ValueError, match="same images"):
+        compute_metrics([image([], [], "a1.jpg")], 0.5, [W], curve=[image([], [], "a2.jpg")])
+
+
+def test_evaluate_scenes_with_a_curve_detector() -> None:
+    images = [AnnotatedImage(Path("s1.jpg"), 300, 300, [gt(W, A), gt(WO, B)])]
+    user = _Fixed([[Face(A, W, 0.9, 0.8)]])
+    curve = _Fixed([[Face(A, W, 0.9, 0.8), Face(B, WO, 0.7, 0.2)]])
+    report = evaluate_scenes(images, user, read=lambda p: np.zeros((300, 300, 3), np.uint8), curve_detector=curve)
+    m = report.metrics[0.5]
+    assert m.per_class[WO].ap == 1.0 and m.per_class[WO].recall == 0.0
+    assert report.curve_results is not None and len(report.curve_results[0].predictions) == 2
+    assert len(report.results[0].predictions) == 1

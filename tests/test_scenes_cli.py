@@ -13,6 +13,7 @@ import maskwatch.cli.scenes  # noqa: F401  (registers the command even before cl
 from maskwatch.cli import app
 from maskwatch.cli.scenes import parse_class_map, resolve_class_map
 from maskwatch.errors import InputError
+from maskwatch.settings import CURVE_CONF, DEFAULT_CONF
 
 SCENES = Path(__file__).parents[1].parent / "shared" / "data" / "scenes"
 CLASSES = ["incorrect_mask", "with_mask", "without_mask"]
@@ -72,6 +73,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "images", root / "annotations"
 
 
+@pytest.mark.slow  # two pipeline runs (operating point and PR curve) over three photos
 def test_end_to_end(bundle: Path, scenes: tuple[Path, Path], tmp_path: Path) -> None:
     images, annotations = scenes
     out = tmp_path / "report"
@@ -97,7 +99,10 @@ def test_end_to_end(bundle: Path, scenes: tuple[Path, Path], tmp_path: Path) -> 
     data = json.loads((out / "scene_report.json").read_text())
     assert data["images"] == 3 and data["faces"] > 0
     assert data["settings"]["class_map"] == {"mask_weared_incorrect": "incorrect_mask"}
+    assert (data["settings"]["conf"], data["settings"]["curve_conf"]) == (DEFAULT_CONF, CURVE_CONF)
     m = data["metrics"]["iou_0.5"]
+    # AP from the lower-threshold run: its curve holds at least the user's detections
+    assert m["face_detection"]["curve_n_pred"] >= m["face_detection"]["n_pred"]
     # The real detector finds faces in these photos; the figures are real numbers in range.
     assert 0.0 < m["face_detection"]["recall"] <= 1.0
     assert 0.0 <= m["mAP_selected"]["mAP"] <= 1.0

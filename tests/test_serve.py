@@ -563,3 +563,11 @@ def test_serve_help_mentions_options():
     assert result.returncode == 0
     for option in ("--host", "--port", "--model", "--token", "--max-upload-mb", "--workers", "--detector", "--conf"):
         assert option in result.stdout
+
+
+def test_detect_reports_a_mask_worn_incorrectly(client, detector, chin_masked_astronaut):
+    """The web API speaks the default's three classes: a mask on the chin comes back as incorrect_mask."""
+    body = post_image(client, png(chin_masked_astronaut), "image/png", "chin.png").json()
+    frame = check_frame(body, detector.classes, 512, 512)
+    assert [f.label for f in frame.faces] == ["incorrect_mask"]
+    assert set(frame.faces[0].probabilities) == {"with_mask", "without_mask", "incorrect_mask"}

@@ -18,7 +18,7 @@ import numpy as np
 from maskwatch.detectors import PHOTO_DETECTORS, create_detector
 from maskwatch.detectors.base import FaceDetector
 from maskwatch.errors import InputError
-from maskwatch.faces import TOO_SMALL, Face
+from maskwatch.faces import TOO_SMALL, Detection, Face
 from maskwatch.inference.bundle import Bundle
 from maskwatch.inference.classifier import MaskClassifier
 from maskwatch.inference.crops import crop_face
@@ -41,6 +41,23 @@ def fuse_probabilities(
     guess = np.array([head[c] for c in classes], np.float64)
     guess = guess / guess.sum() if guess.sum() > 0 else np.full(len(classes), 1.0 / len(classes))
     return ((1.0 - head_weight) * np.asarray(classifier, np.float64) + head_weight * guess).astype(np.float32)
+
+
+def label_face(
+    detection: Detection, probabilities: np.ndarray | None, classes: list[str], head_weight: float
+) -> Face:
+    """One detection as a Face: too_small without classifier probabilities, else the fused argmax class."""
+    if probabilities is None:
+        return Face(box=detection.box, label=TOO_SMALL, score=0.0, detection_score=detection.score)
+    p = fuse_probabilities(probabilities, classes, detection.class_probabilities, head_weight)
+    best = int(np.argmax(p))
+    return Face(
+        box=detection.box,
+        label=classes[best],
+        score=float(p[best]),
+        detection_score=detection.score,
+        probabilities={c: float(v) for c, v in zip(classes, p)},
+    )
 
 
 @dataclass
@@ -170,23 +187,7 @@ class Detector:
         t3 = time.perf_counter()
         classes = self.classifier.classes
         by_detection = {id(d): p for d, p in zip(large, probabilities)}
-        faces = []
-        for d in detections:
-            p = by_detection.get(id(d))
-            if p is None:
-                faces.append(Face(box=d.box, label=TOO_SMALL, score=0.0, detection_score=d.score))
-                continue
-            p = fuse_probabilities(p, classes, d.class_probabilities, self.head_weight)
-            best = int(np.argmax(p))
-            faces.append(
-                Face(
-                    box=d.box,
-                    label=classes[best],
-                    score=float(p[best]),
-                    detection_score=d.score,
-                    probabilities={c: float(v) for c, v in zip(classes, p)},
-                )
-            )
+        faces = [label_face(d, by_detection.get(id(d)), classes, self.head_weight) for d in detections]
         if timings is not None:
             timings["detect"] = timings.get("detect", 0.0) + (t1 - t0)
             timings["crop"] = timings.get("crop", 0.0) + (t2 - t1)

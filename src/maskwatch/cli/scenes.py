@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console, console_err
-from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
+from maskwatch.settings import CURVE_CONF, DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 KNOWN_ALIASES = {
     "mask_weared_incorrect": "incorrect_mask",
@@ -99,7 +99,17 @@ def evaluate_scenes_command(
     map_classes: str = typer.Option(
         None, "--map-classes", help="Comma-separated classes for the headline mAP [every class with ground truth]."
     ),
-    conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    conf: float = typer.Option(
+        DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold (the operating point)."
+    ),
+    curve_conf: float = typer.Option(
+        CURVE_CONF,
+        "--curve-conf",
+        min=0.0,
+        max=1.0,
+        help="Detection threshold of the second run that draws the PR curve for AP (as detector benchmarks do);"
+        " at or above --conf: one run, AP of the operating point's own curve.",
+    ),
     min_face: int = typer.Option(
         DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces under this (px) are too_small, unclassified."
     ),
@@ -114,7 +124,12 @@ def evaluate_scenes_command(
     worst: int = typer.Option(12, "--worst", min=0, help="How many of the worst images to draw in the report."),
     limit: int = typer.Option(0, "--limit", min=0, help="Evaluate only the first N images (0: all)."),
 ) -> None:
-    """Run the full pipeline on box-annotated photos and report mAP, recall by face size and the worst images."""
+    """Run the full pipeline on box-annotated photos and report AP, recall by face size and the worst images.
+
+    AP is over the whole precision-recall curve: the same pipeline is run a second time with only its
+    detection threshold lowered to --curve-conf. Precision, recall, the confusion table and the worst
+    images are of the pipeline as set (--conf, --min-face): what a user gets.
+    """
     from maskwatch.cli.detect import setup_logging
     from maskwatch.data.annotations import load_annotations, select_split
     from maskwatch.errors import InputError
@@ -141,6 +156,11 @@ def evaluate_scenes_command(
         raise InputError(f"{missing[0]}: image named by an annotation not found ({len(missing)} missing in all)")
 
     pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
+    curve_pipeline = (
+        Detector(model=model, detector=detector, conf=curve_conf, min_face=min_face, head_weight=head_weight)
+        if curve_conf < conf
+        else None
+    )
     dataset_classes = {o.label for i in images for o in i.objects}
     mapping = resolve_class_map(explicit_map, dataset_classes, pipeline.classes)
     selected = [c.strip() for c in map_classes.split(",") if c.strip()] if map_classes else None
@@ -152,6 +172,7 @@ def evaluate_scenes_command(
         "model": pipeline.classifier.bundle.source,
         "detector": pipeline.photo_detector.name,  # scene photos are still photos
         "conf": conf,
+        "curve_conf": min(conf, curve_conf),
         "min_face": min_face,
         "head_weight": head_weight,
         "class_map": mapping,
@@ -168,6 +189,7 @@ def evaluate_scenes_command(
             map_classes=selected,
             settings=settings,
             progress=lambda i, n: status.update(f"evaluating {i}/{n}"),
+            curve_detector=curve_pipeline,
         )
     written = write_report(report, out, worst=worst)
     _print(report)
@@ -178,9 +200,12 @@ def evaluate_scenes_command(
 def _print(report) -> None:
     from maskwatch.evaluation.scene_metrics import SIZE_BUCKETS
 
+    conf, curve_conf = report.settings.get("conf"), report.settings.get("curve_conf")
+    at = f" at conf {conf:g}" if isinstance(conf, float | int) else ""
+    ap = f"AP (score ≥ {curve_conf:g})" if isinstance(curve_conf, float | int) else "AP"
     for iou, m in report.metrics.items():
         table = Table(title=f"IoU ≥ {iou:g}", header_style="bold")
-        for col in ("class", "AP", "precision", "recall", "faces"):
+        for col in ("class", ap, f"precision{at}", f"recall{at}", "faces"):
             table.add_column(col, justify="left" if col == "class" else "right")
         for name, cm in [*m.per_class.items(), ("face (any class)", m.face)]:
             table.add_row(name, _f(cm.ap), _f(cm.precision), _f(cm.recall), str(cm.n_gt))

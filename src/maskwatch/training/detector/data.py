@@ -1,6 +1,6 @@
 """Training samples for maskface: augmented crops of the scenes' train half plus synthetic scenes.
 
-Recipe (also in docs/detectors.md), one sample of T×T pixels:
+Recipe (also in docs/results-log.md), one sample of T×T pixels:
 - scene crop: a train-half scene rescaled so its long side is T × U_log(0.5, 2.5), randomly cropped or
   padded (black, like inference letterboxing), flipped; or, with probability ``anchor_prob``, one scene
   face is chosen, the scene rescaled so that face gets a size drawn log-uniformly from 8 px to 0.95·T and
