@@ -21,6 +21,7 @@ import numpy as np
 
 from maskwatch.detectors.base import fingerprint, register_detector
 from maskwatch.inference.boxes import nms_clusters, score_weighted_mean
+from maskwatch.detectors.maskface import calibrate, uncalibrate
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Detection
 from maskwatch.inference.onnx_runtime import create_session
@@ -131,6 +132,7 @@ class YuNetDetector:
         mask: bool = False,
         network: Callable[[np.ndarray], np.ndarray] | None = None,
         name: str | None = None,
+        threshold: float | None = None,
     ) -> None:
         self.sizes = tuple(sorted(int(s) for s in sizes)) if sizes else (int(size or DEFAULT_SIZE),)
         if self.sizes[0] < MULTIPLE or self.sizes[-1] > 4096:
@@ -139,12 +141,15 @@ class YuNetDetector:
         base = "yunet-mask" if self.mask else "yunet"
         self.name = name or (base if self.sizes == (DEFAULT_SIZE,) else f"{base}-{'+'.join(map(str, self.sizes))}")
         self.min_score, self.nms_iou = float(min_score), float(nms_iou)
-        settings = f"s{'+'.join(map(str, self.sizes))}-nms{nms_iou:g}"
+        model_path = Path(model) if model is not None else None
+        meta = load_meta(model_path) if self.mask and network is None else {}
+        self.threshold = float(threshold if threshold is not None else meta.get("threshold", 0.5))
+        """Raw score that reads as 0.5 (the pipeline's default confidence): the fine-tune's operating point."""
+        settings = f"s{'+'.join(map(str, self.sizes))}-nms{nms_iou:g}-t{self.threshold:g}"
         if network is not None:
             self.version = f"in-training-{settings}"
             self._network = network
             return
-        model_path = Path(model) if model is not None else None
         if model_path is not None and not model_path.is_file():
             raise ModelError(f"{model_path}: no such YuNet model")
         if model_path is not None:
@@ -195,7 +200,8 @@ class YuNetDetector:
         return bool(getattr(self, "_nchw", False))
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
-        passes = [self.raw(image_bgr, size, self.min_score) for size in self.sizes]
+        raw_min = uncalibrate(self.min_score, self.threshold)
+        passes = [self.raw(image_bgr, size, raw_min) for size in self.sizes]
         boxes = np.concatenate([p[0] for p in passes]).reshape(-1, 4)
         if len(boxes) == 0:
             return []
@@ -214,7 +220,8 @@ class YuNetDetector:
             classes = None
             if probs is not None:  # the cluster's score-weighted class guess: steadier than the top box's alone
                 classes = dict(zip(CLASSES, map(float, score_weighted_mean(probs, scores, cluster))))
-            out.append(Detection((x1, y1, x2, y2), float(scores[best]), points, classes))
+            score = float(calibrate(scores[best : best + 1], self.threshold)[0])
+            out.append(Detection((x1, y1, x2, y2), score, points, classes))
         return out
 
 
@@ -223,12 +230,20 @@ ENV_MODEL = "MASKWATCH_YUNET_MASK"
 
 
 def load_meta(model_path: Path | None) -> dict:
-    """Metadata next to a yunet-mask export (input sizes, recipe); empty when there is none."""
+    """Metadata next to a yunet-mask export (operating threshold, recipe); empty when there is none."""
     if model_path is None:
         text = resources.files("maskwatch.packaged").joinpath(MASK_MODEL_FILE.replace(".onnx", ".json"))
         return json.loads(text.read_text()) if text.is_file() else {}
-    meta = model_path.with_suffix(".json")
-    return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+    path = model_path.with_suffix(".json")
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable yunet-mask metadata ({type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path}: yunet-mask metadata must be a JSON object")
+    return meta
 
 
 def _mask_factory(**options: object) -> YuNetDetector:
