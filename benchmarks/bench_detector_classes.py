@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from maskwatch.data.annotations import GroundTruth, load_voc_dir, scene_fold, scene_split
 from maskwatch.detectors import create_detector
@@ -26,7 +27,7 @@ ALIASES = {"mask_weared_incorrect": "incorrect_mask"}
 CLASSES = ["with_mask", "without_mask", "incorrect_mask"]
 
 
-def run(detector, items) -> list[ImageResult]:
+def run(detector, items, min_side: float = 0.0) -> list[ImageResult]:
     results = []
     for item, image in items:
         t0 = time.perf_counter()
@@ -34,6 +35,8 @@ def run(detector, items) -> list[ImageResult]:
         seconds = time.perf_counter() - t0
         predictions = []
         for d in found:
+            if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) < min_side:
+                continue
             label, p = max((d.class_probabilities or {"face": 1.0}).items(), key=lambda kv: kv[1])
             predictions.append(Prediction(d.box, label, d.score * p, d.score))
         truth = [GroundTruth(ALIASES.get(o.label, o.label), o.box, o.difficult) for o in item.objects]
@@ -66,7 +69,9 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--size", type=int, action="append", help="Pass long side(s) (repeatable)")
     parser.add_argument("--threshold", type=float, action="append", help="Operating score(s) [0.05, 0.5]")
+    parser.add_argument("--min-side", type=float, default=0.0, help="Drop boxes with a side under this (image px)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--sweep", action="store_true", help="Also the best-F1 and 0.15 FP/image face thresholds")
     args = parser.parse_args()
     items = load_voc_dir(args.scenes / "annotations", args.scenes / "images")
     if args.fold is not None:
@@ -81,8 +86,6 @@ def main() -> None:
     if args.size:
         options["sizes" if len(args.size) > 1 else "size"] = args.size if len(args.size) > 1 else args.size[0]
     if args.model and args.model.endswith(".weights.h5"):  # a checkpoint still in training: the Keras network
-        import numpy as np
-
         from maskwatch.training.detector.yunet import build_model
         from maskwatch.detectors.yunet import YuNetDetector
 
@@ -92,10 +95,22 @@ def main() -> None:
         detector = YuNetDetector(mask=True, network=lambda t: np.asarray(model.predict_on_batch(t))[0], **options)
     else:
         detector = create_detector(args.detector, **options)
-    results = run(detector, [(i, cv2.imread(str(i.image_path))) for i in chosen])
-    out = {"detector": args.detector, "model": args.model, "sizes": args.size, "photos": where, "n": len(chosen)}
+    results = run(detector, [(i, cv2.imread(str(i.image_path))) for i in chosen], args.min_side)
+    out = {"min_side": args.min_side, "detector": args.detector, "model": args.model, "sizes": args.size, "photos": where, "n": len(chosen)}
     for threshold in args.threshold or [0.05, 0.5]:
         out[f"at_{threshold:g}"] = figures(results, threshold)
+    if args.sweep:  # the face operating point: best F1 over raw score thresholds, and the 0.15 FP/image budget
+        rows = []
+        for t in np.round(np.arange(0.2, 0.96, 0.025), 3):
+            kept = [
+                ImageResult(r.image_path, r.ground_truth, [p for p in r.predictions if p.detection_score >= t])
+                for r in results
+            ]
+            face = compute_metrics(kept, 0.5, CLASSES).face
+            f1 = 2 * face.precision * face.recall / max(1e-9, face.precision + face.recall)
+            rows.append((float(t), round(face.precision, 4), round(face.recall, 4), round(f1, 4)))
+        out["best_f1"] = max(rows, key=lambda row: row[3])
+        out["budget_0.15"] = compute_metrics(results, 0.5, CLASSES).at_fp_budget["all"].to_dict()
     out["ms_per_image"] = round(1000 * sum(r.seconds for r in results) / max(1, len(results)), 1)
     print(json.dumps(out))
     if args.json:

@@ -202,3 +202,20 @@ def test_tiny_fine_tuning_exports_a_yunet_mask_detector(tmp_path: Path, shared_d
     found = detector.detect(image)
     assert found and all(set(d.class_probabilities) == set(CLASSES) for d in found)
     assert sum(found[0].class_probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_packaged_yunet_mask_finds_the_face_and_names_three_classes(astronaut_bgr: np.ndarray) -> None:
+    from maskwatch.detectors.yunet import MASK_MODEL_FILE
+
+    if not resources.files("maskwatch.packaged").joinpath(MASK_MODEL_FILE).is_file():
+        pytest.skip("no yunet-mask model packaged")
+    video, photo = create_detector("yunet-mask"), create_detector("yunet-mask-multiscale")
+    assert video.threshold != 0.5  # the operating point from its metadata
+    for detector in (video, photo):
+        # the best box is the face (the suit's round mission patch also scores, lower: a known false face)
+        found = sorted(detector.detect(astronaut_bgr), key=lambda d: -d.score)
+        assert 1 <= len(found) <= 2, [d.box for d in found]
+        x1, y1, x2, y2 = found[0].box
+        assert 150 < (x1 + x2) / 2 < 300 and 60 < (y1 + y2) / 2 < 200  # the astronaut's face
+        assert set(found[0].class_probabilities) == set(CLASSES)
+        assert max(found[0].class_probabilities, key=found[0].class_probabilities.get) == "without_mask"
