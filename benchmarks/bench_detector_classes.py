@@ -96,7 +96,14 @@ def main() -> None:
     else:
         detector = create_detector(args.detector, **options)
     results = run(detector, [(i, cv2.imread(str(i.image_path))) for i in chosen], args.min_side)
-    out = {"min_side": args.min_side, "detector": args.detector, "model": args.model, "sizes": args.size, "photos": where, "n": len(chosen)}
+    out = {
+        "min_side": args.min_side,
+        "detector": args.detector,
+        "model": args.model,
+        "sizes": args.size,
+        "photos": where,
+        "n": len(chosen),
+    }
     for threshold in args.threshold or [0.05, 0.5]:
         out[f"at_{threshold:g}"] = figures(results, threshold)
     if args.sweep:  # the face operating point: best F1 over raw score thresholds, and the 0.15 FP/image budget

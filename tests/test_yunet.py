@@ -219,3 +219,16 @@ def test_packaged_yunet_mask_finds_the_face_and_names_three_classes(astronaut_bg
         assert 150 < (x1 + x2) / 2 < 300 and 60 < (y1 + y2) / 2 < 200  # the astronaut's face
         assert set(found[0].class_probabilities) == set(CLASSES)
         assert max(found[0].class_probabilities, key=found[0].class_probabilities.get) == "without_mask"
+
+
+@pytest.mark.slow
+def test_train_detector_refuses_a_file_that_is_not_yunet(tmp_path: Path, shared_dir: Path) -> None:
+    scenes = shared_dir / "data/scenes"
+    if not scenes.is_dir():
+        pytest.skip("shared scenes not here")
+    broken = tmp_path / "yunet_broken.onnx"
+    broken.write_bytes(b"not a model")
+    result = run_cli("train-detector", "--init", str(broken), "--scenes", str(scenes), "--out", str(tmp_path / "r"))
+    assert result.returncode != 0
+    assert "yunet_broken.onnx: not an ONNX file" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()
