@@ -86,8 +86,8 @@ def main() -> None:
     if args.size:
         options["sizes" if len(args.size) > 1 else "size"] = args.size if len(args.size) > 1 else args.size[0]
     if args.model and args.model.endswith(".weights.h5"):  # a checkpoint still in training: the Keras network
-        from maskwatch.training.detector.yunet import build_model
         from maskwatch.detectors.yunet import YuNetDetector
+        from maskwatch.training.detector.yunet import build_model
 
         model = build_model()
         model.load_weights(args.model)

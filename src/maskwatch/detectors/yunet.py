@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 
 from maskwatch.detectors.base import fingerprint, register_detector
-from maskwatch.inference.boxes import nms_clusters, score_weighted_mean
 from maskwatch.detectors.maskface import calibrate, uncalibrate
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Detection
+from maskwatch.inference.boxes import nms_clusters, score_weighted_mean
 from maskwatch.inference.onnx_runtime import create_session
 
 STRIDES = (8, 16, 32)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from maskwatch.training.detector.config import TrainConfig
-from maskwatch.training.detector.train import warmup_cosine
 from maskwatch.errors import InputError, ModelError
 from maskwatch.media.files import make_folder, read_json_input
+from maskwatch.training.detector.config import TrainConfig
+from maskwatch.training.detector.train import warmup_cosine
 
 WEIGHTS_FILE = "yunet_mask.weights.h5"
 STATE_FILE = "state.json"
@@ -79,9 +79,9 @@ class SampleFeed:
 
 def validate_model(model, photos, input_size: int) -> dict:
     """Face figures of a model in training on held-out photos, through the detector its export will run in."""
-    from maskwatch.training.detector.validation import MIN_SCORE, face_figures
     from maskwatch.detectors.yunet import YuNetDetector
     from maskwatch.evaluation.scene_run import face_results
+    from maskwatch.training.detector.validation import MIN_SCORE, face_figures
 
     detector = YuNetDetector(
         min_score=MIN_SCORE, size=input_size, mask=True, network=lambda t: np.asarray(model.predict_on_batch(t))[0]
