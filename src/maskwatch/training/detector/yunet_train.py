@@ -22,8 +22,7 @@ import numpy as np
 
 from maskwatch.errors import InputError, ModelError
 from maskwatch.media.files import make_folder, read_json_input
-from maskwatch.training.detector.config import TrainConfig
-from maskwatch.training.detector.train import warmup_cosine
+from maskwatch.training.detector.train import TrainConfig, warmup_cosine
 
 WEIGHTS_FILE = "yunet_mask.weights.h5"
 STATE_FILE = "state.json"
@@ -80,7 +79,7 @@ class SampleFeed:
 def validate_model(model, photos, input_size: int) -> dict:
     """Face figures of a model in training on held-out photos, through the detector its export will run in."""
     from maskwatch.detectors.yunet import YuNetDetector
-    from maskwatch.evaluation.scene_run import face_results
+    from maskwatch.evaluation.scene_metrics import face_results
     from maskwatch.training.detector.validation import MIN_SCORE, face_figures
 
     detector = YuNetDetector(
