@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskwatch.detectors.yunet import CLASSES, KEYPOINTS, MAP_CHANNELS, MASK_CHANNELS, STRIDES, priors
+from maskwatch.detectors.yunet import CLASSES, KEYPOINTS, MAP_CHANNELS, MASK_CHANNELS, priors
 from maskwatch.errors import InputError
 
 YUNET_ONNX = Path("../shared/weights/yunet/yunet_n_dynamic.onnx")
@@ -44,7 +44,6 @@ TARGET_CHANNELS = 11
 CENTRE_RADIUS = 2.5
 """A prior within this many strides of a face's centre is a candidate for it (YOLOX / YuNet)."""
 TOP_IOU = 10
-CLASS_PRIOR_BIAS = 0.0
 
 
 def build_model(classes: int = len(CLASSES)):
@@ -259,4 +258,3 @@ def loss_part(name: str):
 
 
 LOSS_PARTS = ("obj", "face", "box", "cls")
-STRIDES_USED = STRIDES
