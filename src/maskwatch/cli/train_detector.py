@@ -93,7 +93,8 @@ def train_detector_command(
     init: str = typer.Option(
         "",
         "--init",
-        help="Start from a maskface ONNX file ('packaged': the shipped model) to fine-tune it; use a lower --lr.",
+        help="Start from a maskface ONNX file ('packaged': the shipped model) to fine-tune it; use a lower --lr. "
+        "'yunet' (or a yunet*.onnx path) fine-tunes YuNet-n with a class head instead (the yunet-mask detector).",
     ),
 ) -> None:
     """Train maskface (MobileNetV2 + FPN + CenterNet head) on the scenes train half plus synthetic scenes."""
@@ -114,7 +115,10 @@ def train_detector_command(
     if not (scenes / "annotations").is_dir() or not (scenes / "images").is_dir():
         default = " (the default --scenes, relative to the current folder)" if scenes == DEFAULT_SCENES else ""
         raise InputError(f"{scenes}: expected images/ and annotations/ folders{default}")
-    if init:  # checked before TensorFlow starts, so a bad path gets one clean line
+    from maskwatch.training.detector.yunet_train import is_yunet_init
+
+    yunet = is_yunet_init(init)
+    if init and not yunet:  # checked before TensorFlow starts, so a bad path gets one clean line
         from maskwatch.training.detector.onnx_import import read_init
 
         read_init(init)
@@ -144,6 +148,20 @@ def train_detector_command(
         holdout_fold=holdout_fold,
         folds=folds,
     )
+    if yunet or (resume and (out / "yunet_mask.weights.h5").is_file()):
+        from maskwatch.training.detector.yunet_train import train_yunet
+
+        config.init = init or "yunet"
+        onnx_path, losses = train_yunet(
+            config, resume=resume, log=lambda line: console_err.print(line, highlight=False)
+        )
+        console.print(f"model: {onnx_path}", highlight=False)
+        console.print(
+            f"try it: MASKWATCH_YUNET_MASK={onnx_path} maskwatch evaluate-scenes IMAGES ANNOTATIONS "
+            "--detector yunet-mask",
+            highlight=False,
+        )
+        return
     onnx_path, losses = train(config, resume=resume, log=lambda line: console_err.print(line, highlight=False))
     if onnx_path is None:  # trained on a backend that cannot export; the checkpoint waits in --out
         console.print(f"checkpoint: {out}", highlight=False)

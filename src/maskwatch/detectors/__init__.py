@@ -1,6 +1,13 @@
 """Face detectors behind one interface; pick one by name with ``create_detector``."""
 
-from maskwatch.detectors import blazeface, ensemble, exported, maskface, tiled  # noqa: F401  (each registers its detectors)
+from maskwatch.detectors import (  # noqa: F401  (each registers its detectors)
+    blazeface,
+    ensemble,
+    exported,
+    maskface,
+    tiled,
+    yunet,
+)
 from maskwatch.detectors.base import FaceDetector, create_detector, detector_names, register_detector
 
 DEFAULT_DETECTOR = "maskface"
