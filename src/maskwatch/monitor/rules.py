@@ -78,7 +78,7 @@ class RuleEngine:
             self.suppressed += 1
             return None
         self.last_no_mask = t
-        details = {"seconds": round(t - state.bad_since, 3)}
+        details = {"seconds": round(t - state.bad_since, 3), "box": [round(float(v), 1) for v in face.box]}
         return Alert(NO_MASK, t, face.track_id, face.label, face, details)
 
     def compliance(self, t: float) -> tuple[float | None, int]:
