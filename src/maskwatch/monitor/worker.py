@@ -105,6 +105,21 @@ class SourceState:
     hits: Counter = field(default_factory=Counter)
     latest: tuple[np.ndarray, list[Face]] | None = None
     latest_at: float = 0.0
+    first_frame: float | None = None
+    last_frame: float = 0.0
+    """Monotonic times of the first and the latest frame handled: the loop's mean fps over the whole run."""
+    cpu_first: float = 0.0
+    cpu_last: float = 0.0
+    """The loop thread's CPU time at those frames (what the loop itself spends, whatever else runs)."""
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        return 1000.0 * (self.cpu_last - self.cpu_first) / (self.frames - 1) if self.frames > 1 else 0.0
+
+    @property
+    def mean_fps(self) -> float:
+        span = self.last_frame - (self.first_frame or 0.0)
+        return (self.frames - 1) / span if self.frames > 1 and span > 0 else 0.0
 
     def unique_people(self, min_hits: int = 3) -> dict[str, int]:
         """People seen so far, each in the class it showed most often."""
@@ -231,6 +246,9 @@ class SourceWorker:
             self._row(row)
         state.frames += 1
         now = time.monotonic()
+        if state.first_frame is None:
+            state.first_frame, state.cpu_first = now, time.thread_time()
+        state.last_frame, state.cpu_last = now, time.thread_time()
         self._fps_times.append(now)
         if len(self._fps_times) > 1 and now > self._fps_times[0]:
             state.fps = (len(self._fps_times) - 1) / (now - self._fps_times[0])
