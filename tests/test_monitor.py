@@ -4,6 +4,7 @@ one failing source beside a working one, and the Ctrl-C summary of a live stream
 from __future__ import annotations
 
 import csv
+import re
 import signal
 import sqlite3
 import subprocess
@@ -206,8 +207,16 @@ def test_a_full_queue_drops_deliveries_visibly_and_the_retry_pass_delivers_them(
 def test_detect_report_has_one_row_per_interval(tmp_path, astronaut_bgr):
     video = write_video(tmp_path / "walk.mp4", moving_face_frames(astronaut_bgr, count=12), fps=10)
     report = tmp_path / "counts.csv"
-    done = run_cli("detect", str(video), "--report", str(report), "--report-interval", "0.5")
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "FORCE_COLOR": "1", "COLUMNS": "160"}  # a terminal
+    done = subprocess.run(
+        [sys.executable, "-m", "maskwatch", "detect", str(video), "--report", str(report), "--report-interval", "0.5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
+    assert re.search(r"walk\.mp4: \d+ frames, [\d.]+ fps, people ", done.stderr)  # the live status line
     with report.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["frames"]) for r in rows] == [5, 5, 2]
@@ -253,6 +262,7 @@ def test_detect_on_a_live_stream_keeps_its_people_and_report_after_ctrl_c(tmp_pa
                 process.kill()
     assert process.returncode == 130, err
     assert "interrupted; outputs closed" in err
+    assert " fps, people " not in err  # no status line in a pipe
     row = next(line for line in err.splitlines() if "_mask" in line).replace("│", " ").split()
     assert row[-1] == "1", err  # "people (tracked)": the one person, not "-"
     with report.open(newline="") as fh:

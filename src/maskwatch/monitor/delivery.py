@@ -75,7 +75,7 @@ class MqttSink:
         import paho.mqtt.client as mqtt
 
         self.config = config
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"maskwatch-{os.getpid()}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"maskwatch-{os.getpid()}-{id(self):x}")
         if config.username:
             self.client.username_pw_set(config.username, config.password)
         self.client.reconnect_delay_set(1, 30)

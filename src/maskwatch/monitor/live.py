@@ -63,6 +63,7 @@ class RunCounts:
             if sum(labels.values()) >= 3:
                 people[labels.most_common(1)[0][0]] += 1
         name = self.source or ""
+        name = name if "://" in name or name.startswith("camera:") else Path(name).name  # a file: its name only
         return f"{name}: {self.stats.frames} frames, {self.stats.fps:.1f} fps, people {people_text(dict(people))}"
 
     def _write(self, row) -> None:
