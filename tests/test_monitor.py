@@ -318,3 +318,31 @@ def test_blur_faces_hides_the_face_and_leaves_the_rest():
     assert (
         cv2.Laplacian(out[:60, 100:150], cv2.CV_64F).var() < 0.05 * cv2.Laplacian(image[:60, 100:150], cv2.CV_64F).var()
     )
+
+
+@pytest.mark.slow
+def test_watch_cli_on_a_recording_shows_status_writes_report_and_history_and_ends(tmp_path, astronaut_bgr):
+    write_video(tmp_path / "door.mp4", moving_face_frames(astronaut_bgr, count=30), fps=10)
+    (tmp_path / "site.toml").write_text(
+        '[[source]]\nname = "door"\nurl = "door.mp4"\ndetector = "maskface"\n'
+        "[rules]\nno_mask_seconds = 1\nno_mask_classes = ['without_mask', 'with_mask']\n"
+        "[report]\ninterval = 1\n"
+    )
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "FORCE_COLOR": "1", "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "maskwatch", "watch", str(tmp_path / "site.toml"), "--report", str(tmp_path / "r.csv")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"door \[\w+\] \d+ fr [\d.]+ fps", done.stderr)  # the live status line
+    assert re.search(r"door\s*│\s*ended\s*│\s*30\b", done.stderr), done.stderr  # the closing table
+    with (tmp_path / "r.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["frames"]) for r in rows] == [10, 10, 10]
+    store = EventStore(tmp_path / "maskwatch-events")
+    assert [e.rule for e in store.events()] == [NO_MASK]
+    assert [r["frames"] for r in store.intervals(since=0)] == [10, 10, 10]  # the dashboard's history

@@ -91,23 +91,20 @@ def dashboard_router(monitor: Monitor, static_dir: Path) -> APIRouter:
         return StreamingResponse(parts(), media_type="multipart/x-mixed-replace; boundary=frame")
 
     def history_rows(hours: float) -> list[dict]:
-        since = time.time() - hours * 3600.0
-        rows = []
+        rows = monitor.store.intervals(time.time() - hours * 3600.0)
+        monitor.store.close()  # this pool thread's connection: threads come and go
         for worker in monitor.workers:
-            for closed, row in list(worker.state.history):
-                if closed >= since:
-                    rows.append({"time": round(closed, 3), **row.to_dict()})
             current = worker.current_row()
             if current is not None and current.frames:
                 rows.append({"time": round(time.time(), 3), **current.to_dict(), "partial": True})
-        return sorted(rows, key=lambda r: r["time"])
+        return rows
 
     @router.get("/v1/watch/history", tags=["watch"])
     async def history(
         hours: float = Query(1.0, gt=0, le=24 * 7), format: str = Query("json", pattern="^(json|csv)$")
     ) -> Response:
         """Interval rows (one per source and report interval) of the last ``hours``, the open interval last."""
-        rows = history_rows(hours)
+        rows = await asyncio.to_thread(history_rows, hours)
         if format == "json":
             return Response(json.dumps(rows), media_type="application/json")
         classes = sorted({c for r in rows for c in r["people"]} | {c for r in rows for c in r["faces"]})

@@ -41,7 +41,18 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error TEXT,
     PRIMARY KEY (event_id, sink)
 );
+CREATE TABLE IF NOT EXISTS intervals (
+    time REAL NOT NULL,
+    source TEXT NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    frames INTEGER NOT NULL,
+    faces TEXT NOT NULL,
+    people TEXT NOT NULL,
+    compliance REAL
+);
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE INDEX IF NOT EXISTS intervals_time ON intervals(time);
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(delivered) WHERE delivered IS NULL;
 """
 
@@ -133,6 +144,45 @@ class EventStore:
             )
         return Event(event_id, now, source, source_time, rule, track, label, snapshot, None, details)
 
+    def add_interval(self, row: dict) -> None:
+        """One closed report interval (``IntervalRow.to_dict()``), kept for the dashboard's history."""
+        with self._db() as db:
+            db.execute(
+                'INSERT INTO intervals (time, source, start, "end", frames, faces, people, compliance) '
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    time.time(),
+                    row["source"],
+                    row["start"],
+                    row["end"],
+                    row["frames"],
+                    json.dumps(row["faces"]),
+                    json.dumps(row["people"]),
+                    row["compliance"],
+                ),
+            )
+
+    def intervals(self, since: float) -> list[dict]:
+        """Interval rows closed since ``since`` (Unix time), oldest first."""
+        rows = self._db().execute(
+            'SELECT time, source, start, "end", frames, faces, people, compliance FROM intervals '
+            "WHERE time >= ? ORDER BY time",
+            (since,),
+        )
+        return [
+            {
+                "time": round(r[0], 3),
+                "source": r[1],
+                "start": r[2],
+                "end": r[3],
+                "frames": r[4],
+                "faces": json.loads(r[5]),
+                "people": json.loads(r[6]),
+                "compliance": r[7],
+            }
+            for r in rows
+        ]
+
     def set_clip(self, event_id: int, clip: str) -> None:
         with self._db() as db:
             db.execute("UPDATE events SET clip=? WHERE id=?", (clip, event_id))
@@ -196,6 +246,9 @@ class EventStore:
             doomed += db.execute(
                 "SELECT id, snapshot, clip FROM events ORDER BY id DESC LIMIT -1 OFFSET ?", (keep_events,)
             ).fetchall()
+        if keep_days is not None:
+            with db:
+                db.execute("DELETE FROM intervals WHERE time < ?", (time.time() - keep_days * 86400.0,))
         ids = sorted({row[0] for row in doomed})
         if not ids:
             return 0

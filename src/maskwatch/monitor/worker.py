@@ -28,9 +28,6 @@ from maskwatch.sources import CaptureSource, Frame, Source, expand_sources
 
 log = logging.getLogger("maskwatch")
 
-HISTORY = 24 * 60
-"""Interval rows kept in memory per source for the dashboard (a day of one-minute rows)."""
-
 
 class LiveFrames:
     """A live camera or stream read on its own thread; the loop takes the newest frame, the skipped ones are
@@ -100,7 +97,6 @@ class SourceState:
     compliance: float | None = None
     people_in_window: int = 0
     current: IntervalRow | None = None
-    history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     people: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
     hits: Counter = field(default_factory=Counter)
     latest: tuple[np.ndarray, list[Face]] | None = None
@@ -283,7 +279,7 @@ class SourceWorker:
         log.info("%s: event %d %s%s", self.config.name, event.id, alert.rule, who)
 
     def _row(self, row: IntervalRow) -> None:
-        self.state.history.append((time.time(), row))
+        self.monitor.store.add_interval(row.to_dict())
         for label, count in row.people.items():
             self.monitor.metrics.people.labels(self.config.name, label).set(count)
         if self.monitor.report is not None:
