@@ -83,7 +83,11 @@ url = "{receiver.url}"
                 camera_text = page.inner_text(".camera .counts")
                 assert "running" in camera_text and re.search(r"in view: \w+_mask 1", camera_text), camera_text
                 assert page.inner_text("#event-rows tr td:nth-child(3)") == "no_mask"
-                wait_for(lambda: "1 delivered" in page.inner_text("#alert-state"), 30, "the delivery count")
+                wait_for(
+                    lambda: re.search(r"webhook: [1-9]\d* delivered", page.inner_text("#alert-state")),
+                    30,
+                    "the delivery count",
+                )
                 page.click("text=last day")
                 page.wait_for_function("() => document.querySelectorAll('#chart circle.point').length >= 2")
                 assert "hours=24" in page.get_attribute("#history-csv", "href")
