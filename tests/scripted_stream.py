@@ -152,8 +152,12 @@ class MjpegServer:
     """Serves the script's frames as ``multipart/x-mixed-replace`` JPEGs at ``url``; each connection gets the
     whole script once, at ``speed`` times real time (TCP back-pressure slows it to the reader's pace)."""
 
-    def __init__(self, frames: list[bytes], fps: float = FPS, speed: float = 4.0) -> None:
+    def __init__(
+        self, frames: list[bytes], fps: float = FPS, speed: float = 4.0, sessions: list[list[bytes] | None] = ()
+    ) -> None:
+        """``sessions``: what successive connections get instead (a frame list, or None: refused with 404)."""
         self.frames = frames
+        self.sessions = list(sessions)
         self.period = 1.0 / (fps * speed) if speed > 0 else 0.0
         self.served = 0
         self.stop = threading.Event()
@@ -161,15 +165,19 @@ class MjpegServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                if server_self.served and self.path != "/again":
-                    self.send_error(404, "the script was served once")
-                    return
+                if server_self.sessions:
+                    frames = server_self.sessions[min(server_self.served, len(server_self.sessions) - 1)]
+                else:
+                    frames = None if server_self.served else server_self.frames
                 server_self.served += 1
+                if frames is None:
+                    self.send_error(404, "no stream now")
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 try:
-                    for jpeg in server_self.frames:
+                    for jpeg in frames:
                         if server_self.stop.wait(server_self.period):
                             return
                         head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)

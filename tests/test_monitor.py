@@ -346,3 +346,42 @@ def test_watch_cli_on_a_recording_shows_status_writes_report_and_history_and_end
     store = EventStore(tmp_path / "maskwatch-events")
     assert [e.rule for e in store.events()] == [NO_MASK]
     assert [r["frames"] for r in store.intervals(since=0)] == [10, 10, 10]  # the dashboard's history
+
+
+@pytest.mark.slow
+def test_a_stream_that_comes_back_keeps_its_timeline_and_new_people_still_raise_events(tmp_path, astronaut_bgr):
+    from scripted_stream import MjpegServer
+
+    from maskwatch.monitor.watch import Monitor
+
+    walk = [cv2.imencode(".jpg", f)[1].tobytes() for f in moving_face_frames(astronaut_bgr, count=20)]
+    # first connection: 2 s of one person; then the camera is away for the stream's own three quick retries;
+    # the watch opens it again and gets another 2 s with another person
+    sessions = [walk, None, None, None, walk, None]
+    with MjpegServer([], fps=10, speed=2.0, sessions=sessions) as camera:
+        config = parse_config(
+            {
+                "source": [
+                    {
+                        "name": "door",
+                        "url": camera.url,
+                        "detector": "maskface",
+                        "fps": 10,
+                        "reconnects": 3,
+                        "reconnect_delay": 0.1,
+                    }
+                ],
+                "rules": {"no_mask_seconds": 1, "no_mask_classes": ["without_mask", "with_mask"]},
+                "storage": {"folder": str(tmp_path / "ev")},
+            }
+        )
+        monitor = Monitor(config).start()
+        monitor.wait()
+        summary = monitor.stop()
+    door = summary.sources[0]
+    assert door.frames == 40 and door.status == "failed"  # after the second 2 s the camera stays away: given up
+    assert door.reconnects == 4  # one to get the second 2 s, then three that find nothing (reconnects = 3)
+    events = sorted(EventStore(tmp_path / "ev").events(), key=lambda e: e.id)
+    assert [e.rule for e in events] == [NO_MASK, NO_MASK]  # the person after the reconnection is a new person
+    assert events[0].track != events[1].track
+    assert events[0].source_time == pytest.approx(1.0) and events[1].source_time == pytest.approx(3.0)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console_err
+
+log = logging.getLogger("maskwatch")
+
+LOG_STATUS_SECONDS = 60.0
+"""Off a terminal (a service's log), one status line this often."""
 
 
 @app.command()
@@ -32,11 +40,22 @@ def watch(
         highlight=False,
     )
     status = StatusLine(console_err)
+    logged = [time.monotonic()]
+
+    def tick(m: Monitor) -> None:
+        """On a terminal the status line; in a log, the same text once every LOG_STATUS_SECONDS."""
+        if status.enabled:
+            if status.due():
+                status.update(m.status_text())
+        elif time.monotonic() - logged[0] >= LOG_STATUS_SECONDS:
+            logged[0] = time.monotonic()
+            log.info("%s", m.status_text())
+
     interrupted = False
     monitor.start()
     try:
         with status:
-            monitor.wait(on_tick=lambda m: status.update(m.status_text()) if status.due() else None)
+            monitor.wait(on_tick=tick)
     except KeyboardInterrupt:
         interrupted = True
     summary = monitor.stop()

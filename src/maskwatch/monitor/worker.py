@@ -156,6 +156,8 @@ class SourceWorker:
         self.thread = threading.Thread(target=self._run, name=f"maskwatch-{config.name}", daemon=True)
         self._fps_times: deque = deque(maxlen=30)
         self._last_t = 0.0
+        self._top_id = 0
+        """The highest track id so far: ids stay unique across reconnections (rules and counts key on them)."""
 
     def start(self) -> SourceWorker:
         self.thread.start()
@@ -179,7 +181,7 @@ class SourceWorker:
         return source, True
 
     def _run(self) -> None:
-        attempts, id_offset = 0, 0
+        attempts = 0
         stop = self.monitor.stop_event
         while not stop.is_set():
             source = None
@@ -187,12 +189,12 @@ class SourceWorker:
                 source, replay = self._open()
                 self.state.status = "running"
                 base = self._last_t + (1.0 / (self.config.fps or 25.0) if self.state.frames else 0.0)
-                top, reported = id_offset, 0
+                id_offset, reported = self._top_id, 0  # a reopened source's tracker starts at 1 again
                 for result in self.detector.process(source, track=True):
                     if stop.is_set():
                         break
                     faces = [replace(f, track_id=f.track_id + id_offset) if f.track_id else f for f in result.faces]
-                    top = max([top, *(f.track_id or 0 for f in faces)])
+                    self._top_id = max([self._top_id, *(f.track_id or 0 for f in faces)])
                     if replay:
                         fps = self.config.fps or source.fps or 25.0
                         t = base + result.index / fps
@@ -204,7 +206,6 @@ class SourceWorker:
                         self.monitor.metrics.dropped.labels(self.config.name).inc(source.dropped - reported)
                         reported = source.dropped
                     attempts = 0
-                id_offset = top  # a reopened source starts its tracker again: its ids must stay unique
                 if stop.is_set():
                     break
                 if source.kind == "video":
