@@ -150,6 +150,7 @@ def test_store_keeps_events_and_files_within_the_retention_limits(tmp_path):
     assert store.pending(["webhook"]) == [(4, "webhook"), (5, "webhook")]
 
 
+@pytest.mark.slow
 def test_webhook_failures_are_retried_until_delivered_and_counted(tmp_path):
     receiver = WebhookReceiver(fail_first=4).start()
     store = EventStore(tmp_path, ["webhook"])
@@ -170,6 +171,7 @@ def test_webhook_failures_are_retried_until_delivered_and_counted(tmp_path):
     assert store.pending(["webhook"]) == []
 
 
+@pytest.mark.slow
 def test_a_full_queue_drops_deliveries_visibly_and_the_retry_pass_delivers_them(tmp_path):
     log = tmp_path / "sent.log"
     from maskwatch.monitor.config import CommandConfig
