@@ -387,3 +387,36 @@ def test_a_stream_that_comes_back_keeps_its_timeline_and_new_people_still_raise_
     assert [e.rule for e in events] == [NO_MASK, NO_MASK]  # the person after the reconnection is a new person
     assert events[0].track != events[1].track
     assert events[0].source_time == pytest.approx(1.0) and events[1].source_time == pytest.approx(3.0)
+
+
+@pytest.mark.slow
+def test_watch_stops_cleanly_on_sigterm_with_its_summary_report_and_events(tmp_path, astronaut_bgr):
+    from scripted_stream import MjpegServer
+
+    walk = [cv2.imencode(".jpg", f)[1].tobytes() for f in moving_face_frames(astronaut_bgr, count=30)]
+    with MjpegServer((walk + walk[::-1]) * 20, fps=10, speed=1.0) as camera:
+        (tmp_path / "site.toml").write_text(
+            f'[[source]]\nname = "door"\nurl = "{camera.url}"\ndetector = "maskface"\n'
+            "[rules]\nno_mask_seconds = 1\nno_mask_classes = ['without_mask', 'with_mask']\n"
+            '[report]\npath = "r.csv"\ninterval = 1\n'
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "maskwatch", "watch", str(tmp_path / "site.toml")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        )
+        try:
+            report = tmp_path / "r.csv"
+            wait_for(lambda: report.is_file() and len(report.read_text().splitlines()) >= 3, 60, "two report rows")
+            process.terminate()
+            _, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 130, err
+    assert re.search(r"door\s*│\s*stopped\s*│", err), err
+    assert "event 1 no_mask" in err and "alerts: 0 delivered" in err
+    rows = report.read_text().splitlines()
+    assert len(rows) >= 4 and rows[0].startswith("source,start,end,frames")  # the open interval was written too

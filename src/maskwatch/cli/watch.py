@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 
 import typer
@@ -52,6 +53,7 @@ def watch(
             log.info("%s", m.status_text())
 
     interrupted = False
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # a service manager's stop: the same clean end as Ctrl-C
     monitor.start()
     try:
         with status:
@@ -64,6 +66,10 @@ def watch(
         raise typer.Exit(130)
     if any(s.status == "failed" for s in summary.sources):
         raise typer.Exit(2)
+
+
+def _stop_on_sigterm(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def print_watch_summary(summary) -> None:
