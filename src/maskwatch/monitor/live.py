@@ -57,6 +57,10 @@ class RunCounts:
         if self.status is not None and self.status.due():
             self.status.update(self.text())
 
+    def write(self, result: FrameResult, source) -> None:
+        """The sink interface (``write``/``close``) of the run's other outputs."""
+        self(result, source)
+
     def text(self) -> str:
         people: Counter = Counter()
         for labels in self.people.values():

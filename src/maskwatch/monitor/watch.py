@@ -4,6 +4,7 @@ and the metrics. Used by ``maskwatch watch`` and by ``maskwatch serve --watch`` 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,7 +74,9 @@ class Monitor:
     def _worker(self, source: SourceConfig) -> SourceWorker:
         key = (source.model, source.detector, source.conf, source.min_face, source.head_weight)
         if key not in self.detectors:
-            self.detectors[key] = Detector(
+            sources = len(self.config.sources)
+            self.detectors[key] = Detector(  # several sources share the cores: ONNX Runtime threads split them
+                threads=max(1, (os.cpu_count() or 1) // sources) if sources > 1 else None,
                 model=source.model,
                 detector=source.detector,
                 conf=source.conf,
