@@ -209,4 +209,11 @@ retry_interval = 0.5
             assert int(got[f"faces_{label}"]) == want["faces"][label], (got, want)
         people = sum(want["people"].values())
         assert float(got["compliance"]) == pytest.approx(want["people"]["with_mask"] / people, abs=1e-4)
-    assert len(list((tmp_path / "events" / "clips").glob("*.mp4"))) == len(events)
+    clips = sorted((tmp_path / "events" / "clips").glob("*.mp4"))
+    assert len(clips) == len(events)
+    import cv2
+
+    capture = cv2.VideoCapture(str(clips[0]))
+    frames_in_clip = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    assert abs(frames_in_clip - 2 * FPS) <= 2  # 1 s before and 1 s after the event, at the stream's 5 fps

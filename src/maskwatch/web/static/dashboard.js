@@ -153,17 +153,17 @@ for (const button of document.querySelectorAll(".range button")) {
   button.addEventListener("click", () => {
     hours = Number(button.dataset.hours);
     document.querySelectorAll(".range button").forEach((b) => b.classList.toggle("active", b === button));
-    for (const id of ["history-csv", "history-json"]) {
-      const link = document.getElementById(id);
-      link.href = withToken(link.getAttribute("href").replace(/hours=[\d.]+&?/, "").replace("?", `?hours=${hours}&`));
-    }
+    setDownloadLinks();
     refreshHistory();
   });
 }
-for (const id of ["history-csv", "history-json", "events-csv", "events-json"]) {
-  const link = document.getElementById(id);
-  link.href = withToken(link.getAttribute("href"));
+function setDownloadLinks() {
+  for (const format of ["csv", "json"]) {
+    document.getElementById("history-" + format).href = withToken(`/v1/watch/history?hours=${hours}&format=${format}`);
+    document.getElementById("events-" + format).href = withToken(`/v1/watch/events?format=${format}&limit=10000`);
+  }
 }
+setDownloadLinks();
 refreshState(); refreshHistory(); refreshEvents();
 setInterval(refreshState, 1000);
 setInterval(refreshHistory, 5000);
