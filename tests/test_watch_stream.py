@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import cv2
 import pytest
 from monitor_helpers import Mosquitto, MqttCollector, WebhookReceiver, mosquitto_binary, wait_for
 from scripted_stream import DURATION, FPS, SCRIPT, MjpegServer, cast, encode_script, frame_times, visible
@@ -211,8 +212,6 @@ retry_interval = 0.5
         assert float(got["compliance"]) == pytest.approx(want["people"]["with_mask"] / people, abs=1e-4)
     clips = sorted((tmp_path / "events" / "clips").glob("*.mp4"))
     assert len(clips) == len(events)
-    import cv2
-
     capture = cv2.VideoCapture(str(clips[0]))
     frames_in_clip = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     capture.release()
