@@ -56,6 +56,18 @@ def test_config_mistakes_are_one_line_naming_the_key(tmp_path, text, message):
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_sources_rules_change_only_the_keys_it_names():
+    config = parse_config(
+        {
+            "source": [{"name": "a", "url": "0", "rules": {"no_mask_seconds": 2}}, {"name": "b", "url": "1"}],
+            "rules": {"no_mask_seconds": 9, "compliance_below": 70},
+        }
+    )
+    a, b = (config.rules_for(s) for s in config.sources)
+    assert (a.no_mask_seconds, a.compliance_below) == (2, 70)
+    assert (b.no_mask_seconds, b.compliance_below) == (9, 70)
+
+
 def test_config_paths_are_relative_to_the_file_and_a_camera_index_stays_one(tmp_path):
     path = tmp_path / "site" / "watch.toml"
     path.parent.mkdir()

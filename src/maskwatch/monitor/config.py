@@ -33,7 +33,8 @@ class RulesConfig(_Strict):
     """When an event is raised. Times in seconds, shares in percent."""
 
     no_mask_seconds: float | None = Field(5.0, ge=0)
-    """A person seen in a ``no_mask_classes`` class for this long raises one event (per track); None: off."""
+    """A person seen in a ``no_mask_classes`` class for this long raises one event (per track); None (or no
+    classes): off."""
     no_mask_classes: list[str] = Field(default_factory=lambda: list(NOT_MASKED))
     no_mask_cooldown: float = Field(0.0, ge=0)
     """After a no-mask event, further ones from the same source wait this long (0: every person counts)."""
@@ -68,7 +69,7 @@ class SourceConfig(_Strict):
     reconnects: int | None = Field(None, ge=0)
     """How many times a lost source is reopened; None: for ever (a file source ends instead)."""
     rules: RulesConfig | None = None
-    """Rules for this source only; default: the file's [rules]."""
+    """This source's changes to the file's [rules] (the keys it names)."""
 
     @field_validator("url", mode="before")
     @classmethod
@@ -151,7 +152,10 @@ class WatchConfig(_Strict):
         return self
 
     def rules_for(self, source: SourceConfig) -> RulesConfig:
-        return source.rules or self.rules
+        """The file's [rules] with the keys a source's own [source.rules] names replaced."""
+        if source.rules is None:
+            return self.rules
+        return RulesConfig(**{**self.rules.model_dump(), **source.rules.model_dump(exclude_unset=True)})
 
 
 def load_config(path: str | Path, blur_faces: bool | None = None) -> WatchConfig:
