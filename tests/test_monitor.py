@@ -323,7 +323,7 @@ def test_one_failing_source_leaves_the_others_running(tmp_path, astronaut_bgr):
 
 
 def test_blur_faces_hides_the_face_and_leaves_the_rest():
-    from maskwatch.draw import blur_faces
+    from maskwatch.media.draw import blur_faces
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)

@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
-from maskwatch.draw import annotate, blur_faces
+from maskwatch.media.draw import annotate, blur_faces
 from maskwatch.monitor.intervals import format_time
 from maskwatch.monitor.metrics import CONTENT_TYPE_LATEST
 from maskwatch.monitor.store import encode_jpeg

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.draw import annotate, blur_faces
 from maskwatch.faces import Face
+from maskwatch.media.draw import annotate, blur_faces
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from maskwatch.draw import annotate
 from maskwatch.errors import MaskwatchError
 from maskwatch.faces import TOO_SMALL, Face
+from maskwatch.media.draw import annotate, blur_faces
+from maskwatch.media.sources import CaptureSource, Frame, Source, expand_sources
 from maskwatch.monitor.clips import ClipRecorder
 from maskwatch.monitor.config import RulesConfig, SourceConfig
 from maskwatch.monitor.intervals import IntervalCounter, IntervalRow
 from maskwatch.monitor.rules import Alert, RuleEngine
-from maskwatch.monitor.store import blur_faces, encode_jpeg
+from maskwatch.monitor.store import encode_jpeg
 from maskwatch.pipeline import Detector
-from maskwatch.sources import CaptureSource, Frame, Source, expand_sources
 
 log = logging.getLogger("maskwatch")
 
