@@ -422,6 +422,8 @@ def test_watch_stops_cleanly_on_sigterm_with_its_summary_report_and_events(tmp_p
         try:
             report = tmp_path / "r.csv"
             wait_for(lambda: report.is_file() and len(report.read_text().splitlines()) >= 3, 60, "two report rows")
+            db = tmp_path / "maskwatch-events" / "events.sqlite3"
+            wait_for(lambda: _stored_events(db) >= 1, 60, "an event")
             process.terminate()
             _, err = process.communicate(timeout=60)
         finally:
@@ -432,3 +434,10 @@ def test_watch_stops_cleanly_on_sigterm_with_its_summary_report_and_events(tmp_p
     assert "event 1 no_mask" in err and "alerts: 0 delivered" in err
     rows = report.read_text().splitlines()
     assert len(rows) >= 4 and rows[0].startswith("source,start,end,frames")  # the open interval was written too
+
+
+def _stored_events(db: Path) -> int:
+    if not db.is_file():
+        return 0
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as ro:
+        return ro.execute("SELECT COUNT(*) FROM events").fetchone()[0]
