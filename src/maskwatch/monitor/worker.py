@@ -47,39 +47,49 @@ class LiveFrames:
         slot: list[Frame] = []
         ready = threading.Condition()
         done: list[BaseException | None] = []
+        closed = threading.Event()
 
         def grab() -> None:
             error: BaseException | None = None
+            frames = self.source.frames()
             try:
-                for frame in self.source.frames():
+                for frame in frames:
                     with ready:
                         if slot:
                             self.dropped += 1
                             slot.clear()
                         slot.append(frame)
                         ready.notify()
-                    if self.stop.is_set():
+                    if self.stop.is_set() or closed.is_set():
                         break
             except BaseException as exc:  # handed to the loop's thread, raised there
                 error = exc
+            finally:
+                frames.close()  # the capture is released on this thread, before the thread ends
             with ready:
                 done.append(error)
                 ready.notify()
 
-        threading.Thread(target=grab, name=f"maskwatch-grab-{self.name}", daemon=True).start()
-        while True:
-            with ready:
-                while not slot and not done:
-                    ready.wait(0.5)
-                    if self.stop.is_set():
+        thread = threading.Thread(target=grab, name=f"maskwatch-grab-{self.name}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                with ready:
+                    while not slot and not done:
+                        ready.wait(0.5)
+                        if self.stop.is_set():
+                            return
+                    if slot:
+                        frame = slot.pop()
+                    elif done:
+                        if done[0] is not None:
+                            raise done[0]
                         return
-                if slot:
-                    frame = slot.pop()
-                elif done:
-                    if done[0] is not None:
-                        raise done[0]
-                    return
-            yield frame
+                yield frame
+        finally:
+            # wait for the reader: a thread still inside OpenCV's read when the interpreter exits aborts the process
+            closed.set()
+            thread.join(timeout=self.source.timeout_ms / 1000.0 + 5.0)
 
 
 @dataclass
