@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -71,12 +72,21 @@ def detect(
     ),
     no_track: bool = typer.Option(False, "--no-track", help="Do not track faces across video frames."),
     reconnects: int = typer.Option(5, "--reconnects", min=0, help="Reconnection attempts when a stream drops."),
+    report: str = typer.Option(
+        None,
+        "--report",
+        help="CSV with one row per interval of each video or stream: frames, faces, people, compliance.",
+    ),
+    report_interval: float = typer.Option(60.0, "--report-interval", min=0.001, help="Seconds per --report row."),
+    blur_faces: bool = typer.Option(False, "--blur-faces", help="Blur the faces in annotated outputs (privacy)."),
 ) -> None:
     """Find faces and classify each one; write annotated output, JSON lines and a summary."""
     from maskwatch.errors import InputError
     from maskwatch.media.runner import run_sources
     from maskwatch.media.sinks import AnnotatedSink, JsonLinesSink
     from maskwatch.media.sources import expand_sources
+    from maskwatch.monitor.live import RunCounts
+    from maskwatch.monitor.status import StatusLine
     from maskwatch.pipeline import Detector
 
     setup_logging()
@@ -86,18 +96,35 @@ def detect(
     for problem in problems:
         log.error("%s", problem)
     pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
-    annotated = AnnotatedSink(out, single_source=len(expanded) == 1) if out is not None else None
+    annotated = AnnotatedSink(out, single_source=len(expanded) == 1, blur=blur_faces) if out is not None else None
     if json_out is not None:  # before --out's folder is made: a refusal leaves nothing behind
         if json_out.strip() and json_out != "-":
             _check_json_target(Path(json_out), expanded, annotated)
         JsonLinesSink.check_target(json_out)
     if annotated is not None:
         annotated.check(expanded)
+    if report is not None:
+        _check_report_target(Path(report), expanded)
+    long_run = any(s.kind != "image" for s in expanded)
+    status = StatusLine(console_err) if long_run else None
+    counts = RunCounts(pipeline.classes, Path(report) if report else None, report_interval, status)
     json_sink = JsonLinesSink(json_out) if json_out is not None else None
     window = _window(show)
-    summary = run_sources(pipeline, expanded, json_sink, annotated, on_frame=window, track=not no_track)
+
+    def on_frame(result, source) -> None:
+        counts(result, source)
+        if window is not None:
+            window(result, source)
+
+    try:
+        with status or contextlib.nullcontext():
+            summary = run_sources(pipeline, expanded, json_sink, annotated, on_frame=on_frame, track=not no_track)
+    finally:
+        counts.close()
     summary.failed_sources = problems + summary.failed_sources
     _print_summary(summary, annotated.written if annotated else [])
+    if report is not None:
+        console_err.print(f"wrote {report} ({counts.rows} row(s))", highlight=False)
     if summary.interrupted:
         console_err.print("interrupted; outputs closed")
         raise typer.Exit(130)
@@ -114,6 +141,18 @@ def _check_json_target(target: Path, sources, annotated) -> None:
         taken |= {annotated.target_for(s.name, video=s.kind != "image").resolve() for s in sources}
     if target.resolve() in taken:
         raise InputError(f"--json {target}: is an input or an annotated output; choose another file")
+
+
+def _check_report_target(target: Path, sources) -> None:
+    """The report is a CSV of its own: never an input file, never a folder."""
+    from maskwatch.errors import InputError
+
+    if not str(target).strip():
+        raise InputError("--report: empty path")
+    if target.is_dir():
+        raise InputError(f"--report {target}: is a folder; give a file name such as report.csv")
+    if target.resolve() in {Path(s.path).resolve() for s in sources if hasattr(s, "path")}:
+        raise InputError(f"--report {target}: is an input; choose another file")
 
 
 def _window(show: bool):

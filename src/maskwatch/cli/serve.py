@@ -46,12 +46,24 @@ def serve(
     min_face: int = typer.Option(
         DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
     ),
+    watch: str = typer.Option(
+        None, "--watch", help="Also watch the cameras of this watch file (TOML); dashboard at /dashboard, /metrics."
+    ),
+    blur_faces: bool = typer.Option(False, "--blur-faces", help="With --watch: blur faces in views and snapshots."),
 ) -> None:
     """Serve the web page (upload, live webcam) and the REST API (/v1/detect, /docs)."""
     import uvicorn
 
     from maskwatch.web import create_app
 
+    monitor = None
+    if watch is not None:
+        from maskwatch.cli.detect import setup_logging
+        from maskwatch.monitor.config import load_config
+        from maskwatch.monitor.watch import Monitor
+
+        setup_logging()
+        monitor = Monitor(load_config(watch, blur_faces=blur_faces))  # a bad file fails here, before listening
     port = check_port_free(host, port)
     web = create_app(
         model=model,
@@ -62,9 +74,12 @@ def serve(
         face_detector=detector,
         conf=conf,
         min_face=min_face,
+        monitor=monitor,
     )
     shown = f"[{host}]" if ":" in host else host
     console_err.print(f"maskwatch serving on http://{shown}:{port}  (API docs: /docs; Ctrl-C stops)", highlight=False)
+    if monitor is not None:
+        console_err.print(f"dashboard: http://{shown}:{port}/dashboard  metrics: /metrics", highlight=False)
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         say_warning("listening beyond localhost without --token")
     # WebSocket messages up to the upload limit (plus room) reach the app, which answers an over-limit frame

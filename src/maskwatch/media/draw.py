@@ -48,3 +48,20 @@ def annotate(image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
             out, caption, (x1 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1, cv2.LINE_AA
         )
     return out
+
+
+def blur_faces(image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """A copy with every face box pixelated beyond recognition (coarse blocks, then smoothed)."""
+    out = image_bgr.copy()
+    h, w = out.shape[:2]
+    for face in faces:
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            continue
+        region = out[y1:y2, x1:x2]
+        small = cv2.resize(region, (max(1, (x2 - x1) // 12), max(1, (y2 - y1) // 12)), interpolation=cv2.INTER_AREA)
+        out[y1:y2, x1:x2] = cv2.GaussianBlur(
+            cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST), (0, 0), max(1.0, (x2 - x1) / 20)
+        )
+    return out

@@ -38,8 +38,9 @@ def run_sources(
     start = time.perf_counter()
     try:
         for source in sources:
+            results = detector.process(source, track=track)
             try:
-                for result in detector.process(source, track=track):
+                for result in results:
                     summary.frames += 1
                     summary.faces += len(result.faces)
                     faces_per_class.update(f.label for f in result.faces)
@@ -52,9 +53,11 @@ def run_sources(
             except InputError as exc:
                 log.error("%s", exc)
                 summary.failed_sources.append(str(exc))
-            if source.kind != "image":  # also when it failed part-way: the people it showed were seen
-                people.update(getattr(detector, "last_people_per_class", {}))
-                detector.last_people_per_class = {}
+            finally:  # also on Ctrl-C and when the source failed part-way: the people it showed were seen
+                results.close()  # runs process()'s own finally, which hands over the tracker's count
+                if source.kind != "image":
+                    people.update(getattr(detector, "last_people_per_class", {}))
+                    detector.last_people_per_class = {}
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

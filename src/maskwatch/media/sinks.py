@@ -18,7 +18,7 @@ from typing import IO
 import cv2
 
 from maskwatch.errors import InputError
-from maskwatch.media.draw import annotate
+from maskwatch.media.draw import annotate, blur_faces
 from maskwatch.media.files import prepare_output_folder
 from maskwatch.media.imageio import IMAGE_SUFFIXES, MAX_SIDE, make_public
 from maskwatch.media.sources import Source
@@ -151,10 +151,12 @@ class AnnotatedSink:
     suits the source, no output would replace an input, and the folder can be created.
     """
 
-    def __init__(self, out: str, single_source: bool, sources: Sequence[Source] = ()) -> None:
+    def __init__(self, out: str, single_source: bool, sources: Sequence[Source] = (), blur: bool = False) -> None:
         if not out.strip():
             raise InputError("--out: empty path")
         self.out = Path(out)
+        self.blur = blur
+        """Faces blurred in the output (privacy), boxes drawn over the blur."""
         self.single_file = single_source and self.out.suffix != ""
         self.writers: dict[str, cv2.VideoWriter] = {}
         self.written: list[Path] = []
@@ -200,7 +202,7 @@ class AnnotatedSink:
         return target
 
     def write(self, result: FrameResult, kind: str, fps: float | None) -> None:
-        image = annotate(result.image, result.faces)
+        image = annotate(blur_faces(result.image, result.faces) if self.blur else result.image, result.faces)
         if kind == "image":
             target = self.target_for(result.source, video=False)
             write_image_atomic(target, image)

@@ -61,6 +61,7 @@ def create_app(
     face_detector: str | None = None,
     conf: float = DEFAULT_CONF,
     min_face: int = DEFAULT_MIN_FACE,
+    monitor=None,
 ) -> FastAPI:
     """The maskwatch web app.
 
@@ -68,7 +69,9 @@ def create_app(
     pass a ready ``detector`` to share one, or name a ``face_detector`` (default: the bundle's) with its
     ``conf`` and ``min_face``, as ``maskwatch detect`` takes them. ``token``: when set, every ``/v1`` call needs it
     (``Authorization: Bearer T``, ``X-Maskwatch-Token: T`` or ``?token=T``). Uploads above
-    ``max_upload_mb`` get 413; inference runs in a pool of ``workers`` threads.
+    ``max_upload_mb`` get 413; inference runs in a pool of ``workers`` threads. ``monitor``: a
+    ``maskwatch.monitor.watch.Monitor`` whose cameras the dashboard (``/dashboard``, ``/metrics``) shows; it starts
+    and stops with the app.
     """
     workers = workers or default_workers()
     if detector is None:
@@ -86,9 +89,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if monitor is not None:
+            monitor.start()
         try:
             yield
         finally:
+            if monitor is not None:
+                await asyncio.get_running_loop().run_in_executor(None, monitor.stop)
             jobs.shutdown()
             pool.shutdown(wait=False, cancel_futures=True)
             shutil.rmtree(temp_root, ignore_errors=True)
@@ -135,6 +142,11 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if monitor is not None:
+        from maskwatch.monitor.dashboard import dashboard_router
+
+        app.state.monitor = monitor
+        app.include_router(dashboard_router(monitor, STATIC_DIR))
 
     @app.get("/healthz", response_model=HealthOut, tags=["service"])
     async def healthz() -> HealthOut:

@@ -36,7 +36,8 @@ def route_path(scope: Scope) -> str:
 
 
 class TokenMiddleware:
-    """Refuse ``/v1`` requests without the token: HTTP gets 401, a WebSocket is closed at the handshake (403)."""
+    """Refuse ``/v1`` and ``/metrics`` requests without the token: HTTP gets 401, a WebSocket is closed at the
+    handshake (403)."""
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
@@ -46,7 +47,7 @@ class TokenMiddleware:
         if (
             self.token is None
             or scope["type"] not in ("http", "websocket")
-            or not route_path(scope).startswith(PROTECTED_PREFIX)
+            or not (route_path(scope).startswith(PROTECTED_PREFIX) or route_path(scope) == "/metrics")
             or secrets.compare_digest(given_token(scope), self.token.encode())
         ):
             await self.app(scope, receive, send)
