@@ -31,7 +31,7 @@ from maskwatch.pipeline import MAX_THREADS, Detector
 from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
 from maskwatch.web.auth import TokenMiddleware
 from maskwatch.web.jobs import JobStore, probe_video
-from maskwatch.web.limits import BodyLimitMiddleware, input_error_status
+from maskwatch.web.limits import BodyLimitMiddleware
 from maskwatch.web.models import DetectOut, ErrorOut, HealthOut, JobCreated, JobOut, ModelInfoOut
 from maskwatch.web.work import detect_bytes
 
@@ -106,7 +106,7 @@ def create_app(
 
     @app.exception_handler(MaskwatchError)
     async def _maskwatch_error(_request: Request, exc: MaskwatchError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=input_error_status(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 from fastapi import HTTPException
 
-from maskwatch.errors import InputError
+from maskwatch.errors import EmptyInputError, InputError, InputTooLargeError
 from maskwatch.media.runner import run_sources
 from maskwatch.media.sources import VideoSource
 from maskwatch.pipeline import Detector, FrameResult
@@ -28,7 +28,7 @@ log = logging.getLogger("maskwatch")
 def probe_video(path: Path, name: str, max_pixels: int, max_frames: int) -> int | None:
     """Frame count of an uploaded video (None if unknown); ``InputError`` if unreadable, huge or too long."""
     if path.stat().st_size == 0:
-        raise InputError(f"{name}: empty file")
+        raise EmptyInputError(f"{name}: empty file")
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
@@ -43,7 +43,7 @@ def probe_video(path: Path, name: str, max_pixels: int, max_frames: int) -> int 
         _check_pixels(name, image.shape[1], image.shape[0], max_pixels)
         total = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))  # some streams report a negative count
         if total > max_frames:
-            raise InputError(f"{name}: {total} frames is over the limit of {max_frames} frames per video")
+            raise InputTooLargeError(f"{name}: {total} frames is over the limit of {max_frames} frames per video")
         return total or None
     finally:
         capture.release()
@@ -51,10 +51,10 @@ def probe_video(path: Path, name: str, max_pixels: int, max_frames: int) -> int 
 
 def _check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise InputError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
+        raise InputTooLargeError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
 
 
-class TooManyFrames(InputError):
+class TooManyFrames(InputTooLargeError):
     """Raised inside a job when a video holds more frames than it announced and than allowed."""
 
 
