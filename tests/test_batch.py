@@ -60,7 +60,7 @@ def detect_reference(specs: list[str], tmp: Path) -> tuple[dict, dict]:
         assert not problems
         for source in sources:
             path = tmp / f"ref_{len(frames)}.jsonl"
-            summary = run_sources(detector, [source], JsonLinesSink(str(path)))
+            summary = run_sources(detector, [source], [JsonLinesSink(str(path))])
             frames[source.name] = [json.loads(line) for line in path.read_text().splitlines()]
             if source.kind == "video":
                 people[source.name] = summary.people_per_class

@@ -256,9 +256,9 @@ def test_inference_runs_in_worker_pool(detector, astronaut_bgr):
         def __init__(self, inner: Detector) -> None:
             self.__dict__.update(inner.__dict__)
 
-        def detect(self, image_bgr, timings=None, *, photo=False):
+        def detect(self, image_bgr, *, photo=False):
             threads.append(threading.current_thread().name)
-            return super().detect(image_bgr, timings, photo=photo)
+            return super().detect(image_bgr, photo=photo)
 
     with TestClient(create_app(detector=Recording(detector), workers=1)) as c:
         assert post_image(c, jpeg(astronaut_bgr)).status_code == 200

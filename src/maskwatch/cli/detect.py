@@ -93,9 +93,13 @@ def detect(
         JsonLinesSink.check_target(json_out)
     if annotated is not None:
         annotated.check(expanded)
-    json_sink = JsonLinesSink(json_out) if json_out is not None else None
+    sinks = [JsonLinesSink(json_out)] if json_out is not None else []
+    if annotated is not None:
+        sinks.append(annotated)
     window = _window(show)
-    summary = run_sources(pipeline, expanded, json_sink, annotated, on_frame=window, track=not no_track)
+    if window is not None:
+        sinks.append(window)
+    summary = run_sources(pipeline, expanded, sinks, track=not no_track)
     summary.failed_sources = problems + summary.failed_sources
     _print_summary(summary, annotated.written if annotated else [])
     if summary.interrupted:
@@ -116,24 +120,31 @@ def _check_json_target(target: Path, sources, annotated) -> None:
         raise InputError(f"--json {target}: is an input or an annotated output; choose another file")
 
 
-def _window(show: bool):
-    """A callback drawing frames in a window, or None (with a clear note) when there is no display."""
+class _WindowSink:
+    """Annotated frames shown in a window; q or Esc stops the run as Ctrl-C does."""
+
+    def write(self, result, source) -> None:
+        import cv2
+
+        from maskwatch.media.draw import annotate
+
+        cv2.imshow("maskwatch", annotate(result.image, result.faces))
+        if cv2.waitKey(1 if source.kind != "image" else 500) & 0xFF in (ord("q"), 27):
+            raise KeyboardInterrupt
+
+    def close(self) -> None:
+        pass
+
+
+def _window(show: bool) -> _WindowSink | None:
+    """A sink drawing frames in a window, or None (with a clear note) when there is no display."""
     if not show:
         return None
     reason = display_available()
     if reason:
         log.warning("--show: %s; continuing without a window", reason)
         return None
-    import cv2
-
-    from maskwatch.media.draw import annotate
-
-    def draw(result, source) -> None:
-        cv2.imshow("maskwatch", annotate(result.image, result.faces))
-        if cv2.waitKey(1 if source.kind != "image" else 500) & 0xFF in (ord("q"), 27):
-            raise KeyboardInterrupt
-
-    return draw
+    return _WindowSink()
 
 
 def _print_summary(summary, written: list[Path]) -> None:

@@ -16,7 +16,7 @@ from fastapi import HTTPException
 
 from maskwatch.errors import EmptyInputError, InputError, InputTooLargeError
 from maskwatch.media.runner import run_sources
-from maskwatch.media.sources import VideoSource
+from maskwatch.media.sources import Source, VideoSource
 from maskwatch.pipeline import Detector, FrameResult
 from maskwatch.schemas import FrameOut, Summary
 from maskwatch.web.models import JobOut
@@ -144,23 +144,12 @@ class JobStore:
             source = VideoSource(path)
             source.name = job.source
 
-            over_limit = []
-
-            def on_frame(result: FrameResult, _source) -> None:
-                if result.index >= self.max_video_frames:
-                    over_limit.append(True)
-                    raise TooManyFrames(f"{job.source}: over the limit of {self.max_video_frames} frames per video")
-                job.frames.append(result.to_schema())
-                job.frames_done = result.index + 1
-                if len(result.faces) > job.keyframe_faces:
-                    job.keyframe_faces = len(result.faces)
-                    job.keyframe_jpeg = jpeg_base64(result.image, result.faces)
-
-            summary = run_sources(self.detector, [source], on_frame=on_frame)
+            sink = _JobSink(job, self.max_video_frames)
+            summary = run_sources(self.detector, [source], [sink])
             job.summary = summary
             if summary.failed_sources:  # a video cut short keeps its frames (done, with the note); nothing read fails
                 job.error = summary.failed_sources[0]
-                job.status = "done" if job.frames and not over_limit else "failed"
+                job.status = "done" if job.frames and not sink.over_limit else "failed"
             else:
                 job.status = "done"
         except Exception as exc:  # a bug must still end the job, not leave it running forever
@@ -172,3 +161,25 @@ class JobStore:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _JobSink:
+    """A job's frames, progress and key frame (the frame with most faces), as they are made."""
+
+    def __init__(self, job: Job, max_frames: int) -> None:
+        self.job, self.max_frames = job, max_frames
+        self.over_limit = False
+
+    def write(self, result: FrameResult, source: Source) -> None:
+        job = self.job
+        if result.index >= self.max_frames:
+            self.over_limit = True
+            raise TooManyFrames(f"{job.source}: over the limit of {self.max_frames} frames per video")
+        job.frames.append(result.to_schema())
+        job.frames_done = result.index + 1
+        if len(result.faces) > job.keyframe_faces:
+            job.keyframe_faces = len(result.faces)
+            job.keyframe_jpeg = jpeg_base64(result.image, result.faces)
+
+    def close(self) -> None:
+        pass
