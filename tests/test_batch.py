@@ -33,6 +33,7 @@ from maskwatch.media.runner import run_sources
 from maskwatch.media.sinks import JsonLinesSink
 from maskwatch.media.sources import expand_sources
 from maskwatch.pipeline import Detector
+from maskwatch.settings import PipelineSettings
 
 ray = pytest.importorskip("ray")
 
@@ -188,7 +189,9 @@ def test_resume_skips_complete_outputs(local_ray, inputs, reference, tmp_path):
     assert again.chunks == 2  # only back.mp4's chunks ran
     assert (walk_folder / FRAMES_FILE).stat().st_mtime_ns == stamp
     assert_same_as_detect(out, reference)
-    changed = run_batch(specs_of(inputs), BatchOptions(out=out, workers=2, resume=True, min_face=20))
+    changed = run_batch(
+        specs_of(inputs), BatchOptions(out=out, workers=2, resume=True, pipeline=PipelineSettings(min_face=20))
+    )
     assert all(u.status == "done" for u in changed.units)  # other options: nothing is reused
 
 
@@ -255,9 +258,12 @@ class QuietHandler(SimpleHTTPRequestHandler):
 def test_bad_model_is_one_clear_error(local_ray, inputs, tmp_path):
     missing = str(tmp_path / "no_bundle")
     with pytest.raises(MaskwatchError, match="model bundle not found"):  # checked on the driver, before Ray
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", model=missing))
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", pipeline=PipelineSettings(model=missing)))
     with pytest.raises(ModelError, match="^.*no_bundle: model bundle not found$"):  # as a cluster's workers say it
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "b", model=missing, ray_address="auto", retries=0))
+        run_batch(
+            [str(inputs["walk"])],
+            BatchOptions(out=tmp_path / "b", pipeline=PipelineSettings(model=missing), ray_address="auto", retries=0),
+        )
 
 
 def stderr_lines(result) -> list[str]:
@@ -376,19 +382,24 @@ def test_all_inputs_bad_prints_each_error_once(tmp_path):
 
 def test_bad_detector_or_model_fails_before_ray(inputs, tmp_path, no_ray):
     with pytest.raises(ModelError, match="unknown detector 'nosuch'"):
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", detector="nosuch"))
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", pipeline=PipelineSettings(detector="nosuch")))
     with pytest.raises(ModelError, match="unknown detector 'nosuch'"):  # on a cluster too: names need no files
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "b", detector="nosuch", ray_address="auto"))
+        run_batch(
+            [str(inputs["walk"])],
+            BatchOptions(out=tmp_path / "b", pipeline=PipelineSettings(detector="nosuch"), ray_address="auto"),
+        )
     bundle = tmp_path / "garbage_bundle"
     bundle.mkdir()
     shutil.copy(Path(load_bundle().source) / "bundle.json", bundle / "bundle.json")
     (bundle / "model.onnx").write_bytes(b"not an onnx model")
     with pytest.raises(ModelError, match="cannot load ONNX model"):
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "c", model=str(bundle)))
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "c", pipeline=PipelineSettings(model=str(bundle))))
     assert not any((tmp_path / name).exists() for name in "abc")
     (tmp_path / "kept").mkdir()  # a folder that was there before stays, empty or not
     with pytest.raises(ModelError):
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "kept", detector="nosuch"))
+        run_batch(
+            [str(inputs["walk"])], BatchOptions(out=tmp_path / "kept", pipeline=PipelineSettings(detector="nosuch"))
+        )
     assert (tmp_path / "kept").is_dir()
 
 

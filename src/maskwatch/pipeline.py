@@ -25,7 +25,7 @@ from maskwatch.inference.crops import crop_face
 from maskwatch.inference.tracker import FaceTracker
 from maskwatch.media.sources import Source, expand_sources
 from maskwatch.schemas import FrameOut, ModelOut
-from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE, PipelineSettings
 
 
 def fuse_probabilities(
@@ -119,6 +119,18 @@ class Detector:
         self._photo_options = {"min_score": conf, "threads": threads}
         self._photo_lock = threading.Lock()
         self.min_face = min_face
+
+    @classmethod
+    def from_settings(cls, settings: PipelineSettings) -> Detector:
+        """The pipeline that ``settings`` describe (as ``maskwatch batch`` and ``maskwatch serve`` build it)."""
+        return cls(
+            model=settings.model,
+            detector=settings.detector,
+            conf=settings.conf,
+            min_face=settings.min_face,
+            threads=settings.threads,
+            head_weight=settings.head_weight,
+        )
 
     @property
     def photo_detector(self) -> FaceDetector:

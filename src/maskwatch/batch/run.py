@@ -21,7 +21,7 @@ import re
 import time
 import warnings
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from maskwatch import errors as _errors
@@ -38,7 +38,7 @@ from maskwatch.batch.plan import (
 from maskwatch.batch.worker import CRASH_ENV, ChunkResult, ChunkWorker
 from maskwatch.errors import InputError, MaskwatchError, ModelError
 from maskwatch.media.files import prepare_output_folder
-from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
+from maskwatch.settings import DEFAULT_HEAD_WEIGHT, PipelineSettings
 
 log = logging.getLogger("maskwatch")
 
@@ -59,10 +59,8 @@ OVERALL_JSON = "summary.json"
 @dataclass
 class BatchOptions:
     out: Path
-    model: str | None = None
-    detector: str | None = None
-    conf: float = DEFAULT_CONF
-    min_face: int = DEFAULT_MIN_FACE
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    """Model, detector and thresholds, as ``maskwatch detect`` takes them (threads: one per worker, always)."""
     workers: int | None = None
     ray_address: str | None = None
     resume: bool = False
@@ -76,16 +74,24 @@ class BatchOptions:
 
         Chunk sizes and worker counts are not among them: they never change results.
         """
-        model = self.model or os.environ.get("MASKWATCH_MODEL") or "maskwatch:default"
-        return {
+        settings = self.pipeline
+        model = settings.model or os.environ.get("MASKWATCH_MODEL") or "maskwatch:default"
+        options = {
             "model": model,
-            # unnamed: the bundle's detector for videos and its multi-scale sibling for photo sets (since 2026-11-30;
-            # results made before, when photos got the video detector, are not reused by --resume)
-            "detector": self.detector or "bundle's; photos: its multi-scale sibling",
-            "conf": self.conf,
-            "min_face": self.min_face,
+            # unnamed: the bundle's detector for videos and its multi-scale sibling for photo sets (results made
+            # when photos got the video detector are not reused by --resume)
+            "detector": settings.detector or "bundle's; photos: its multi-scale sibling",
+            "conf": settings.conf,
+            "min_face": settings.min_face,
             "track": self.track,
         }
+        if settings.head_weight != DEFAULT_HEAD_WEIGHT:  # recorded only when set, so earlier runs still resume
+            options["head_weight"] = settings.head_weight
+        return options
+
+    def worker_settings(self) -> PipelineSettings:
+        """The pipeline each worker builds: ``$MASKWATCH_MODEL`` resolved here (nodes may lack it), one thread."""
+        return replace(self.pipeline, model=self.pipeline.model or os.environ.get("MASKWATCH_MODEL"), threads=1)
 
 
 @dataclass
@@ -216,14 +222,14 @@ def check_model(options: BatchOptions) -> None:
     """
     from maskwatch.detectors import detector_names
 
-    if options.detector is not None and options.detector not in detector_names():
-        raise ModelError(f"unknown detector {options.detector!r}; choose one of: {', '.join(detector_names())}")
+    name = options.pipeline.detector
+    if name is not None and name not in detector_names():
+        raise ModelError(f"unknown detector {name!r}; choose one of: {', '.join(detector_names())}")
     if options.ray_address:
         return
     from maskwatch.pipeline import Detector
 
-    model = options.model or os.environ.get("MASKWATCH_MODEL")
-    Detector(model=model, detector=options.detector, conf=options.conf, min_face=options.min_face, threads=1)
+    Detector.from_settings(options.worker_settings())
 
 
 def plan(inputs: list[str], options: BatchOptions) -> tuple[list[Unit], list[UnitReport], list[str]]:
@@ -318,11 +324,11 @@ def _run_chunks(units, chunks, options, report, reports, progress) -> None:
     from ray.exceptions import RayActorError, RayTaskError
 
     remote_worker = ray.remote(num_cpus=1, max_restarts=options.retries, max_task_retries=options.retries)(ChunkWorker)
-    model = options.model or os.environ.get("MASKWATCH_MODEL")
+    settings = options.worker_settings()
     crash_hook = os.environ.get(CRASH_ENV)
 
     def new_actor():
-        return remote_worker.remote(model, options.detector, options.conf, options.min_face, 1, crash_hook)
+        return remote_worker.remote(settings, crash_hook)
 
     actors = [new_actor() for _ in range(max(1, min(report.workers, len(chunks))))]
     try:

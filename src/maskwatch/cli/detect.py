@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console_err
+from maskwatch.cli.options import Conf, FaceDetectorName, HeadWeight, MinFace, Model, pipeline_settings
 from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 log = logging.getLogger("maskwatch")
@@ -48,27 +49,14 @@ def detect(
     sources: list[str] = typer.Argument(
         ..., help="Images, folders, globs, video files, camera indices (0) or rtsp:// / http(s):// streams."
     ),
-    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
-    detector: str = typer.Option(
-        None,
-        "--detector",
-        help="Face detector for every source (see `maskwatch info`); default: the bundle's for video, "
-        "its multi-scale sibling for photos.",
-    ),
+    model: Model = None,
+    detector: FaceDetectorName = None,
     out: str = typer.Option(None, "--out", "-o", help="Annotated output: a file for one source, else a folder."),
     json_out: str = typer.Option(None, "--json", help="Write JSON lines per frame to this file, or - for stdout."),
     show: bool = typer.Option(False, "--show", help="Show annotated frames in a window (needs a display)."),
-    conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
-    min_face: int = typer.Option(
-        DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
-    ),
-    head_weight: float = typer.Option(
-        DEFAULT_HEAD_WEIGHT,
-        "--head-weight",
-        min=0.0,
-        max=1.0,
-        help="Share of maskface's own class guess blended into the class.",
-    ),
+    conf: Conf = DEFAULT_CONF,
+    min_face: MinFace = DEFAULT_MIN_FACE,
+    head_weight: HeadWeight = DEFAULT_HEAD_WEIGHT,
     no_track: bool = typer.Option(False, "--no-track", help="Do not track faces across video frames."),
     reconnects: int = typer.Option(5, "--reconnects", min=0, help="Reconnection attempts when a stream drops."),
 ) -> None:
@@ -85,7 +73,7 @@ def detect(
         raise InputError("; ".join(problems) if problems else "no source given")
     for problem in problems:
         log.error("%s", problem)
-    pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
+    pipeline = Detector.from_settings(pipeline_settings(model, detector, conf, min_face, head_weight))
     annotated = AnnotatedSink(out, single_source=len(expanded) == 1) if out is not None else None
     if json_out is not None:  # before --out's folder is made: a refusal leaves nothing behind
         if json_out.strip() and json_out != "-":

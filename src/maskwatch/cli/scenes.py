@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console, console_err
+from maskwatch.cli.options import Conf, FaceDetectorName, HeadWeight, MinFace, Model, pipeline_settings
 from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 KNOWN_ALIASES = {
@@ -83,12 +84,8 @@ def resolve_class_map(explicit: dict[str, str], dataset: set[str], bundle: list[
 def evaluate_scenes_command(
     images_dir: Path = typer.Argument(..., help="Folder of the annotated photos."),
     annotations: Path = typer.Argument(..., help="Folder of Pascal VOC .xml files, one .xml, or a COCO .json."),
-    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
-    detector: str = typer.Option(
-        None,
-        "--detector",
-        help="Face detector (see `maskwatch info`) [the bundle's multi-scale sibling: scenes are photos].",
-    ),
+    model: Model = None,
+    detector: FaceDetectorName = None,
     out: Path = typer.Option(Path("scene_eval"), "--out", "-o", help="Folder for the JSON, PR curves and HTML."),
     class_map: str = typer.Option(
         None, "--class-map", help="DATASET=BUNDLE[,..] or a JSON file; BUNDLE '-' ignores that class."
@@ -99,17 +96,9 @@ def evaluate_scenes_command(
     map_classes: str = typer.Option(
         None, "--map-classes", help="Comma-separated classes for the headline mAP [every class with ground truth]."
     ),
-    conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
-    min_face: int = typer.Option(
-        DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces under this (px) are too_small, unclassified."
-    ),
-    head_weight: float = typer.Option(
-        DEFAULT_HEAD_WEIGHT,
-        "--head-weight",
-        min=0.0,
-        max=1.0,
-        help="Share of maskface's own class guess blended into the class.",
-    ),
+    conf: Conf = DEFAULT_CONF,
+    min_face: MinFace = DEFAULT_MIN_FACE,
+    head_weight: HeadWeight = DEFAULT_HEAD_WEIGHT,
     iou: list[float] = typer.Option([0.5, 0.3], "--iou", help="IoU thresholds for a match (repeatable)."),
     worst: int = typer.Option(12, "--worst", min=0, help="How many of the worst images to draw in the report."),
     limit: int = typer.Option(0, "--limit", min=0, help="Evaluate only the first N images (0: all)."),
@@ -138,7 +127,7 @@ def evaluate_scenes_command(
     if missing:
         raise InputError(f"{missing[0]}: image named by an annotation not found ({len(missing)} missing in all)")
 
-    pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
+    pipeline = Detector.from_settings(pipeline_settings(model, detector, conf, min_face, head_weight))
     dataset_classes = {o.label for i in images for o in i.objects}
     mapping = resolve_class_map(explicit_map, dataset_classes, pipeline.classes)
     selected = [c.strip() for c in map_classes.split(",") if c.strip()] if map_classes else None

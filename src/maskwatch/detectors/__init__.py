@@ -2,8 +2,8 @@
 
 from maskwatch.detectors import blazeface, ensemble, maskface, tiled  # noqa: F401  (each registers its detectors)
 from maskwatch.detectors.base import FaceDetector, create_detector, detector_names, register_detector
+from maskwatch.settings import DEFAULT_DETECTOR
 
-DEFAULT_DETECTOR = "maskface"
 PHOTO_DETECTORS = {"maskface": "maskface-multiscale"}
 """A live detector's slower sibling for still photos, used when the user names no detector: a photo is read
 once, so three passes (40 ms instead of 7) buy its small faces (scenes test half at conf 0.5: recall >= 24 px

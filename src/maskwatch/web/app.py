@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from maskwatch.errors import MaskwatchError
 from maskwatch.inference.tracker import FaceTracker
 from maskwatch.media.imageio import MAX_PIXELS
 from maskwatch.pipeline import MAX_THREADS, Detector
-from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
+from maskwatch.settings import PipelineSettings
 from maskwatch.web.auth import TokenMiddleware
 from maskwatch.web.jobs import JobStore, probe_video
 from maskwatch.web.limits import BodyLimitMiddleware
@@ -50,7 +51,7 @@ def default_workers() -> int:
 
 
 def create_app(
-    model: str | Path | None = None,
+    settings: PipelineSettings | None = None,
     detector: Detector | None = None,
     token: str | None = None,
     max_upload_mb: float = 20.0,
@@ -58,23 +59,20 @@ def create_app(
     max_pixels: int = MAX_PIXELS,
     max_video_frames: int = DEFAULT_MAX_VIDEO_FRAMES,
     max_jobs: int = 4,
-    face_detector: str | None = None,
-    conf: float = DEFAULT_CONF,
-    min_face: int = DEFAULT_MIN_FACE,
 ) -> FastAPI:
     """The maskwatch web app.
 
-    ``model`` is a bundle folder or ``maskwatch:NAME`` (``None``: ``$MASKWATCH_MODEL`` or the default);
-    pass a ready ``detector`` to share one, or name a ``face_detector`` (default: the bundle's) with its
-    ``conf`` and ``min_face``, as ``maskwatch detect`` takes them. ``token``: when set, every ``/v1`` call needs it
+    ``settings`` name the model, face detector and thresholds as ``maskwatch detect`` takes them (default:
+    ``PipelineSettings()``); or pass a ready ``detector`` to share one. ``token``: when set, every ``/v1`` call needs it
     (``Authorization: Bearer T``, ``X-Maskwatch-Token: T`` or ``?token=T``). Uploads above
     ``max_upload_mb`` get 413; inference runs in a pool of ``workers`` threads.
     """
     workers = workers or default_workers()
     if detector is None:
-        threads = min(MAX_THREADS, max(1, (os.cpu_count() or 1) // workers))
-        # ModelError here: before the server starts
-        detector = Detector(model=model, detector=face_detector, conf=conf, min_face=min_face, threads=threads)
+        settings = settings or PipelineSettings()
+        if settings.threads is None:
+            settings = replace(settings, threads=min(MAX_THREADS, max(1, (os.cpu_count() or 1) // workers)))
+        detector = Detector.from_settings(settings)  # ModelError here: before the server starts
     max_bytes = int(max_upload_mb * 1024 * 1024)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maskwatch-infer")
     temp_root = Path(tempfile.mkdtemp(prefix="maskwatch-serve-"))
