@@ -100,7 +100,7 @@ def train_detector_command(
     from maskwatch.errors import InputError, require_extra
 
     # imported lazily below: check before any of it runs. Keras' backend (KERAS_BACKEND) may be JAX or PyTorch
-    # where TensorFlow is missing (a GPU machine); the ONNX export then waits for a --resume with TensorFlow.
+    # where TensorFlow is missing (a GPU host with JAX only); the ONNX export then waits for a --resume with TensorFlow.
     backend = os.environ.get("KERAS_BACKEND", "tensorflow").lower()
     if backend not in ("tensorflow", "jax", "torch"):
         raise InputError(f"KERAS_BACKEND={backend}: train-detector trains on tensorflow, jax or torch")

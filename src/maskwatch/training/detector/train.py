@@ -255,7 +255,7 @@ def _train(
     """The Keras part of ``train``, once every input has been checked.
 
     Backend-neutral (``keras.ops`` loss, ``train_on_batch``), so the same loop runs on TensorFlow here and on
-    JAX or PyTorch where TensorFlow is not installed (``KERAS_BACKEND``, e.g. a GPU machine); only the ONNX
+    JAX or PyTorch where TensorFlow is not installed (``KERAS_BACKEND``, e.g. a GPU host with JAX); only the ONNX
     export needs TensorFlow, and ``--resume`` there exports a checkpoint trained elsewhere.
     """
     import keras
