@@ -35,14 +35,8 @@ import numpy as np
 
 from maskwatch.data.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_fold, scene_split
 from maskwatch.detectors import create_detector
-from maskwatch.evaluation.scene_metrics import (
-    MAX_FP_PER_IMAGE,
-    ImageResult,
-    compute_metrics,
-    face_results,
-    match,
-    shorter_side,
-)
+from maskwatch.evaluation.scene_metrics import MAX_FP_PER_IMAGE, ImageResult, compute_metrics, match, shorter_side
+from maskwatch.evaluation.scene_run import face_results
 
 SCENES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scenes"
 CLASSES = ("with_mask", "without_mask", "mask_weared_incorrect")

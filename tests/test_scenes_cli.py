@@ -232,8 +232,8 @@ def test_class_map_ignore_target_stays_valid(bundle: Path, tmp_path: Path) -> No
 
 def test_rerun_removes_stale_worst_images_only(tmp_path: Path) -> None:
     from maskwatch.data.annotations import AnnotatedImage, GroundTruth
-    from maskwatch.evaluation.scene_metrics import evaluate_scenes
     from maskwatch.evaluation.scene_report import write_report
+    from maskwatch.evaluation.scene_run import evaluate_scenes
 
     class NoFaces:
         def detect(self, image_bgr: np.ndarray, *, photo: bool = False) -> list:

@@ -106,8 +106,8 @@ def evaluate_scenes_command(
     """Run the full pipeline on box-annotated photos and report mAP, recall by face size and the worst images."""
     from maskwatch.data.annotations import load_annotations, select_split
     from maskwatch.errors import InputError
-    from maskwatch.evaluation.scene_metrics import evaluate_scenes
     from maskwatch.evaluation.scene_report import write_report
+    from maskwatch.evaluation.scene_run import evaluate_scenes
     from maskwatch.media.files import prepare_output_folder
     from maskwatch.pipeline import Detector
 

@@ -19,7 +19,8 @@ import numpy as np
 
 from maskwatch.data.annotations import AnnotatedImage, load_voc_dir, scene_split
 from maskwatch.errors import InputError
-from maskwatch.evaluation.scene_metrics import ImageResult, compute_metrics, face_results
+from maskwatch.evaluation.scene_metrics import ImageResult, compute_metrics
+from maskwatch.evaluation.scene_run import face_results
 from maskwatch.training.detector.data import HeldOutFold, read_scene_image
 
 VALIDATION_FILE = "validation.jsonl"
