@@ -184,7 +184,7 @@ def test_errors_of_commands_with_a_progress_bar_are_their_one_line(tmp_path):
 
 def test_training_stages_get_one_line_each_in_a_log(capsys):
     """No bar is drawn off a terminal, so each finished stage says what it did in one line."""
-    from maskwatch.cli._progress import RichReporter
+    from maskwatch.cli.progress import RichReporter
 
     with RichReporter() as reporter:
         reporter.start("head", 3)

@@ -153,7 +153,7 @@ def test_anchor_sampling_puts_the_chosen_face_in_the_canvas_at_a_drawn_size(tmp_
     maker = SampleMaker(scenes, {0: [], 1: []}, size=128, seed=3, mosaic_prob=0.0, anchor_prob=1.0)
     sides = []
     for _ in range(100):
-        sample = maker._single(128)
+        sample = maker.single(128)
         assert len(sample.boxes) == 1 and not sample.ignore[0]
         x1, y1, x2, y2 = sample.boxes[0]
         sides.append(x2 - x1)
@@ -171,7 +171,7 @@ def test_closeup_samples_are_one_whole_face_filling_most_of_the_canvas():
     maker = SampleMaker([], crops, size=128, seed=1, mosaic_prob=0.0, closeup_prob=1.0)
     sides, labels = [], set()
     for _ in range(60):
-        sample = maker._single(128)
+        sample = maker.single(128)
         assert len(sample.boxes) == 1 and not sample.ignore[0]
         x1, y1, x2, y2 = (int(v) for v in sample.boxes[0])
         assert 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 128
@@ -191,10 +191,10 @@ def test_negative_samples_hold_distractors_and_only_pasted_faces():
 
     crops = {0: [np.full((40, 40, 3), 90, np.uint8)], 1: [np.full((40, 40, 3), 200, np.uint8)]}
     maker = SampleMaker([], crops, size=128, seed=4, mosaic_prob=0.0, negative_prob=1.0)
-    counts = [len(maker._single(128).boxes) for _ in range(80)]
+    counts = [len(maker.single(128).boxes) for _ in range(80)]
     assert 0 in counts and max(counts) <= 3 and any(counts)
     assert {
-        len(SampleMaker([], crops, seed=5, negative_prob=1.0, paste_prob=0.0)._single(64).boxes) for _ in range(20)
+        len(SampleMaker([], crops, seed=5, negative_prob=1.0, paste_prob=0.0).single(64).boxes) for _ in range(20)
     } == {0}
     image = distractor_background(128, np.random.default_rng(0))
     plain = synthetic_background(128, np.random.default_rng(0))  # the same draws, before the distractors
@@ -372,7 +372,7 @@ def test_crowd_samples_paste_many_tiny_faces():
     crops = {0: [np.full((40, 36, 3), 90, np.uint8)], 1: [np.full((40, 36, 3), 200, np.uint8)]}
     maker = SampleMaker([], crops, size=256, seed=7, mosaic_prob=0.0, crowd_prob=1.0)
     for _ in range(10):
-        sample = maker._single(256)
+        sample = maker.single(256)
         assert CROWD_FACES[0] * 0.7 <= len(sample.boxes) <= CROWD_FACES[1]
         widths = sample.boxes[:, 2] - sample.boxes[:, 0]
         assert widths.min() >= round(CROWD_SIDES[0]) and widths.max() <= round(CROWD_SIDES[1])

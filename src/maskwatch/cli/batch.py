@@ -43,7 +43,7 @@ def batch(
     """Run detection over many videos and photos on Ray; write JSON lines, CSV counts, summaries and plots."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from maskwatch.cli._progress import progress_bar
+    from maskwatch.cli.progress import progress_bar
     from maskwatch.errors import require_extra
 
     require_extra("ray", "batch", "maskwatch batch")

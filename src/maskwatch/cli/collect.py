@@ -34,8 +34,8 @@ def collect(
     """Detect faces and save each one as a training crop in OUT/LABEL/ (never overwriting a file)."""
     from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from maskwatch.cli._progress import progress_bar
     from maskwatch.cli.detect import setup_logging
+    from maskwatch.cli.progress import progress_bar
     from maskwatch.data.collect import collect_faces, prepare_output
     from maskwatch.detectors import DEFAULT_DETECTOR, create_detector
     from maskwatch.errors import InputError, MaskwatchError

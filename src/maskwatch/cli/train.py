@@ -72,7 +72,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
 ) -> None:
     """Train a mask classifier (transfer learning) and export a model bundle with reports."""
-    from maskwatch.cli._progress import RichReporter
+    from maskwatch.cli.progress import RichReporter
     from maskwatch.errors import require_extra
     from maskwatch.training.classifier.trainer import train as run_training
 
