@@ -40,6 +40,20 @@ def run_cli(*args: str, timeout: float = 180, input_text: str | None = None) -> 
     )
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, code: int | None = None) -> str:
+    """A command that failed as users are promised: a non-zero exit (``code`` when given), exactly one line on
+    stderr holding every fragment, no traceback. Returns that line."""
+    if code is None:
+        assert result.returncode != 0, result.stderr
+    else:
+        assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
     """Write frames as an MP4 with OpenCV, as a camera recording would be."""
     h, w = frames[0].shape[:2]

@@ -7,7 +7,7 @@ import os
 import sys
 
 import pytest
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 
 
 def test_help_lists_every_command():
@@ -73,7 +73,7 @@ def test_bench_runs_at_another_frame_size(tmp_path):
     assert [r["faces_found_per_frame"] for r in report["results"]] == [1.0, 5.0]
     assert all(r["fps"] > 0 and "detect" in r["ms_per_stage"] for r in report["results"])
     bad = run_cli("bench", "--size", "12")
-    assert bad.returncode == 2 and "--size '12'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert_one_line_error(bad, "--size '12'", code=2)
 
 
 def test_help_keeps_bracketed_defaults():
@@ -177,9 +177,7 @@ def test_errors_of_commands_with_a_progress_bar_are_their_one_line(tmp_path):
         ["synth", "--from", str(tmp_path / "nx"), "--out", str(tmp_path / "syn")],
         ["evaluate", "maskwatch:default", str(tmp_path / "nx")],
     ):
-        result = run_cli(*args)
-        assert result.returncode == 2 and result.stderr.splitlines() == [result.stderr.strip()], result.stderr
-        assert result.stderr.startswith("error: ")
+        assert assert_one_line_error(run_cli(*args), code=2).startswith("error: ")
 
 
 def test_training_stages_get_one_line_each_in_a_log(capsys):

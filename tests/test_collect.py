@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import moving_face_frames, run_cli, write_video
+from conftest import assert_one_line_error, moving_face_frames, run_cli, write_video
 
 from maskwatch.data import collect as collect_mod
 from maskwatch.data.collect import STORED_SIZE, collect_faces, validate_label, write_new_image
@@ -327,6 +327,5 @@ def test_collect_boxes_cli_train_half_and_errors(tmp_path, astronaut_bgr):
     ]:
         out = str(tmp_path / "z")
         refused = run_cli("collect-boxes", str(images), str(annotations), "-o", out, "--class-map", class_map)
-        assert refused.returncode == 2 and message in refused.stderr
-        assert len(refused.stderr.strip().splitlines()) == 1
+        assert_one_line_error(refused, message, code=2)
         assert not (tmp_path / "z").exists()  # refused before the first crop was written

@@ -347,14 +347,13 @@ def test_train_from_an_onnx_model_and_its_bad_inputs(trained: Path, tmp_path: Pa
 
 
 def test_train_detector_cli_rejects_a_missing_init_model(trained: Path, tmp_path: Path):
-    from conftest import run_cli
+    from conftest import assert_one_line_error, run_cli
 
     scenes = trained.parents[1] / "scenes"
     result = run_cli(
         "train-detector", "--scenes", str(scenes), "--init", str(tmp_path / "x.onnx"), "--out", str(tmp_path)
     )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'x.onnx'}: --init model not found"]
+    assert assert_one_line_error(result, code=2) == f"error: {tmp_path / 'x.onnx'}: --init model not found"
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     result = run_cli("train-detector", "--scenes", str(scenes), "--init", str(broken), "--out", str(tmp_path))
