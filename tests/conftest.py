@@ -29,6 +29,28 @@ def astronaut_bgr() -> np.ndarray:
     return cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
+@pytest.fixture(scope="module")
+def detector():
+    """The default pipeline (``maskwatch.pipeline.Detector()``), loaded once per test module."""
+    from maskwatch.pipeline import Detector
+
+    return Detector()
+
+
+@pytest.fixture
+def photo(tmp_path, astronaut_bgr) -> Path:
+    """The astronaut as a JPEG file: one unmasked face."""
+    path = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(path), astronaut_bgr)
+    return path
+
+
+@pytest.fixture
+def video(tmp_path, astronaut_bgr) -> Path:
+    """A 12-frame MP4 of the astronaut's face sliding across: one person to track."""
+    return write_video(tmp_path / "walk.mp4", moving_face_frames(astronaut_bgr, count=12))
+
+
 def run_cli(*args: str, timeout: float = 180, input_text: str | None = None) -> subprocess.CompletedProcess:
     """Run the real ``maskwatch`` command line in a subprocess, as a user would."""
     return subprocess.run(

@@ -16,29 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import moving_face_frames, run_cli, write_video
+from conftest import moving_face_frames, run_cli
 
 from maskwatch import Detector, InputError
 from maskwatch.faces import TOO_SMALL
 from maskwatch.media.sources import CaptureSource
 from maskwatch.schemas import FrameOut
-
-
-@pytest.fixture(scope="module")
-def detector() -> Detector:
-    return Detector()
-
-
-@pytest.fixture
-def photo(tmp_path, astronaut_bgr) -> Path:
-    path = tmp_path / "astronaut.jpg"
-    cv2.imwrite(str(path), astronaut_bgr)
-    return path
-
-
-@pytest.fixture
-def video(tmp_path, astronaut_bgr) -> Path:
-    return write_video(tmp_path / "walk.mp4", moving_face_frames(astronaut_bgr, count=12))
 
 
 def json_lines(path: Path) -> list[FrameOut]:
