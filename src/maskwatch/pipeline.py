@@ -67,7 +67,7 @@ class FrameResult:
 
 
 MAX_THREADS = 256
-"""More ONNX Runtime threads than this only slow a detector down (2000 took 20x as long as 4)."""
+"""More ONNX Runtime threads than this only slow a detector down (thousands make it many times slower)."""
 
 
 def _check_setting(name: str, value: object, lowest: float, highest: float, integer: bool = False) -> None:
