@@ -110,6 +110,7 @@ def test_plan_groups_and_chunks(inputs, tmp_path):
     assert len(units[2].chunks) == 2
 
 
+@pytest.mark.slow
 def test_cli_batch_matches_detect_and_reports_corrupt_inputs(inputs, reference, tmp_path):
     """End to end as a user runs it: its own local Ray, a list file, a corrupt video and a corrupt photo."""
     bad_video = tmp_path / "broken.mp4"
@@ -162,6 +163,7 @@ def specs_of(inputs) -> list[str]:
     return [str(inputs["walk"]), str(inputs["back"]), str(inputs["photos"])]
 
 
+@pytest.mark.slow
 def test_killed_worker_chunk_is_retried(local_ray, inputs, reference, tmp_path, monkeypatch):
     marker = tmp_path / "crashed"
     monkeypatch.setenv(CRASH_ENV, f"0:2:{marker}")  # the worker given chunk 2 of walk.mp4 dies once, hard
@@ -173,6 +175,7 @@ def test_killed_worker_chunk_is_retried(local_ray, inputs, reference, tmp_path, 
     assert_same_as_detect(out, reference)
 
 
+@pytest.mark.slow
 def test_resume_skips_complete_outputs(local_ray, inputs, reference, tmp_path):
     out = tmp_path / "out"
     options = BatchOptions(out=out, workers=2, chunk_frames=10)
@@ -195,6 +198,7 @@ def test_resume_skips_complete_outputs(local_ray, inputs, reference, tmp_path):
     assert all(u.status == "done" for u in changed.units)  # other options: nothing is reused
 
 
+@pytest.mark.slow
 def test_poison_chunk_fails_its_input_only(local_ray, inputs, tmp_path, monkeypatch):
     monkeypatch.setenv(CRASH_ENV, "1:0:always")  # back.mp4's first chunk kills every worker that takes it
     out = tmp_path / "out"
@@ -230,6 +234,7 @@ def test_chunk_reads_equal_a_sequential_read(tmp_path, suffix, fourcc):
             assert np.array_equal(got.image, want.image), (fourcc, start)
 
 
+@pytest.mark.slow
 def test_photo_urls(local_ray, inputs, tmp_path):
     """Photos listed by URL are downloaded by the workers and give the faces of the same file read from disk."""
     handler = functools.partial(QuietHandler, directory=str(inputs["photos"]))
@@ -255,6 +260,7 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_bad_model_is_one_clear_error(local_ray, inputs, tmp_path):
     missing = str(tmp_path / "no_bundle")
     with pytest.raises(MaskwatchError, match="model bundle not found"):  # checked on the driver, before Ray
@@ -280,6 +286,7 @@ def no_ray(monkeypatch):
     monkeypatch.setattr(batch_run, "connect_ray", refuse)
 
 
+@pytest.mark.slow
 def test_unwritable_output_folder_is_one_error_before_ray(inputs, tmp_path, no_ray):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -289,6 +296,7 @@ def test_unwritable_output_folder_is_one_error_before_ray(inputs, tmp_path, no_r
         run_batch([str(inputs["walk"])], BatchOptions(out=blocker))
 
 
+@pytest.mark.slow
 def test_unwritable_unit_folder_fails_that_unit_only(local_ray, inputs, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -301,6 +309,7 @@ def test_unwritable_unit_folder_fails_that_unit_only(local_ray, inputs, tmp_path
     assert rows == status  # the other results and the overall summary are still written
 
 
+@pytest.mark.slow
 def test_unreachable_ray_cluster_is_one_line(inputs, tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "1")  # read by the Ray Client: fail in ~3 s
     monkeypatch.setenv("RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S", "1")
@@ -315,6 +324,7 @@ def test_unreachable_ray_cluster_is_one_line(inputs, tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_exit_2_rerun_refused_and_resume(inputs, tmp_path):
     """A corrupt photo in a set: results written, exit 2, one closing line; a rerun into the same --out is refused."""
     photos = tmp_path / "photos"
@@ -344,6 +354,7 @@ def test_cli_bad_inputs_exit_2_rerun_refused_and_resume(inputs, tmp_path):
     assert row["status"] == "resumed" and "zz_corrupt.jpg" in row["errors"]
 
 
+@pytest.mark.slow
 def test_rerun_into_earlier_results_is_refused(local_ray, inputs, tmp_path):
     out = tmp_path / "out"
     run_batch([str(inputs["photos"])], BatchOptions(out=out, workers=1))
@@ -360,6 +371,7 @@ def test_rerun_into_earlier_results_is_refused(local_ray, inputs, tmp_path):
     assert [u.status for u in report.units] == ["done"]
 
 
+@pytest.mark.slow
 def test_all_inputs_bad_prints_each_error_once(tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
@@ -380,6 +392,7 @@ def test_all_inputs_bad_prints_each_error_once(tmp_path):
     assert stream.returncode == 2 and "rtsp://127.0.0.1:9/x: stream unreachable or not a video" in stream.stderr
 
 
+@pytest.mark.slow
 def test_bad_detector_or_model_fails_before_ray(inputs, tmp_path, no_ray):
     with pytest.raises(ModelError, match="unknown detector 'nosuch'"):
         run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", pipeline=PipelineSettings(detector="nosuch")))
@@ -403,6 +416,7 @@ def test_bad_detector_or_model_fails_before_ray(inputs, tmp_path, no_ray):
     assert (tmp_path / "kept").is_dir()
 
 
+@pytest.mark.slow
 def test_cli_bad_detector_exits_3_in_one_line(inputs, tmp_path):
     result = run_cli("batch", str(inputs["walk"]), "--out", str(tmp_path / "out"), "--detector", "nosuch")
     assert result.returncode == 3, result.stderr
@@ -435,6 +449,7 @@ def test_truncated_or_holed_video_is_reported(tmp_path):
     assert _assemble(_video_unit(60, 29), [range(29), range(29, 57), range(0)], tmp_path / "c")["errors"] == []
 
 
+@pytest.mark.slow
 def test_corrupt_video_in_a_run_is_a_problem(local_ray, astronaut_bgr, tmp_path):
     clip = write_video(tmp_path / "clip.mp4", moving_face_frames(astronaut_bgr, count=40, size=(480, 360)))
     data = bytearray(clip.read_bytes())

@@ -153,6 +153,7 @@ def test_label_with_path_characters_is_refused(label):
         validate_label(label)
 
 
+@pytest.mark.slow
 def test_cli_collects_and_reports(tmp_path, varied_video):
     out = tmp_path / "ds"
     result = run_cli("collect", "--label", "with_mask", "--out", str(out), "--count", "4", str(varied_video))
@@ -170,6 +171,7 @@ def test_cli_collects_and_reports(tmp_path, varied_video):
         assert "--preview: no display found" in again.stderr
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_are_one_line_errors_and_keep_collected_faces(tmp_path, photo_folder):
     out = tmp_path / "ds"
     assert run_cli("collect", "-l", "keep", "-o", str(out), str(photo_folder)).returncode == 0
@@ -201,6 +203,7 @@ def test_cli_bad_inputs_are_one_line_errors_and_keep_collected_faces(tmp_path, p
     assert not (tmp_path / "escape").exists()
 
 
+@pytest.mark.slow
 def test_cli_ctrl_c_exits_130_with_whole_files(tmp_path, varied_video):
     import signal
     import subprocess
@@ -302,6 +305,7 @@ def test_collect_boxes_crops_of_one_photo_share_a_split_group():
     assert groups == {"photo:scene7"}
 
 
+@pytest.mark.slow
 def test_collect_boxes_cli_counts_only_photos_it_read(tmp_path, astronaut_bgr):
     images, annotations = _annotated_photos(tmp_path, astronaut_bgr)
     (images / "scene2.png").unlink()
@@ -310,6 +314,7 @@ def test_collect_boxes_cli_counts_only_photos_it_read(tmp_path, astronaut_bgr):
     assert "scene2.png: image named by its annotation not found" in result.stderr
 
 
+@pytest.mark.slow
 def test_collect_boxes_cli_train_half_and_errors(tmp_path, astronaut_bgr):
     images, annotations = _annotated_photos(tmp_path, astronaut_bgr)
     result = run_cli("collect-boxes", str(images), str(annotations), "--out", str(tmp_path / "ds"))

@@ -127,6 +127,7 @@ def test_bad_annotations_exit_with_one_line(bundle: Path, tmp_path: Path) -> Non
     assert isinstance(result.exception, InputError) and "no such folder" in str(result.exception)
 
 
+@pytest.mark.slow
 def test_main_prints_one_line_error(tmp_path: Path) -> None:
     import subprocess
     import sys

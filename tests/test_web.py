@@ -468,6 +468,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_serve_subprocess(detector, astronaut_bgr):
     import httpx
 
@@ -515,6 +516,7 @@ def test_port_zero_means_a_free_port_that_is_printed():
     assert check_port_free("127.0.0.1", 0) > 0  # the real port, for the start-up line (it printed :0)
 
 
+@pytest.mark.slow
 def test_serve_cli_errors_are_one_line(tmp_path):
     missing = run_cli("serve", "--model", str(tmp_path / "nope"), "--port", str(free_port()))
     assert missing.returncode == 3
@@ -529,6 +531,7 @@ def test_serve_cli_errors_are_one_line(tmp_path):
     assert_one_line_error(unknown, "unknown detector 'nope'")
 
 
+@pytest.mark.slow
 def test_serve_help_mentions_options():
     result = run_cli("serve", "--help")
     assert result.returncode == 0
