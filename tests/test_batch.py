@@ -94,6 +94,7 @@ def assert_same_as_detect(out: Path, reference: tuple[dict, dict]) -> None:
         assert summary["people_per_class"] == dict(sorted(people.items()))
 
 
+@pytest.mark.slow
 def test_plan_groups_and_chunks(inputs, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# archive\n{inputs['walk']}\n\n{inputs['photos'] / 'a.jpg'}\n{inputs['walk']}\n")
@@ -210,6 +211,7 @@ def test_poison_chunk_fails_its_input_only(local_ray, inputs, tmp_path, monkeypa
     assert (out / safe_name(str(inputs["walk"])) / DONE_FILE).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("suffix", "fourcc"), [(".mp4", "mp4v"), (".webm", "VP90"), (".avi", "XVID")])
 def test_chunk_reads_equal_a_sequential_read(tmp_path, suffix, fourcc):
     """Seeking to a chunk's first frame lands on exactly the frames a sequential read gives, for common codecs."""
@@ -439,6 +441,7 @@ def _assemble(unit: Unit, frames_per_chunk: list[range], folder: Path) -> dict:
     return assembler.finish()
 
 
+@pytest.mark.slow
 def test_truncated_or_holed_video_is_reported(tmp_path):
     """Frames that did not decode are an error of the unit, as `detect` warns of a truncated video."""
     holed = _assemble(_video_unit(60, 20), [range(13), range(0), range(40, 60)], tmp_path / "a")

@@ -86,6 +86,7 @@ def test_photo_folder_saves_one_crop_per_face(tmp_path, photo_folder, detector, 
     assert np.abs(first.astype(int) - expected.astype(int)).mean() < 3  # JPEG noise only
 
 
+@pytest.mark.slow
 def test_video_near_duplicates_every_and_count(tmp_path, face_video, varied_video, detector):
     deduped = collect_faces(_sources(str(face_video)), tmp_path / "a", "x", detector=detector)
     assert deduped.frames == 12 and len(deduped.saved) <= 2 and deduped.duplicates == 12 - len(deduped.saved)

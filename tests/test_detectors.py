@@ -46,6 +46,7 @@ def test_tiled_finds_the_astronaut_once(astronaut_bgr):
     assert 150 < (x1 + x2) / 2 < 280 and 40 < (y1 + y2) / 2 < 160
 
 
+@pytest.mark.slow
 def test_tiled_finds_a_small_face_blazeface_misses(astronaut_bgr):
     import cv2
 
@@ -257,6 +258,7 @@ def test_maskface_flip_is_mirror_symmetric_and_a_separate_version(astronaut_bgr,
     assert len(plain.detect(canvas)) == 2
 
 
+@pytest.mark.slow
 def test_maskface_multiscale_passes_grow_with_a_large_photo(astronaut_bgr, monkeypatch):
     """A ~30-px face in a 1800-px photo: fixed passes (up to 640 px) shrink it below what maskface finds;
     passes grown with the photo (the largest at its own resolution, capped) keep it at its size."""

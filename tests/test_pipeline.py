@@ -109,6 +109,7 @@ def small_faces_photo(astronaut_bgr: np.ndarray) -> tuple[np.ndarray, list[tuple
     return photo, corners
 
 
+@pytest.mark.slow
 def test_photos_get_the_multiscale_detector_unless_one_is_named(detector, astronaut_bgr):
     """A still photo is searched at three sizes: small faces the fast video detector misses are found."""
     assert detector.photo_detector.name == "maskface-multiscale"

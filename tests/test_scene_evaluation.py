@@ -72,6 +72,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "images", root / "annotations"
 
 
+@pytest.mark.slow
 def test_end_to_end(bundle: Path, scenes: tuple[Path, Path], tmp_path: Path) -> None:
     images, annotations = scenes
     out = tmp_path / "report"
@@ -219,6 +220,7 @@ def test_unknown_class_is_one_line_error(bundle: Path, tmp_path: Path, option: s
     assert not out.exists()  # refused before anything was evaluated or written
 
 
+@pytest.mark.slow
 def test_class_map_ignore_target_stays_valid(bundle: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"--class-map: the model has no class 'nosuch' \(its classes: "):
         resolve_class_map({"a": "nosuch"}, {"a"}, CLASSES)
@@ -231,6 +233,7 @@ def test_class_map_ignore_target_stays_valid(bundle: Path, tmp_path: Path) -> No
     assert json.loads((out / "scene_report.json").read_text())["faces"] == 0  # the ignored face is difficult
 
 
+@pytest.mark.slow
 def test_rerun_removes_stale_worst_images_only(tmp_path: Path) -> None:
     from maskwatch.data.annotations import AnnotatedImage, GroundTruth
     from maskwatch.evaluation.scene_report import write_report

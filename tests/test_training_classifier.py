@@ -369,6 +369,7 @@ def test_loss_weights_balance_classes_overall_or_within_each_source():
     assert per_source[10:] == pytest.approx([1.0, 1.0])  # a one-class source keeps its own weight
 
 
+@pytest.mark.slow
 def test_reports_handle_no_errors_and_all_errors(tmp_path: Path):
     from maskwatch.evaluation.reports import Evaluation, bootstrap_accuracy, calibration, write_evaluation
 

@@ -184,6 +184,7 @@ def test_closeup_samples_are_one_whole_face_filling_most_of_the_canvas():
     assert SampleMaker([], {0: [], 1: []}, closeup_prob=1.0).closeup_prob == 0.0  # no crops: no close-ups
 
 
+@pytest.mark.slow
 def test_negative_samples_hold_distractors_and_only_pasted_faces():
     """--negative-prob: no scene is used; a sample is face-free or holds only the 1–3 pasted faces, and the
     distractors really cover the canvas (it is not the flat synthetic background alone)."""
@@ -368,6 +369,7 @@ def test_train_detector_cli_rejects_a_missing_init_model(trained: Path, tmp_path
     assert lines[0].startswith(f"error: {broken}: --init: not a readable ONNX model")
 
 
+@pytest.mark.slow
 def test_crowd_samples_paste_many_tiny_faces():
     """--crowd-prob: without scenes a crowd holds only pasted faces, 10–40 of them, 6–28 px wide, none
     overlapping; every face is labelled with a known class."""
