@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -35,7 +36,8 @@ from maskwatch.media.sources import expand_sources
 from maskwatch.pipeline import Detector
 from maskwatch.settings import PipelineSettings
 
-ray = pytest.importorskip("ray")
+if importlib.util.find_spec("ray") is None:  # found, not imported: Ray loads in the tests that run it
+    pytest.skip("batch needs the [batch] extra (ray)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +156,8 @@ def test_cli_batch_matches_detect_and_reports_corrupt_inputs(inputs, reference, 
 @pytest.fixture(scope="module")
 def local_ray():
     """One small local Ray instance for the in-process tests (no dashboard: starts fast, offline)."""
+    import ray
+
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     yield
