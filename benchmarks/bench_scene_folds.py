@@ -32,7 +32,8 @@ from sklearn.metrics import average_precision_score
 
 from maskwatch.data.annotations import load_annotations, scene_fold, select_split
 from maskwatch.evaluation.classification import classify_folder
-from maskwatch.evaluation.scene_metrics import compute_metrics, evaluate_scenes, voc_ap
+from maskwatch.evaluation.scene_metrics import compute_metrics, voc_ap
+from maskwatch.evaluation.scene_run import evaluate_scenes
 from maskwatch.inference.bundle import load_bundle
 from maskwatch.media.imageio import is_image_path
 

@@ -1,11 +1,11 @@
 """Face detection on the scenes photos, class-agnostic: the numbers behind detector settings.
 
 For each detector configuration: face recall at IoU ≥ 0.5 for faces ≥ 24 px (the
-issue-9 bar), false positives per image at IoU 0.5, the best recall ≥ 24 px a score
+detector bar), false positives per image at IoU 0.5, the best recall ≥ 24 px a score
 threshold reaches with ≤ 0.15 false positives per image (every false face counted, and
 COCO-style counting only false faces ≥ 24 px; see ``recall_at_fp_budget``; run with a
 low ``@CONF`` so the sweep has thresholds to choose from), recall per ground-truth class at
-IoU ≥ 0.3 for faces ≥ 32 px (the issue-9 table), face AP at IoU 0.5, ms per scene
+IoU ≥ 0.3 for faces ≥ 32 px (the detector table), face AP at IoU 0.5, ms per scene
 photo, and ms per 640×480 frame with one face (the fps bar).
 
 Tune on the TRAIN half (even image numbers); report on the test half only with
@@ -18,7 +18,7 @@ trained on. Examples::
         --config blazeface --config "blazeface-tiled" --config "maskface"
 
 A config is ``NAME[@CONF][:key=value,...]``, e.g. ``blazeface-tiled@0.5:tiles=128|192,overlap=0.3``.
-Set MASKWATCH_THREADS to fix the ONNX Runtime threads (2 for the issue's 2-core bar).
+Set MASKWATCH_THREADS to fix the ONNX Runtime threads (2 for the 2-core speed bar).
 """
 
 from __future__ import annotations
@@ -35,14 +35,8 @@ import numpy as np
 
 from maskwatch.data.annotations import AnnotatedImage, GroundTruth, load_voc_dir, scene_fold, scene_split
 from maskwatch.detectors import create_detector
-from maskwatch.evaluation.scene_metrics import (
-    MAX_FP_PER_IMAGE,
-    ImageResult,
-    compute_metrics,
-    face_results,
-    match,
-    shorter_side,
-)
+from maskwatch.evaluation.scene_metrics import MAX_FP_PER_IMAGE, ImageResult, compute_metrics, match, shorter_side
+from maskwatch.evaluation.scene_run import face_results
 
 SCENES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scenes"
 CLASSES = ("with_mask", "without_mask", "mask_weared_incorrect")

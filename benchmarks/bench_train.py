@@ -6,7 +6,7 @@ Usage: python benchmarks/bench_train.py [--dataset ../shared/data/face-mask]
 Runs the documented command (src/maskwatch/packaged/default/MODEL_CARD.md) into a temporary
 folder with an empty face-crop cache (so face detection is timed too, unless --warm-cache),
 and writes benchmarks/results/train.json: wall time, CPU count, load average before and
-after, and the test figures. The bar (issue 3): under 20 minutes on a 2-core CPU with test
+after, and the test figures. The bar: under 20 minutes on a 2-core CPU with test
 accuracy >= 99.0 % and every class recall >= 98 %.
 """
 

@@ -29,6 +29,28 @@ def astronaut_bgr() -> np.ndarray:
     return cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
+@pytest.fixture(scope="module")
+def detector():
+    """The default pipeline (``maskwatch.pipeline.Detector()``), loaded once per test module."""
+    from maskwatch.pipeline import Detector
+
+    return Detector()
+
+
+@pytest.fixture
+def photo(tmp_path, astronaut_bgr) -> Path:
+    """The astronaut as a JPEG file: one unmasked face."""
+    path = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(path), astronaut_bgr)
+    return path
+
+
+@pytest.fixture
+def video(tmp_path, astronaut_bgr) -> Path:
+    """A 12-frame MP4 of the astronaut's face sliding across: one person to track."""
+    return write_video(tmp_path / "walk.mp4", moving_face_frames(astronaut_bgr, count=12))
+
+
 def run_cli(*args: str, timeout: float = 180, input_text: str | None = None) -> subprocess.CompletedProcess:
     """Run the real ``maskwatch`` command line in a subprocess, as a user would."""
     return subprocess.run(
@@ -38,6 +60,20 @@ def run_cli(*args: str, timeout: float = 180, input_text: str | None = None) -> 
         timeout=timeout,
         input=input_text,
     )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str, code: int | None = None) -> str:
+    """A command that failed as users are promised: a non-zero exit (``code`` when given), exactly one line on
+    stderr holding every fragment, no traceback. Returns that line."""
+    if code is None:
+        assert result.returncode != 0, result.stderr
+    else:
+        assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -33,8 +34,10 @@ from maskwatch.media.runner import run_sources
 from maskwatch.media.sinks import JsonLinesSink
 from maskwatch.media.sources import expand_sources
 from maskwatch.pipeline import Detector
+from maskwatch.settings import PipelineSettings
 
-ray = pytest.importorskip("ray")
+if importlib.util.find_spec("ray") is None:  # found, not imported: Ray loads in the tests that run it
+    pytest.skip("batch needs the [batch] extra (ray)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,7 @@ def detect_reference(specs: list[str], tmp: Path) -> tuple[dict, dict]:
         assert not problems
         for source in sources:
             path = tmp / f"ref_{len(frames)}.jsonl"
-            summary = run_sources(detector, [source], JsonLinesSink(str(path)))
+            summary = run_sources(detector, [source], [JsonLinesSink(str(path))])
             frames[source.name] = [json.loads(line) for line in path.read_text().splitlines()]
             if source.kind == "video":
                 people[source.name] = summary.people_per_class
@@ -93,6 +96,7 @@ def assert_same_as_detect(out: Path, reference: tuple[dict, dict]) -> None:
         assert summary["people_per_class"] == dict(sorted(people.items()))
 
 
+@pytest.mark.slow
 def test_plan_groups_and_chunks(inputs, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# archive\n{inputs['walk']}\n\n{inputs['photos'] / 'a.jpg'}\n{inputs['walk']}\n")
@@ -109,6 +113,7 @@ def test_plan_groups_and_chunks(inputs, tmp_path):
     assert len(units[2].chunks) == 2
 
 
+@pytest.mark.slow
 def test_cli_batch_matches_detect_and_reports_corrupt_inputs(inputs, reference, tmp_path):
     """End to end as a user runs it: its own local Ray, a list file, a corrupt video and a corrupt photo."""
     bad_video = tmp_path / "broken.mp4"
@@ -151,6 +156,8 @@ def test_cli_batch_matches_detect_and_reports_corrupt_inputs(inputs, reference, 
 @pytest.fixture(scope="module")
 def local_ray():
     """One small local Ray instance for the in-process tests (no dashboard: starts fast, offline)."""
+    import ray
+
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     yield
@@ -161,6 +168,7 @@ def specs_of(inputs) -> list[str]:
     return [str(inputs["walk"]), str(inputs["back"]), str(inputs["photos"])]
 
 
+@pytest.mark.slow
 def test_killed_worker_chunk_is_retried(local_ray, inputs, reference, tmp_path, monkeypatch):
     marker = tmp_path / "crashed"
     monkeypatch.setenv(CRASH_ENV, f"0:2:{marker}")  # the worker given chunk 2 of walk.mp4 dies once, hard
@@ -172,6 +180,7 @@ def test_killed_worker_chunk_is_retried(local_ray, inputs, reference, tmp_path, 
     assert_same_as_detect(out, reference)
 
 
+@pytest.mark.slow
 def test_resume_skips_complete_outputs(local_ray, inputs, reference, tmp_path):
     out = tmp_path / "out"
     options = BatchOptions(out=out, workers=2, chunk_frames=10)
@@ -188,10 +197,13 @@ def test_resume_skips_complete_outputs(local_ray, inputs, reference, tmp_path):
     assert again.chunks == 2  # only back.mp4's chunks ran
     assert (walk_folder / FRAMES_FILE).stat().st_mtime_ns == stamp
     assert_same_as_detect(out, reference)
-    changed = run_batch(specs_of(inputs), BatchOptions(out=out, workers=2, resume=True, min_face=20))
+    changed = run_batch(
+        specs_of(inputs), BatchOptions(out=out, workers=2, resume=True, pipeline=PipelineSettings(min_face=20))
+    )
     assert all(u.status == "done" for u in changed.units)  # other options: nothing is reused
 
 
+@pytest.mark.slow
 def test_poison_chunk_fails_its_input_only(local_ray, inputs, tmp_path, monkeypatch):
     monkeypatch.setenv(CRASH_ENV, "1:0:always")  # back.mp4's first chunk kills every worker that takes it
     out = tmp_path / "out"
@@ -203,6 +215,7 @@ def test_poison_chunk_fails_its_input_only(local_ray, inputs, tmp_path, monkeypa
     assert (out / safe_name(str(inputs["walk"])) / DONE_FILE).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("suffix", "fourcc"), [(".mp4", "mp4v"), (".webm", "VP90"), (".avi", "XVID")])
 def test_chunk_reads_equal_a_sequential_read(tmp_path, suffix, fourcc):
     """Seeking to a chunk's first frame lands on exactly the frames a sequential read gives, for common codecs."""
@@ -227,6 +240,7 @@ def test_chunk_reads_equal_a_sequential_read(tmp_path, suffix, fourcc):
             assert np.array_equal(got.image, want.image), (fourcc, start)
 
 
+@pytest.mark.slow
 def test_photo_urls(local_ray, inputs, tmp_path):
     """Photos listed by URL are downloaded by the workers and give the faces of the same file read from disk."""
     handler = functools.partial(QuietHandler, directory=str(inputs["photos"]))
@@ -252,12 +266,16 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_bad_model_is_one_clear_error(local_ray, inputs, tmp_path):
     missing = str(tmp_path / "no_bundle")
     with pytest.raises(MaskwatchError, match="model bundle not found"):  # checked on the driver, before Ray
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", model=missing))
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", pipeline=PipelineSettings(model=missing)))
     with pytest.raises(ModelError, match="^.*no_bundle: model bundle not found$"):  # as a cluster's workers say it
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "b", model=missing, ray_address="auto", retries=0))
+        run_batch(
+            [str(inputs["walk"])],
+            BatchOptions(out=tmp_path / "b", pipeline=PipelineSettings(model=missing), ray_address="auto", retries=0),
+        )
 
 
 def stderr_lines(result) -> list[str]:
@@ -274,6 +292,7 @@ def no_ray(monkeypatch):
     monkeypatch.setattr(batch_run, "connect_ray", refuse)
 
 
+@pytest.mark.slow
 def test_unwritable_output_folder_is_one_error_before_ray(inputs, tmp_path, no_ray):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -283,6 +302,7 @@ def test_unwritable_output_folder_is_one_error_before_ray(inputs, tmp_path, no_r
         run_batch([str(inputs["walk"])], BatchOptions(out=blocker))
 
 
+@pytest.mark.slow
 def test_unwritable_unit_folder_fails_that_unit_only(local_ray, inputs, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -295,6 +315,7 @@ def test_unwritable_unit_folder_fails_that_unit_only(local_ray, inputs, tmp_path
     assert rows == status  # the other results and the overall summary are still written
 
 
+@pytest.mark.slow
 def test_unreachable_ray_cluster_is_one_line(inputs, tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "1")  # read by the Ray Client: fail in ~3 s
     monkeypatch.setenv("RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S", "1")
@@ -309,6 +330,7 @@ def test_unreachable_ray_cluster_is_one_line(inputs, tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_exit_2_rerun_refused_and_resume(inputs, tmp_path):
     """A corrupt photo in a set: results written, exit 2, one closing line; a rerun into the same --out is refused."""
     photos = tmp_path / "photos"
@@ -338,6 +360,7 @@ def test_cli_bad_inputs_exit_2_rerun_refused_and_resume(inputs, tmp_path):
     assert row["status"] == "resumed" and "zz_corrupt.jpg" in row["errors"]
 
 
+@pytest.mark.slow
 def test_rerun_into_earlier_results_is_refused(local_ray, inputs, tmp_path):
     out = tmp_path / "out"
     run_batch([str(inputs["photos"])], BatchOptions(out=out, workers=1))
@@ -354,6 +377,7 @@ def test_rerun_into_earlier_results_is_refused(local_ray, inputs, tmp_path):
     assert [u.status for u in report.units] == ["done"]
 
 
+@pytest.mark.slow
 def test_all_inputs_bad_prints_each_error_once(tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
@@ -374,24 +398,31 @@ def test_all_inputs_bad_prints_each_error_once(tmp_path):
     assert stream.returncode == 2 and "rtsp://127.0.0.1:9/x: stream unreachable or not a video" in stream.stderr
 
 
+@pytest.mark.slow
 def test_bad_detector_or_model_fails_before_ray(inputs, tmp_path, no_ray):
     with pytest.raises(ModelError, match="unknown detector 'nosuch'"):
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", detector="nosuch"))
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "a", pipeline=PipelineSettings(detector="nosuch")))
     with pytest.raises(ModelError, match="unknown detector 'nosuch'"):  # on a cluster too: names need no files
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "b", detector="nosuch", ray_address="auto"))
+        run_batch(
+            [str(inputs["walk"])],
+            BatchOptions(out=tmp_path / "b", pipeline=PipelineSettings(detector="nosuch"), ray_address="auto"),
+        )
     bundle = tmp_path / "garbage_bundle"
     bundle.mkdir()
     shutil.copy(Path(load_bundle().source) / "bundle.json", bundle / "bundle.json")
     (bundle / "model.onnx").write_bytes(b"not an onnx model")
     with pytest.raises(ModelError, match="cannot load ONNX model"):
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "c", model=str(bundle)))
+        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "c", pipeline=PipelineSettings(model=str(bundle))))
     assert not any((tmp_path / name).exists() for name in "abc")
     (tmp_path / "kept").mkdir()  # a folder that was there before stays, empty or not
     with pytest.raises(ModelError):
-        run_batch([str(inputs["walk"])], BatchOptions(out=tmp_path / "kept", detector="nosuch"))
+        run_batch(
+            [str(inputs["walk"])], BatchOptions(out=tmp_path / "kept", pipeline=PipelineSettings(detector="nosuch"))
+        )
     assert (tmp_path / "kept").is_dir()
 
 
+@pytest.mark.slow
 def test_cli_bad_detector_exits_3_in_one_line(inputs, tmp_path):
     result = run_cli("batch", str(inputs["walk"]), "--out", str(tmp_path / "out"), "--detector", "nosuch")
     assert result.returncode == 3, result.stderr
@@ -414,6 +445,7 @@ def _assemble(unit: Unit, frames_per_chunk: list[range], folder: Path) -> dict:
     return assembler.finish()
 
 
+@pytest.mark.slow
 def test_truncated_or_holed_video_is_reported(tmp_path):
     """Frames that did not decode are an error of the unit, as `detect` warns of a truncated video."""
     holed = _assemble(_video_unit(60, 20), [range(13), range(0), range(40, 60)], tmp_path / "a")
@@ -424,6 +456,7 @@ def test_truncated_or_holed_video_is_reported(tmp_path):
     assert _assemble(_video_unit(60, 29), [range(29), range(29, 57), range(0)], tmp_path / "c")["errors"] == []
 
 
+@pytest.mark.slow
 def test_corrupt_video_in_a_run_is_a_problem(local_ray, astronaut_bgr, tmp_path):
     clip = write_video(tmp_path / "clip.mp4", moving_face_frames(astronaut_bgr, count=40, size=(480, 360)))
     data = bytearray(clip.read_bytes())

@@ -7,9 +7,10 @@ import os
 import sys
 
 import pytest
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 
 
+@pytest.mark.slow
 def test_help_lists_every_command():
     result = run_cli("--help")
     assert result.returncode == 0
@@ -17,6 +18,7 @@ def test_help_lists_every_command():
         assert command in result.stdout
 
 
+@pytest.mark.slow
 def test_info_names_the_default_detector_and_the_bundles_detector():
     result = run_cli("info")
     assert result.returncode == 0
@@ -27,6 +29,7 @@ def test_info_names_the_default_detector_and_the_bundles_detector():
     assert "test split: accuracy" in text and "95 % CI" in text  # the bundle's held-out figures, not only val
 
 
+@pytest.mark.slow
 def test_error_lines_keep_square_brackets(tmp_path):
     """Rich markup must not eat parts of a message, e.g. a path with brackets or a pip extra."""
     missing = tmp_path / "cam[front].jpg"
@@ -47,6 +50,7 @@ def test_missing_extra_names_the_pip_extra(monkeypatch):
     assert "sys" in sys.modules
 
 
+@pytest.mark.slow
 def test_train_detector_without_the_train_extra_names_it(monkeypatch):
     """train-detector imports TensorFlow and ONNX lazily; a missing one is named before anything runs."""
     import importlib.util
@@ -63,6 +67,7 @@ def test_train_detector_without_the_train_extra_names_it(monkeypatch):
     assert str(result.exception) == "maskwatch train-detector needs onnx: pip install 'maskwatch[train]'"
 
 
+@pytest.mark.slow
 def test_bench_runs_at_another_frame_size(tmp_path):
     """`maskwatch bench` times the real pipeline; --size scales the synthetic scene (HD streams)."""
     out = tmp_path / "bench.json"
@@ -73,9 +78,10 @@ def test_bench_runs_at_another_frame_size(tmp_path):
     assert [r["faces_found_per_frame"] for r in report["results"]] == [1.0, 5.0]
     assert all(r["fps"] > 0 and "detect" in r["ms_per_stage"] for r in report["results"])
     bad = run_cli("bench", "--size", "12")
-    assert bad.returncode == 2 and "--size '12'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert_one_line_error(bad, "--size '12'", code=2)
 
 
+@pytest.mark.slow
 def test_help_keeps_bracketed_defaults():
     """Help texts are plain text: '[default bundle]' is a default, not a Rich style tag to swallow."""
     result = run_cli("detect", "--help")
@@ -83,6 +89,7 @@ def test_help_keeps_bracketed_defaults():
     assert "[default bundle]" in " ".join(result.stdout.split())
 
 
+@pytest.mark.slow
 def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path):
     """bench, synth --sheet and evaluate check their outputs first: one line, no traceback, nothing lost."""
     blocker = tmp_path / "file"
@@ -106,6 +113,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path):
     assert json.loads((run / "classification_report.json").read_text()) == {"precious": True}
 
 
+@pytest.mark.slow
 def test_info_refuses_a_bundle_whose_model_does_not_load(tmp_path):
     from maskwatch.inference.bundle import resolve_bundle_dir
 
@@ -119,6 +127,7 @@ def test_info_refuses_a_bundle_whose_model_does_not_load(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_info_shows_free_form_metrics_and_warns_of_an_unknown_detector(tmp_path):
     from maskwatch.inference.bundle import resolve_bundle_dir
 
@@ -138,6 +147,7 @@ def test_info_shows_free_form_metrics_and_warns_of_an_unknown_detector(tmp_path)
     assert "bundle.json names an unknown detector 'nonexistent'" in result.stderr
 
 
+@pytest.mark.slow
 def test_usage_errors_are_one_line():
     """A bad option value, an unknown option or command, a missing argument: one line, exit 2 (Click printed a
     usage block of three to five lines)."""
@@ -155,6 +165,7 @@ def test_usage_errors_are_one_line():
     assert bare.returncode == 2 and "Usage: " in bare.stderr and "Commands" in bare.stderr  # no command: the help
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
     """/dev/full fails every write with ENOSPC, as a full disk does mid-run."""
     if not os.path.exists("/dev/full"):
@@ -168,6 +179,7 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_errors_of_commands_with_a_progress_bar_are_their_one_line(tmp_path):
     """Off a terminal no bar is drawn, so nothing (a 0/? bar, an empty line) comes before the error line."""
     bad = tmp_path / "bad.jpg"
@@ -177,14 +189,12 @@ def test_errors_of_commands_with_a_progress_bar_are_their_one_line(tmp_path):
         ["synth", "--from", str(tmp_path / "nx"), "--out", str(tmp_path / "syn")],
         ["evaluate", "maskwatch:default", str(tmp_path / "nx")],
     ):
-        result = run_cli(*args)
-        assert result.returncode == 2 and result.stderr.splitlines() == [result.stderr.strip()], result.stderr
-        assert result.stderr.startswith("error: ")
+        assert assert_one_line_error(run_cli(*args), code=2).startswith("error: ")
 
 
 def test_training_stages_get_one_line_each_in_a_log(capsys):
     """No bar is drawn off a terminal, so each finished stage says what it did in one line."""
-    from maskwatch.cli._progress import RichReporter
+    from maskwatch.cli.progress import RichReporter
 
     with RichReporter() as reporter:
         reporter.start("head", 3)
@@ -197,6 +207,7 @@ def test_training_stages_get_one_line_each_in_a_log(capsys):
     assert lines[0].endswith("s; loss 0.30")
 
 
+@pytest.mark.slow
 def test_bench_names_the_file_it_cannot_write():
     if not os.path.exists("/dev/full") or not os.access("/dev", os.W_OK):  # its folder is probed first
         pytest.skip("needs /dev/full in a writable /dev (root)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import moving_face_frames, run_cli, write_video
+from conftest import assert_one_line_error, moving_face_frames, run_cli, write_video
 
 from maskwatch.data import collect as collect_mod
 from maskwatch.data.collect import STORED_SIZE, collect_faces, validate_label, write_new_image
@@ -86,6 +86,7 @@ def test_photo_folder_saves_one_crop_per_face(tmp_path, photo_folder, detector, 
     assert np.abs(first.astype(int) - expected.astype(int)).mean() < 3  # JPEG noise only
 
 
+@pytest.mark.slow
 def test_video_near_duplicates_every_and_count(tmp_path, face_video, varied_video, detector):
     deduped = collect_faces(_sources(str(face_video)), tmp_path / "a", "x", detector=detector)
     assert deduped.frames == 12 and len(deduped.saved) <= 2 and deduped.duplicates == 12 - len(deduped.saved)
@@ -153,6 +154,7 @@ def test_label_with_path_characters_is_refused(label):
         validate_label(label)
 
 
+@pytest.mark.slow
 def test_cli_collects_and_reports(tmp_path, varied_video):
     out = tmp_path / "ds"
     result = run_cli("collect", "--label", "with_mask", "--out", str(out), "--count", "4", str(varied_video))
@@ -170,6 +172,7 @@ def test_cli_collects_and_reports(tmp_path, varied_video):
         assert "--preview: no display found" in again.stderr
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_are_one_line_errors_and_keep_collected_faces(tmp_path, photo_folder):
     out = tmp_path / "ds"
     assert run_cli("collect", "-l", "keep", "-o", str(out), str(photo_folder)).returncode == 0
@@ -201,6 +204,7 @@ def test_cli_bad_inputs_are_one_line_errors_and_keep_collected_faces(tmp_path, p
     assert not (tmp_path / "escape").exists()
 
 
+@pytest.mark.slow
 def test_cli_ctrl_c_exits_130_with_whole_files(tmp_path, varied_video):
     import signal
     import subprocess
@@ -302,6 +306,7 @@ def test_collect_boxes_crops_of_one_photo_share_a_split_group():
     assert groups == {"photo:scene7"}
 
 
+@pytest.mark.slow
 def test_collect_boxes_cli_counts_only_photos_it_read(tmp_path, astronaut_bgr):
     images, annotations = _annotated_photos(tmp_path, astronaut_bgr)
     (images / "scene2.png").unlink()
@@ -310,6 +315,7 @@ def test_collect_boxes_cli_counts_only_photos_it_read(tmp_path, astronaut_bgr):
     assert "scene2.png: image named by its annotation not found" in result.stderr
 
 
+@pytest.mark.slow
 def test_collect_boxes_cli_train_half_and_errors(tmp_path, astronaut_bgr):
     images, annotations = _annotated_photos(tmp_path, astronaut_bgr)
     result = run_cli("collect-boxes", str(images), str(annotations), "--out", str(tmp_path / "ds"))
@@ -327,6 +333,5 @@ def test_collect_boxes_cli_train_half_and_errors(tmp_path, astronaut_bgr):
     ]:
         out = str(tmp_path / "z")
         refused = run_cli("collect-boxes", str(images), str(annotations), "-o", out, "--class-map", class_map)
-        assert refused.returncode == 2 and message in refused.stderr
-        assert len(refused.stderr.strip().splitlines()) == 1
+        assert_one_line_error(refused, message, code=2)
         assert not (tmp_path / "z").exists()  # refused before the first crop was written

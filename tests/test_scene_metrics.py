@@ -15,13 +15,12 @@ from maskwatch.evaluation.scene_metrics import (
     ImageResult,
     Prediction,
     compute_metrics,
-    evaluate_scenes,
-    map_labels,
     match,
     recall_at_fp_budget,
     size_bucket,
     voc_ap,
 )
+from maskwatch.evaluation.scene_run import evaluate_scenes, map_labels
 from maskwatch.faces import TOO_SMALL, Face
 
 W, WO = "with_mask", "without_mask"

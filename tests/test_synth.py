@@ -113,6 +113,7 @@ def check_placement(original: np.ndarray, result: np.ndarray, landmarks, placeme
     assert bottom_of_change > marks[CHIN, 1], "down to under the chin"
 
 
+@pytest.mark.slow
 def test_every_style_and_placement_lands_on_the_lower_face(sample_faces, detector, mesh):
     for path in sorted(sample_faces.iterdir()):
         image = cv2.imread(str(path))
@@ -125,6 +126,7 @@ def test_every_style_and_placement_lands_on_the_lower_face(sample_faces, detecto
                 check_placement(image, rendered.image, landmarks, placement)
 
 
+@pytest.mark.slow
 def test_masks_follow_exposure_and_vary(sample_faces, detector, mesh):
     bright = cv2.imread(str(sample_faces / "astronaut.jpg"))
     dark = cv2.imread(str(sample_faces / "dark.jpg"))
@@ -149,6 +151,7 @@ def _rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow
 def test_dataset_from_skimage_faces_with_provenance(tmp_path, sample_faces, detector, mesh):
     out = tmp_path / "ds"
     summary = synthesize(sample_faces, out, correct=1, incorrect=2, seed=5, detector=detector, mesh=mesh)
@@ -194,6 +197,7 @@ def test_dataset_from_skimage_faces_with_provenance(tmp_path, sample_faces, dete
     assert sheet.shape == (3 * 96, 4 * 96, 3)  # per source: the source and its three masked versions
 
 
+@pytest.mark.slow
 def test_shared_faces_get_masks_in_the_right_place(tmp_path, shared_faces, detector, mesh):
     out = tmp_path / "ds"
     summary = synthesize(shared_faces, out, correct=1, incorrect=1, seed=1, detector=detector, mesh=mesh)
@@ -205,6 +209,7 @@ def test_shared_faces_get_masks_in_the_right_place(tmp_path, shared_faces, detec
         check_placement(source, result, find_landmarks(source, detector, mesh), row["placement"])
 
 
+@pytest.mark.slow
 def test_split_keeps_source_and_synthetic_images_together(tmp_path, sample_faces, detector, mesh):
     from maskwatch.data.dataset import make_split, scan_dataset, split_leaks
 
@@ -229,6 +234,7 @@ def test_split_keeps_source_and_synthetic_images_together(tmp_path, sample_faces
     assert not [pair for pair in split_leaks(split.records, max_bits=-1)]
 
 
+@pytest.mark.slow
 def test_faces_without_landmarks_are_skipped_and_counted(tmp_path, sample_faces, detector, mesh):
     mixed = tmp_path / "mixed"
     mixed.mkdir()
@@ -250,6 +256,7 @@ def test_faces_without_landmarks_are_skipped_and_counted(tmp_path, sample_faces,
         synthesize(blank, tmp_path / "x", correct=0, incorrect=0, detector=detector, mesh=mesh)
 
 
+@pytest.mark.slow
 def test_cli(tmp_path, sample_faces):
     out = tmp_path / "ds"
     sheet = tmp_path / "sheet.png"

@@ -1,7 +1,7 @@
-"""Pack what ``train-detector`` needs on the GPU machine into ``.gpu/`` (ignored by git; carried by the device tool).
+"""Pack what ``train-detector`` needs on an offline GPU host into ``.gpu/`` (ignored by git; copy it along).
 
-The GPU machine reaches no network and gets only the repository's working tree, so ``../shared`` stays
-behind, and it has JAX and PyTorch but no TensorFlow (whose wheel is ten times the 64 MiB a call may carry).
+Such a host may reach no network and get only the repository's working tree, so ``../shared`` stays
+behind; one with JAX and PyTorch but no TensorFlow (whose wheel is large to copy) trains on Keras' JAX backend.
 This writes, from ``../shared``, never into the repository's history:
 
 - ``.gpu/scenes``: the train half of the scenes (photos and annotations; the test half stays here);
@@ -9,14 +9,15 @@ This writes, from ``../shared``, never into the repository's history:
   names (the originals hold spaces and non-ASCII characters): the same crops, not in the same order, so the
   samples differ from a local run's;
 - ``.gpu/weights``: the MobileNetV2 α 0.35 backbone weights;
-- ``.gpu/wheels``: Keras and the two of its dependencies that machine lacks, for its Python 3.12.
+- ``.gpu/wheels``: Keras and the two of its dependencies such a host may lack, for Python 3.12.
 
-Then, on the GPU machine (``run`` with ``carry: [".gpu"]``)::
+Then, on the GPU host (with ``.gpu/`` copied beside the working tree)::
 
     bash tools/device_train_detector.sh --holdout-fold 0 --steps 3000 --batch 64 --size 384 --lr 4e-3
 
-trains on Keras' JAX backend with a worker process per spare core (nproc - 2) and returns the checkpoint under
-``$OUT/run``; here, the export command it prints (a ``--resume`` of a writable copy) exports it to ONNX.
+trains on Keras' JAX backend with a worker process per spare core (nproc - 2) and writes the checkpoint under
+``$OUT/run`` (``runs/run`` unless OUT is set); back here, the export command it prints (a ``--resume`` of a
+writable copy) exports it to ONNX.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from maskwatch.training.detector.data import RMFD_NAME
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 WHEELS = ("keras==3.15.1", "namex==0.1.0", "optree==0.20.0")
-"""Keras (pure Python) and its dependencies missing on the GPU machine's image (device KINDS.md lists the rest)."""
+"""Keras (pure Python) and the dependencies a JAX-only GPU image may lack."""
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 

@@ -17,6 +17,20 @@ class MaskwatchError(Exception):
 class InputError(MaskwatchError):
     """A path, file, camera or stream that cannot be read."""
 
+    http_status = 422
+
+
+class EmptyInputError(InputError):
+    """A file or upload with no bytes in it."""
+
+    http_status = 400
+
+
+class InputTooLargeError(InputError):
+    """An input over a size limit (pixels, frames): refused before it is decoded in full."""
+
+    http_status = 413
+
 
 class ModelError(MaskwatchError):
     """A model bundle or detector that is missing or malformed."""

@@ -25,7 +25,7 @@ from maskwatch.inference.crops import crop_face
 from maskwatch.inference.tracker import FaceTracker
 from maskwatch.media.sources import Source, expand_sources
 from maskwatch.schemas import FrameOut, ModelOut
-from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE, PipelineSettings
 
 
 def fuse_probabilities(
@@ -62,7 +62,7 @@ def label_face(
 
 @dataclass
 class FrameResult:
-    """The faces found in one frame of one source."""
+    """The faces found in one frame of one source, with the seconds each stage took (``timings``)."""
 
     source: str
     index: int
@@ -84,7 +84,7 @@ class FrameResult:
 
 
 MAX_THREADS = 256
-"""More ONNX Runtime threads than this only slow a detector down (2000 took 20x as long as 4)."""
+"""More ONNX Runtime threads than this only slow a detector down (thousands make it many times slower)."""
 
 
 def _check_setting(name: str, value: object, lowest: float, highest: float, integer: bool = False) -> None:
@@ -137,6 +137,18 @@ class Detector:
         self._photo_lock = threading.Lock()
         self.min_face = min_face
 
+    @classmethod
+    def from_settings(cls, settings: PipelineSettings) -> Detector:
+        """The pipeline that ``settings`` describe (as ``maskwatch batch`` and ``maskwatch serve`` build it)."""
+        return cls(
+            model=settings.model,
+            detector=settings.detector,
+            conf=settings.conf,
+            min_face=settings.min_face,
+            threads=settings.threads,
+            head_weight=settings.head_weight,
+        )
+
     @property
     def photo_detector(self) -> FaceDetector:
         """The detector for still photos, loaded on first use (video-only users never pay for its session)."""
@@ -163,13 +175,15 @@ class Detector:
             metrics=meta.metrics,
         )
 
-    def detect(
-        self, image_bgr: np.ndarray, timings: dict[str, float] | None = None, *, photo: bool = False
-    ) -> list[Face]:
+    def detect(self, image_bgr: np.ndarray, *, photo: bool = False) -> list[Face]:
         """Every face in a BGR frame with its class; faces under ``min_face`` px are labelled too_small.
 
         ``photo``: a still photo, searched by the photo detector (slower, finds more small faces).
         """
+        return self.detect_timed(image_bgr, photo=photo)[0]
+
+    def detect_timed(self, image_bgr: np.ndarray, *, photo: bool = False) -> tuple[list[Face], dict[str, float]]:
+        """``detect``, with the seconds each stage took (``detect``, ``crop``, ``classify``)."""
         if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
             raise InputError("detect() expects a BGR image array of shape (height, width, 3)")
         if image_bgr.dtype != np.uint8:  # a float image in 0..1 would silently show no face
@@ -188,29 +202,18 @@ class Detector:
         classes = self.classifier.classes
         by_detection = {id(d): p for d, p in zip(large, probabilities)}
         faces = [label_face(d, by_detection.get(id(d)), classes, self.head_weight) for d in detections]
-        if timings is not None:
-            timings["detect"] = timings.get("detect", 0.0) + (t1 - t0)
-            timings["crop"] = timings.get("crop", 0.0) + (t2 - t1)
-            timings["classify"] = timings.get("classify", 0.0) + (t3 - t2)
-        return faces
+        return faces, {"detect": t1 - t0, "crop": t2 - t1, "classify": t3 - t2}
 
-    def process(self, source: Source, track: bool = True) -> Iterator[FrameResult]:
-        """Results frame by frame for one opened source; videos and streams get track ids."""
+    def process(self, source: Source, track: bool = True) -> SourceRun:
+        """Results frame by frame for one opened source; videos and streams get track ids.
+
+        The returned ``SourceRun`` is an iterator of ``FrameResult`` that also owns the stream's
+        state: its ``people_per_class()`` counts the people tracked so far, also after a stream
+        was lost or a video cut short.
+        """
         if not callable(getattr(source, "frames", None)):
             raise InputError(f"process() takes an opened source (maskwatch.media.sources); for {source!r} use stream()")
-        tracker = FaceTracker(self.classes) if track and source.kind != "image" else None
-        try:
-            for frame in source.frames():
-                timings: dict[str, float] = {}
-                faces = self.detect(frame.image, timings, photo=source.kind == "image")
-                if tracker is not None:
-                    t = time.perf_counter()
-                    faces = tracker.update(faces, frame.index)
-                    timings["track"] = time.perf_counter() - t
-                yield FrameResult(source.name, frame.index, frame.timestamp, frame.image, faces, timings)
-        finally:  # a stream lost or a video cut short still counts the people it showed
-            if tracker is not None:
-                self.last_people_per_class = tracker.people_per_class()
+        return SourceRun(self, source, track)
 
     def stream(self, source: str | int, track: bool = True) -> Iterator[FrameResult]:
         """Results frame by frame for a path, camera index or stream URL (one source)."""
@@ -219,3 +222,36 @@ class Detector:
             raise InputError(problems[0])
         for src in sources:
             yield from self.process(src, track=track)
+
+
+class SourceRun(Iterator[FrameResult]):
+    """One source run through a ``Detector``: an iterator of its frames' results that owns the stream's state.
+
+    Each stream gets its own tracker, so two streams run at once never share counts.
+    """
+
+    def __init__(self, detector: Detector, source: Source, track: bool = True) -> None:
+        self.source = source
+        self.tracker = FaceTracker(detector.classes) if track and source.kind != "image" else None
+        self._results = self._run(detector)
+
+    def __next__(self) -> FrameResult:
+        return next(self._results)
+
+    def close(self) -> None:
+        """Stop early: the source is released (as when the iteration ends)."""
+        self._results.close()
+
+    def people_per_class(self) -> dict[str, int]:
+        """People tracked so far by class (empty for images and untracked runs)."""
+        return self.tracker.people_per_class() if self.tracker is not None else {}
+
+    def _run(self, detector: Detector) -> Iterator[FrameResult]:
+        photo = self.source.kind == "image"
+        for frame in self.source.frames():
+            faces, timings = detector.detect_timed(frame.image, photo=photo)
+            if self.tracker is not None:
+                t = time.perf_counter()
+                faces = self.tracker.update(faces, frame.index)
+                timings["track"] = time.perf_counter() - t
+            yield FrameResult(self.source.name, frame.index, frame.timestamp, frame.image, faces, timings)

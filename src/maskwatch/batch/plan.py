@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import cv2
 
-from maskwatch.errors import InputError
+from maskwatch.errors import EmptyInputError, InputError
 from maskwatch.media.imageio import IMAGE_SUFFIXES
 from maskwatch.media.sources import STREAM_SCHEMES, CaptureSource, ImageSource, VideoSource, expand_sources
 
@@ -175,7 +175,7 @@ def probe_video(target: str) -> tuple[int, float | None]:
         if not path.is_file():
             raise InputError(f"{target}: no such file")
         if path.stat().st_size == 0:
-            raise InputError(f"{target}: empty file")
+            raise EmptyInputError(f"{target}: empty file")
     capture = cv2.VideoCapture(target)
     try:
         if not capture.isOpened():

@@ -21,7 +21,7 @@ import re
 import time
 import warnings
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from maskwatch import errors as _errors
@@ -38,7 +38,7 @@ from maskwatch.batch.plan import (
 from maskwatch.batch.worker import CRASH_ENV, ChunkResult, ChunkWorker
 from maskwatch.errors import InputError, MaskwatchError, ModelError
 from maskwatch.media.files import prepare_output_folder
-from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
+from maskwatch.settings import DEFAULT_HEAD_WEIGHT, PipelineSettings
 
 log = logging.getLogger("maskwatch")
 
@@ -59,10 +59,8 @@ OVERALL_JSON = "summary.json"
 @dataclass
 class BatchOptions:
     out: Path
-    model: str | None = None
-    detector: str | None = None
-    conf: float = DEFAULT_CONF
-    min_face: int = DEFAULT_MIN_FACE
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    """Model, detector and thresholds, as ``maskwatch detect`` takes them (threads: one per worker, always)."""
     workers: int | None = None
     ray_address: str | None = None
     resume: bool = False
@@ -76,16 +74,24 @@ class BatchOptions:
 
         Chunk sizes and worker counts are not among them: they never change results.
         """
-        model = self.model or os.environ.get("MASKWATCH_MODEL") or "maskwatch:default"
-        return {
+        settings = self.pipeline
+        model = settings.model or os.environ.get("MASKWATCH_MODEL") or "maskwatch:default"
+        options = {
             "model": model,
-            # unnamed: the bundle's detector for videos and its multi-scale sibling for photo sets (since 2026-11-30;
-            # results made before, when photos got the video detector, are not reused by --resume)
-            "detector": self.detector or "bundle's; photos: its multi-scale sibling",
-            "conf": self.conf,
-            "min_face": self.min_face,
+            # unnamed: the bundle's detector for videos and its multi-scale sibling for photo sets (results made
+            # when photos got the video detector are not reused by --resume)
+            "detector": settings.detector or "bundle's; photos: its multi-scale sibling",
+            "conf": settings.conf,
+            "min_face": settings.min_face,
             "track": self.track,
         }
+        if settings.head_weight != DEFAULT_HEAD_WEIGHT:  # recorded only when set, so earlier runs still resume
+            options["head_weight"] = settings.head_weight
+        return options
+
+    def worker_settings(self) -> PipelineSettings:
+        """The pipeline each worker builds: ``$MASKWATCH_MODEL`` resolved here (nodes may lack it), one thread."""
+        return replace(self.pipeline, model=self.pipeline.model or os.environ.get("MASKWATCH_MODEL"), threads=1)
 
 
 @dataclass
@@ -216,14 +222,14 @@ def check_model(options: BatchOptions) -> None:
     """
     from maskwatch.detectors import detector_names
 
-    if options.detector is not None and options.detector not in detector_names():
-        raise ModelError(f"unknown detector {options.detector!r}; choose one of: {', '.join(detector_names())}")
+    name = options.pipeline.detector
+    if name is not None and name not in detector_names():
+        raise ModelError(f"unknown detector {name!r}; choose one of: {', '.join(detector_names())}")
     if options.ray_address:
         return
     from maskwatch.pipeline import Detector
 
-    model = options.model or os.environ.get("MASKWATCH_MODEL")
-    Detector(model=model, detector=options.detector, conf=options.conf, min_face=options.min_face, threads=1)
+    Detector.from_settings(options.worker_settings())
 
 
 def plan(inputs: list[str], options: BatchOptions) -> tuple[list[Unit], list[UnitReport], list[str]]:
@@ -314,124 +320,155 @@ def _remove_if_empty(created: list[Path]) -> None:
 
 
 def _run_chunks(units, chunks, options, report, reports, progress) -> None:
-    import ray
-    from ray.exceptions import RayActorError, RayTaskError
+    scheduler = _ChunkScheduler(units, options, report, reports, progress)
+    scheduler.start_actors(len(chunks))
+    scheduler.run(chunks)
 
-    remote_worker = ray.remote(num_cpus=1, max_restarts=options.retries, max_task_retries=options.retries)(ChunkWorker)
-    model = options.model or os.environ.get("MASKWATCH_MODEL")
-    crash_hook = os.environ.get(CRASH_ENV)
 
-    def new_actor():
-        return remote_worker.remote(model, options.detector, options.conf, options.min_face, 1, crash_hook)
+class _ChunkScheduler:
+    """Chunks onto Ray actors (at most ``IN_FLIGHT`` each, least loaded first), retries of failed chunks, and each
+    unit's outputs assembled as its chunks come back; ``reports`` gets one entry per finished or failed unit."""
 
-    actors = [new_actor() for _ in range(max(1, min(report.workers, len(chunks))))]
-    try:
-        report.classes = ray.get(actors[0].classes.remote())
-    except RayTaskError as exc:
-        cause = exc.as_instanceof_cause()
-        if isinstance(cause, MaskwatchError):
-            raise type(cause)(str(cause.args[0]) if cause.args else str(cause)) from None
-        raise
-    except RayActorError as exc:
-        found = re.search(r"maskwatch\.errors\.(\w+): (.+)", str(exc))
-        if found:  # the worker's own one-line error (a bundle missing on the cluster's nodes…), with its exit code
-            kind = getattr(_errors, found.group(1), MaskwatchError)
-            kind = kind if isinstance(kind, type) and issubclass(kind, MaskwatchError) else MaskwatchError
-            raise kind(found.group(2).strip()) from None
-        raise MaskwatchError(f"batch workers could not start: {_clean_first_line(exc)}") from None
-    by_index = {u.index: u for u in units}
-    assemblers: dict[int, UnitAssembler] = {}
-    queue: deque[tuple[Chunk, int]] = deque((c, 0) for c in chunks)
-    in_flight: dict = {}  # ref -> (chunk, attempt, actor slot, actor)
-    load = [0] * len(actors)
+    def __init__(self, units, options: BatchOptions, report: BatchReport, reports: dict, progress) -> None:
+        import ray
 
-    def submit() -> None:
-        while queue:
-            slot = min(range(len(actors)), key=lambda i: load[i])
-            if load[slot] >= IN_FLIGHT:
+        self.ray = ray
+        self.options, self.report, self.reports, self.progress = options, report, reports, progress
+        self.remote_worker = ray.remote(num_cpus=1, max_restarts=options.retries, max_task_retries=options.retries)(
+            ChunkWorker
+        )
+        self.settings = options.worker_settings()
+        self.crash_hook = os.environ.get(CRASH_ENV)
+        self.by_index = {u.index: u for u in units}
+        self.assemblers: dict[int, UnitAssembler] = {}
+        self.queue: deque[tuple[Chunk, int]] = deque()
+        self.in_flight: dict = {}  # ref -> (chunk, attempt, actor slot, actor)
+        self.actors: list = []
+        self.load: list[int] = []
+
+    def new_actor(self):
+        return self.remote_worker.remote(self.settings, self.crash_hook)
+
+    def start_actors(self, n_chunks: int) -> None:
+        """Start the workers and read the model's classes: a worker that cannot load the model is one clear line."""
+        from ray.exceptions import RayActorError, RayTaskError
+
+        self.actors = [self.new_actor() for _ in range(max(1, min(self.report.workers, n_chunks)))]
+        self.load = [0] * len(self.actors)
+        try:
+            self.report.classes = self.ray.get(self.actors[0].classes.remote())
+        except RayTaskError as exc:
+            cause = exc.as_instanceof_cause()
+            if isinstance(cause, MaskwatchError):
+                raise type(cause)(str(cause.args[0]) if cause.args else str(cause)) from None
+            raise
+        except RayActorError as exc:
+            found = re.search(r"maskwatch\.errors\.(\w+): (.+)", str(exc))
+            if found:  # the worker's own one-line error (a bundle missing on the cluster's nodes…), with its exit code
+                kind = getattr(_errors, found.group(1), MaskwatchError)
+                kind = kind if isinstance(kind, type) and issubclass(kind, MaskwatchError) else MaskwatchError
+                raise kind(found.group(2).strip()) from None
+            raise MaskwatchError(f"batch workers could not start: {_clean_first_line(exc)}") from None
+
+    def run(self, chunks: list[Chunk]) -> None:
+        from ray.exceptions import RayActorError, RayTaskError
+
+        self.queue.extend((c, 0) for c in chunks)
+        processing_start = time.perf_counter()
+        try:
+            self.submit()
+            while self.in_flight:
+                ready, _ = self.ray.wait(list(self.in_flight), num_returns=1)
+                chunk, attempt, slot, actor = self.in_flight.pop(ready[0])
+                self.load[slot] -= 1
+                try:
+                    result: ChunkResult = self.ray.get(ready[0])
+                except (RayActorError, RayTaskError) as exc:
+                    self.chunk_failed(chunk, attempt, slot, actor, exc)
+                    self.submit()
+                    continue
+                self.submit()
+                self.chunk_done(chunk, result)
+        finally:
+            self.report.processing_seconds = round(time.perf_counter() - processing_start, 3)
+            for assembler in self.assemblers.values():  # interrupted: close files, leave no DONE behind
+                assembler.fail("interrupted")
+            self.assemblers.clear()
+
+    def submit(self) -> None:
+        while self.queue:
+            slot = min(range(len(self.actors)), key=lambda i: self.load[i])
+            if self.load[slot] >= IN_FLIGHT:
                 return
-            chunk, attempt = queue.popleft()
-            if chunk.unit in reports:  # the unit already failed: skip its remaining chunks
-                if progress is not None:
-                    progress(advance=1, frames=0)
+            chunk, attempt = self.queue.popleft()
+            if chunk.unit in self.reports:  # the unit already failed: skip its remaining chunks
+                if self.progress is not None:
+                    self.progress(advance=1, frames=0)
                 continue
-            in_flight[actors[slot].process.remote(chunk)] = (chunk, attempt, slot, actors[slot])
-            load[slot] += 1
+            self.in_flight[self.actors[slot].process.remote(chunk)] = (chunk, attempt, slot, self.actors[slot])
+            self.load[slot] += 1
 
-    def fail_unit(unit: Unit, reason: str) -> None:
-        assembler = assemblers.pop(unit.index, None)
+    def fail_unit(self, unit: Unit, reason: str) -> None:
+        assembler = self.assemblers.pop(unit.index, None)
         if assembler is not None:
             assembler.fail(reason)
         log.error("%s", reason)
-        reports[unit.index] = UnitReport(
-            unit.name, unit.kind, str(options.out / unit.safe_name), "failed", errors=[reason]
+        self.reports[unit.index] = UnitReport(
+            unit.name, unit.kind, str(self.options.out / unit.safe_name), "failed", errors=[reason]
         )
 
-    processing_start = time.perf_counter()
-    try:
-        submit()
-        while in_flight:
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            ref = ready[0]
-            chunk, attempt, slot, actor = in_flight.pop(ref)
-            load[slot] -= 1
-            unit = by_index[chunk.unit]
+    def chunk_failed(self, chunk: Chunk, attempt: int, slot: int, actor, exc: BaseException) -> None:
+        """Retry a chunk whose worker died or raised (``DRIVER_RETRIES`` times), then fail its unit."""
+        from ray.exceptions import RayActorError
+
+        unit = self.by_index[chunk.unit]
+        if isinstance(exc, RayActorError) and self.actors[slot] is actor:
+            self.actors[slot] = self.new_actor()  # Ray's own restarts are spent: replace the actor
+        first_line = _clean_first_line(exc)
+        if attempt < DRIVER_RETRIES and chunk.unit not in self.reports:
+            self.report.retried_chunks += 1
+            log.warning("chunk %d of %s failed (%s); retrying", chunk.seq, unit.name, first_line)
+            self.queue.appendleft((chunk, attempt + 1))
+            return
+        if chunk.unit not in self.reports:
+            self.fail_unit(unit, f"{unit.name}: chunk {chunk.seq} failed after {attempt + 1} attempts: {first_line}")
+        if self.progress is not None:
+            self.progress(advance=1, frames=0)
+
+    def chunk_done(self, chunk: Chunk, result: ChunkResult) -> None:
+        """Add a chunk's frames to its unit's outputs; a unit whose chunks are all in is finished and reported."""
+        report, unit = self.report, self.by_index[chunk.unit]
+        report.worker_seconds += result.seconds
+        report.worker_peak_rss_mb = max(report.worker_peak_rss_mb, result.worker_peak_rss_mb)
+        assembling = time.perf_counter()
+        frames = 0
+        if chunk.unit not in self.reports:
             try:
-                result: ChunkResult = ray.get(ref)
-            except (RayActorError, RayTaskError) as exc:
-                if isinstance(exc, RayActorError) and actors[slot] is actor:
-                    actors[slot] = new_actor()  # Ray's own restarts are spent: replace the actor
-                first_line = _clean_first_line(exc)
-                if attempt < DRIVER_RETRIES and chunk.unit not in reports:
-                    report.retried_chunks += 1
-                    log.warning("chunk %d of %s failed (%s); retrying", chunk.seq, unit.name, first_line)
-                    queue.appendleft((chunk, attempt + 1))
-                else:
-                    if chunk.unit not in reports:
-                        fail_unit(
-                            unit, f"{unit.name}: chunk {chunk.seq} failed after {attempt + 1} attempts: {first_line}"
-                        )
-                    if progress is not None:
-                        progress(advance=1, frames=0)
-                submit()
-                continue
-            submit()
-            report.worker_seconds += result.seconds
-            report.worker_peak_rss_mb = max(report.worker_peak_rss_mb, result.worker_peak_rss_mb)
-            assembling = time.perf_counter()
-            frames = 0
-            if chunk.unit not in reports:
-                try:
-                    assembler = assemblers.get(chunk.unit)
-                    if assembler is None:
-                        assembler = assemblers[chunk.unit] = UnitAssembler(
-                            unit, options.out, report.classes, options.output_options(), track=options.track
-                        )
-                    assembler.add(result)
-                    frames = len(result.frames)
-                    if assembler.fatal is not None:
-                        fail_unit(unit, assembler.fatal)
-                    elif assembler.complete:
-                        report.driver_seconds += time.perf_counter() - assembling
-                        assembling = time.perf_counter()
-                        summary = assembler.finish()
-                        report.finish_seconds += time.perf_counter() - assembling
-                        assembling = time.perf_counter()
-                        del assemblers[chunk.unit]
-                        for error in summary["errors"]:
-                            log.error("%s", error)
-                        reports[chunk.unit] = _report_from_summary(unit, assembler.folder, "done", summary)
-                except OSError as exc:  # this unit's folder cannot be written (a file in the way, disk full…)
-                    where = exc.filename or (options.out / unit.safe_name)
-                    fail_unit(unit, f"{unit.name}: cannot write {where} ({exc.strerror or exc})")
-            report.driver_seconds += time.perf_counter() - assembling
-            if progress is not None:
-                progress(advance=1, frames=frames)
-    finally:
-        report.processing_seconds = round(time.perf_counter() - processing_start, 3)
-        for assembler in assemblers.values():  # interrupted: close files, leave no DONE behind
-            assembler.fail("interrupted")
-        assemblers.clear()
+                assembler = self.assemblers.get(chunk.unit)
+                if assembler is None:
+                    assembler = self.assemblers[chunk.unit] = UnitAssembler(
+                        unit, self.options.out, report.classes, self.options.output_options(), track=self.options.track
+                    )
+                assembler.add(result)
+                frames = len(result.frames)
+                if assembler.fatal is not None:
+                    self.fail_unit(unit, assembler.fatal)
+                elif assembler.complete:
+                    report.driver_seconds += time.perf_counter() - assembling
+                    assembling = time.perf_counter()
+                    summary = assembler.finish()
+                    report.finish_seconds += time.perf_counter() - assembling
+                    assembling = time.perf_counter()
+                    del self.assemblers[chunk.unit]
+                    for error in summary["errors"]:
+                        log.error("%s", error)
+                    self.reports[chunk.unit] = _report_from_summary(unit, assembler.folder, "done", summary)
+            except OSError as exc:  # this unit's folder cannot be written (a file in the way, disk full…)
+                where = exc.filename or (self.options.out / unit.safe_name)
+                self.fail_unit(unit, f"{unit.name}: cannot write {where} ({exc.strerror or exc})")
+        report.driver_seconds += time.perf_counter() - assembling
+        if self.progress is not None:
+            self.progress(advance=1, frames=frames)
 
 
 def _clean_first_line(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from maskwatch.errors import InputError
 from maskwatch.faces import Face
 from maskwatch.media.imageio import decode_image, read_image
 from maskwatch.media.sources import Frame
+from maskwatch.settings import PipelineSettings
 
 try:
     import resource
@@ -147,18 +148,10 @@ def process_chunk(detector, chunk: Chunk) -> ChunkResult:
 class ChunkWorker:
     """The body of a Ray actor: loads the model bundle and detector once, then processes chunks."""
 
-    def __init__(
-        self,
-        model: str | None,
-        detector: str | None,
-        conf: float,
-        min_face: int,
-        threads: int | None,
-        crash_hook: str | None = None,
-    ) -> None:
+    def __init__(self, settings: PipelineSettings, crash_hook: str | None = None) -> None:
         from maskwatch.pipeline import Detector
 
-        self.detector = Detector(model=model, detector=detector, conf=conf, min_face=min_face, threads=threads)
+        self.detector = Detector.from_settings(settings)
         self.crash_hook = crash_hook
 
     def classes(self) -> list[str]:

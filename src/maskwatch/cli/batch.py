@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from maskwatch.cli.app import app, console_err
-from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
+from maskwatch.cli.options import Conf, FaceDetectorName, HeadWeight, MinFace, Model, pipeline_settings
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 
 @app.command()
@@ -26,17 +27,11 @@ def batch(
     workers: int = typer.Option(
         None, "--workers", "-w", min=1, help="Worker actors (one CPU each) (default: all CPUs of the Ray instance)."
     ),
-    model: str = typer.Option(
-        None,
-        "--model",
-        "-m",
-        help="Model bundle folder or maskwatch:NAME (default: $MASKWATCH_MODEL, else the packaged default).",
-    ),
-    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`)."),
-    conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
-    min_face: int = typer.Option(
-        DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
-    ),
+    model: Model = None,
+    detector: FaceDetectorName = None,
+    conf: Conf = DEFAULT_CONF,
+    min_face: MinFace = DEFAULT_MIN_FACE,
+    head_weight: HeadWeight = DEFAULT_HEAD_WEIGHT,
     resume: bool = typer.Option(False, "--resume", help="Skip inputs whose outputs are complete from an earlier run."),
     chunk_frames: int = typer.Option(256, "--chunk-frames", min=1, help="Frames per video chunk (scheduling grain)."),
     photo_batch: int = typer.Option(32, "--photo-batch", min=1, help="Photos per chunk."),
@@ -48,7 +43,7 @@ def batch(
     """Run detection over many videos and photos on Ray; write JSON lines, CSV counts, summaries and plots."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from maskwatch.cli._progress import progress_bar
+    from maskwatch.cli.progress import progress_bar
     from maskwatch.errors import require_extra
 
     require_extra("ray", "batch", "maskwatch batch")
@@ -58,10 +53,7 @@ def batch(
     setup_logging()
     options = BatchOptions(
         out=out,
-        model=model,
-        detector=detector,
-        conf=conf,
-        min_face=min_face,
+        pipeline=pipeline_settings(model, detector, conf, min_face, head_weight),
         workers=workers,
         ray_address=ray_address,
         resume=resume,

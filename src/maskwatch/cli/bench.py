@@ -9,12 +9,17 @@ import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console
+from maskwatch.cli.options import Conf, FaceDetectorName, HeadWeight, MinFace, Model, pipeline_settings
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 
 @app.command()
 def bench(
-    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
-    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`)."),
+    model: Model = None,
+    detector: FaceDetectorName = None,
+    conf: Conf = DEFAULT_CONF,
+    min_face: MinFace = DEFAULT_MIN_FACE,
+    head_weight: HeadWeight = DEFAULT_HEAD_WEIGHT,
     frames: int = typer.Option(200, "--frames", min=1, help="Frames timed per scenario."),
     faces: list[int] = typer.Option([1, 5], "--faces", min=1, max=6, help="Faces per frame, one scenario each."),
     size: str = typer.Option("640x480", "--size", help="Frame size WIDTHxHEIGHT, e.g. 1920x1080 for an HD stream."),
@@ -31,7 +36,7 @@ def bench(
         if out.is_dir():
             raise InputError(f"--out {out}: is a folder; give a .json file name")
         prepare_output_folder(out.parent)
-    pipeline = Detector(model=model, detector=detector)
+    pipeline = Detector.from_settings(pipeline_settings(model, detector, conf, min_face, head_weight))
     results = [run_bench(pipeline, n, frames=frames, size=frame_size) for n in faces]
     stages = sorted({s for r in results for s in r["ms_per_stage"]})
     width, height = frame_size

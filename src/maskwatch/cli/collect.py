@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from maskwatch.cli.app import app, console_err, say_error, say_warning
+from maskwatch.cli.options import Conf, FaceDetectorName, MinFace
+from maskwatch.settings import DEFAULT_CONF
 
 
 @app.command()
@@ -19,21 +21,21 @@ def collect(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (one subfolder per class)."),
     count: int = typer.Option(None, "--count", "-n", min=1, help="Stop after saving this many faces [all]."),
     every: int = typer.Option(1, "--every", min=1, help="Look at every K-th video/camera frame only."),
-    min_face: int = typer.Option(40, "--min-face", min=1, help="Skip faces smaller than this many pixels."),
+    min_face: MinFace = 40,
     dedupe_bits: int = typer.Option(
         4, "--dedupe-bits", min=0, help="Skip a face whose perceptual hash is within this many bits of a recent save."
     ),
     no_dedupe: bool = typer.Option(False, "--no-dedupe", help="Keep near-duplicate faces too."),
-    detector: str = typer.Option(None, "--detector", help="Face detector (see `maskwatch info`) [maskface]."),
-    conf: float = typer.Option(0.5, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
+    detector: FaceDetectorName = None,
+    conf: Conf = DEFAULT_CONF,
     preview: bool = typer.Option(False, "--preview", help="Show each frame with its boxes and the count saved."),
     reconnects: int = typer.Option(5, "--reconnects", min=0, help="Reconnection attempts when a stream drops."),
 ) -> None:
     """Detect faces and save each one as a training crop in OUT/LABEL/ (never overwriting a file)."""
     from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from maskwatch.cli._progress import progress_bar
     from maskwatch.cli.detect import setup_logging
+    from maskwatch.cli.progress import progress_bar
     from maskwatch.data.collect import collect_faces, prepare_output
     from maskwatch.detectors import DEFAULT_DETECTOR, create_detector
     from maskwatch.errors import InputError, MaskwatchError

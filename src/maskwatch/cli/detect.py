@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console_err
+from maskwatch.cli.options import Conf, FaceDetectorName, HeadWeight, MinFace, Model, pipeline_settings
 from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 log = logging.getLogger("maskwatch")
@@ -49,27 +50,14 @@ def detect(
     sources: list[str] = typer.Argument(
         ..., help="Images, folders, globs, video files, camera indices (0) or rtsp:// / http(s):// streams."
     ),
-    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
-    detector: str = typer.Option(
-        None,
-        "--detector",
-        help="Face detector for every source (see `maskwatch info`); default: the bundle's for video, "
-        "its multi-scale sibling for photos.",
-    ),
+    model: Model = None,
+    detector: FaceDetectorName = None,
     out: str = typer.Option(None, "--out", "-o", help="Annotated output: a file for one source, else a folder."),
     json_out: str = typer.Option(None, "--json", help="Write JSON lines per frame to this file, or - for stdout."),
     show: bool = typer.Option(False, "--show", help="Show annotated frames in a window (needs a display)."),
-    conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
-    min_face: int = typer.Option(
-        DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
-    ),
-    head_weight: float = typer.Option(
-        DEFAULT_HEAD_WEIGHT,
-        "--head-weight",
-        min=0.0,
-        max=1.0,
-        help="Share of maskface's own class guess blended into the class.",
-    ),
+    conf: Conf = DEFAULT_CONF,
+    min_face: MinFace = DEFAULT_MIN_FACE,
+    head_weight: HeadWeight = DEFAULT_HEAD_WEIGHT,
     no_track: bool = typer.Option(False, "--no-track", help="Do not track faces across video frames."),
     reconnects: int = typer.Option(5, "--reconnects", min=0, help="Reconnection attempts when a stream drops."),
     report: str = typer.Option(
@@ -95,7 +83,7 @@ def detect(
         raise InputError("; ".join(problems) if problems else "no source given")
     for problem in problems:
         log.error("%s", problem)
-    pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
+    pipeline = Detector.from_settings(pipeline_settings(model, detector, conf, min_face, head_weight))
     annotated = AnnotatedSink(out, single_source=len(expanded) == 1, blur=blur_faces) if out is not None else None
     if json_out is not None:  # before --out's folder is made: a refusal leaves nothing behind
         if json_out.strip() and json_out != "-":
@@ -108,19 +96,15 @@ def detect(
     long_run = any(s.kind != "image" for s in expanded)
     status = StatusLine(console_err) if long_run else None
     counts = RunCounts(pipeline.classes, Path(report) if report else None, report_interval, status)
-    json_sink = JsonLinesSink(json_out) if json_out is not None else None
+    sinks = [JsonLinesSink(json_out)] if json_out is not None else []
+    if annotated is not None:
+        sinks.append(annotated)
     window = _window(show)
-
-    def on_frame(result, source) -> None:
-        counts(result, source)
-        if window is not None:
-            window(result, source)
-
-    try:
-        with status or contextlib.nullcontext():
-            summary = run_sources(pipeline, expanded, json_sink, annotated, on_frame=on_frame, track=not no_track)
-    finally:
-        counts.close()
+    if window is not None:
+        sinks.append(window)
+    sinks.append(counts)  # closed by the runner, also on Ctrl-C: the interval in progress is written
+    with status or contextlib.nullcontext():
+        summary = run_sources(pipeline, expanded, sinks, track=not no_track)
     summary.failed_sources = problems + summary.failed_sources
     _print_summary(summary, annotated.written if annotated else [])
     if report is not None:
@@ -155,24 +139,31 @@ def _check_report_target(target: Path, sources) -> None:
         raise InputError(f"--report {target}: is an input; choose another file")
 
 
-def _window(show: bool):
-    """A callback drawing frames in a window, or None (with a clear note) when there is no display."""
+class _WindowSink:
+    """Annotated frames shown in a window; q or Esc stops the run as Ctrl-C does."""
+
+    def write(self, result, source) -> None:
+        import cv2
+
+        from maskwatch.media.draw import annotate
+
+        cv2.imshow("maskwatch", annotate(result.image, result.faces))
+        if cv2.waitKey(1 if source.kind != "image" else 500) & 0xFF in (ord("q"), 27):
+            raise KeyboardInterrupt
+
+    def close(self) -> None:
+        pass
+
+
+def _window(show: bool) -> _WindowSink | None:
+    """A sink drawing frames in a window, or None (with a clear note) when there is no display."""
     if not show:
         return None
     reason = display_available()
     if reason:
         log.warning("--show: %s; continuing without a window", reason)
         return None
-    import cv2
-
-    from maskwatch.media.draw import annotate
-
-    def draw(result, source) -> None:
-        cv2.imshow("maskwatch", annotate(result.image, result.faces))
-        if cv2.waitKey(1 if source.kind != "image" else 500) & 0xFF in (ord("q"), 27):
-            raise KeyboardInterrupt
-
-    return draw
+    return _WindowSink()
 
 
 def _print_summary(summary, written: list[Path]) -> None:

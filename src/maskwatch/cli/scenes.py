@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from maskwatch.cli.app import app, console, console_err
+from maskwatch.cli.options import Conf, FaceDetectorName, HeadWeight, MinFace, Model, pipeline_settings
 from maskwatch.settings import CURVE_CONF, DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 KNOWN_ALIASES = {
@@ -83,12 +85,8 @@ def resolve_class_map(explicit: dict[str, str], dataset: set[str], bundle: list[
 def evaluate_scenes_command(
     images_dir: Path = typer.Argument(..., help="Folder of the annotated photos."),
     annotations: Path = typer.Argument(..., help="Folder of Pascal VOC .xml files, one .xml, or a COCO .json."),
-    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
-    detector: str = typer.Option(
-        None,
-        "--detector",
-        help="Face detector (see `maskwatch info`) [the bundle's multi-scale sibling: scenes are photos].",
-    ),
+    model: Model = None,
+    detector: FaceDetectorName = None,
     out: Path = typer.Option(Path("scene_eval"), "--out", "-o", help="Folder for the JSON, PR curves and HTML."),
     class_map: str = typer.Option(
         None, "--class-map", help="DATASET=BUNDLE[,..] or a JSON file; BUNDLE '-' ignores that class."
@@ -99,9 +97,7 @@ def evaluate_scenes_command(
     map_classes: str = typer.Option(
         None, "--map-classes", help="Comma-separated classes for the headline mAP [every class with ground truth]."
     ),
-    conf: float = typer.Option(
-        DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold (the operating point)."
-    ),
+    conf: Conf = DEFAULT_CONF,
     curve_conf: float = typer.Option(
         CURVE_CONF,
         "--curve-conf",
@@ -110,16 +106,8 @@ def evaluate_scenes_command(
         help="Detection threshold of the second run that draws the PR curve for AP (as detector benchmarks do);"
         " at or above --conf: one run, AP of the operating point's own curve.",
     ),
-    min_face: int = typer.Option(
-        DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces under this (px) are too_small, unclassified."
-    ),
-    head_weight: float = typer.Option(
-        DEFAULT_HEAD_WEIGHT,
-        "--head-weight",
-        min=0.0,
-        max=1.0,
-        help="Share of maskface's own class guess blended into the class.",
-    ),
+    min_face: MinFace = DEFAULT_MIN_FACE,
+    head_weight: HeadWeight = DEFAULT_HEAD_WEIGHT,
     iou: list[float] = typer.Option([0.5, 0.3], "--iou", help="IoU thresholds for a match (repeatable)."),
     worst: int = typer.Option(12, "--worst", min=0, help="How many of the worst images to draw in the report."),
     limit: int = typer.Option(0, "--limit", min=0, help="Evaluate only the first N images (0: all)."),
@@ -133,8 +121,8 @@ def evaluate_scenes_command(
     from maskwatch.cli.detect import setup_logging
     from maskwatch.data.annotations import load_annotations, select_split
     from maskwatch.errors import InputError
-    from maskwatch.evaluation.scene_metrics import evaluate_scenes
     from maskwatch.evaluation.scene_report import write_report
+    from maskwatch.evaluation.scene_run import evaluate_scenes
     from maskwatch.media.files import prepare_output_folder
     from maskwatch.pipeline import Detector
 
@@ -155,12 +143,9 @@ def evaluate_scenes_command(
     if missing:
         raise InputError(f"{missing[0]}: image named by an annotation not found ({len(missing)} missing in all)")
 
-    pipeline = Detector(model=model, detector=detector, conf=conf, min_face=min_face, head_weight=head_weight)
-    curve_pipeline = (
-        Detector(model=model, detector=detector, conf=curve_conf, min_face=min_face, head_weight=head_weight)
-        if curve_conf < conf
-        else None
-    )
+    chosen = pipeline_settings(model, detector, conf, min_face, head_weight)
+    pipeline = Detector.from_settings(chosen)
+    curve_pipeline = Detector.from_settings(replace(chosen, conf=curve_conf)) if curve_conf < conf else None
     dataset_classes = {o.label for i in images for o in i.objects}
     mapping = resolve_class_map(explicit_map, dataset_classes, pipeline.classes)
     selected = [c.strip() for c in map_classes.split(",") if c.strip()] if map_classes else None

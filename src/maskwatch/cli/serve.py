@@ -8,7 +8,8 @@ import socket
 import typer
 
 from maskwatch.cli.app import app, console_err, say_warning
-from maskwatch.settings import DEFAULT_CONF, DEFAULT_MIN_FACE
+from maskwatch.cli.options import Conf, FaceDetectorName, HeadWeight, MinFace, Model, pipeline_settings
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
 
 
 def check_port_free(host: str, port: int) -> int:
@@ -30,22 +31,17 @@ def check_port_free(host: str, port: int) -> int:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes the server to the network."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: any free port, printed at start)."),
-    model: str = typer.Option(None, "--model", "-m", help="Model bundle folder or maskwatch:NAME [default bundle]."),
+    model: Model = None,
     token: str = typer.Option(
         None, "--token", envvar="MASKWATCH_TOKEN", help="Require this token on /v1 calls (env MASKWATCH_TOKEN)."
     ),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.01, help="Largest upload accepted (413 above)."),
     workers: int = typer.Option(None, "--workers", min=1, max=64, help="Inference threads [min(4, CPU cores)]."),
     max_video_frames: int = typer.Option(3000, "--max-video-frames", min=1, help="Longest video accepted, in frames."),
-    detector: str = typer.Option(
-        None,
-        "--detector",
-        help="Face detector (see `maskwatch info`) [bundle's for webcam, video; its multi-scale sibling for photos].",
-    ),
-    conf: float = typer.Option(DEFAULT_CONF, "--conf", min=0.0, max=1.0, help="Face detection score threshold."),
-    min_face: int = typer.Option(
-        DEFAULT_MIN_FACE, "--min-face", min=1, help="Faces smaller than this (px) are reported as too_small."
-    ),
+    detector: FaceDetectorName = None,
+    conf: Conf = DEFAULT_CONF,
+    min_face: MinFace = DEFAULT_MIN_FACE,
+    head_weight: HeadWeight = DEFAULT_HEAD_WEIGHT,
     watch: str = typer.Option(
         None, "--watch", help="Also watch the cameras of this watch file (TOML); dashboard at /dashboard, /metrics."
     ),
@@ -66,14 +62,11 @@ def serve(
         monitor = Monitor(load_config(watch, blur_faces=blur_faces))  # a bad file fails here, before listening
     port = check_port_free(host, port)
     web = create_app(
-        model=model,
+        pipeline_settings(model, detector, conf, min_face, head_weight),
         token=token or None,
         max_upload_mb=max_upload_mb,
         workers=workers,
         max_video_frames=max_video_frames,
-        face_detector=detector,
-        conf=conf,
-        min_face=min_face,
         monitor=monitor,
     )
     shown = f"[{host}]" if ":" in host else host

@@ -26,7 +26,7 @@ def synth(
     """Draw masks fitted to each face's landmarks: with_mask (nose to chin) and incorrect_mask (below nose, chin)."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    from maskwatch.cli._progress import progress_bar
+    from maskwatch.cli.progress import progress_bar
     from maskwatch.data.synth import contact_sheet, synthesize
     from maskwatch.errors import InputError
     from maskwatch.media.files import prepare_output_folder

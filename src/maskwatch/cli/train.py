@@ -9,7 +9,10 @@ import typer
 from rich.markup import escape
 
 from maskwatch.cli.app import app, console, format_recall
-from maskwatch.inference.crops import DEFAULT_MARGIN
+from maskwatch.training.classifier.shared import TrainConfig
+
+_D = TrainConfig(dataset="", out="")
+"""Defaults of every option: the run settings' own (one definition)."""
 
 
 @app.command()
@@ -17,39 +20,50 @@ def train(
     dataset: str = typer.Argument(..., help="Folder with one subfolder of images per class."),
     out: str = typer.Option(..., "--out", "-o", help="Run folder: split, checkpoints, reports and the bundle."),
     backbone: str = typer.Option(
-        "mobilenetv2", help="mobilenetv2, mobilenet, xception, densenet169, efficientnetb0 or smallcnn."
+        _D.backbone, help="mobilenetv2, mobilenet, xception, densenet169, efficientnetb0 or smallcnn."
     ),
     weights: str = typer.Option(
-        "imagenet", help="ImageNet weights: 'imagenet' (Keras download), a local .h5 file, or 'none' (from scratch)."
+        _D.weights, help="ImageNet weights: 'imagenet' (Keras download), a local .h5 file, or 'none' (from scratch)."
     ),
-    alpha: float = typer.Option(0.35, min=0.1, max=1.4, help="Width multiplier of MobileNet backbones."),
+    alpha: float = typer.Option(_D.alpha, min=0.1, max=1.4, help="Width multiplier of MobileNet backbones."),
     size: int = typer.Option(
-        128, min=32, max=1024, help="Input size of the classifier (square crops; xception needs 71 or more)."
+        _D.size, min=32, max=1024, help="Input size of the classifier (square crops; xception needs 71 or more)."
     ),
     margin: float = typer.Option(
-        DEFAULT_MARGIN, min=0.0, max=1.0, help="Crop margin around the detected face (as detect uses)."
+        _D.margin, min=0.0, max=1.0, help="Crop margin around the detected face (as detect uses)."
     ),
-    detector: str = typer.Option(
-        None, help="Face detector that cuts the crops [default: maskface, the model detect runs]."
-    ),
-    seed: int = typer.Option(0, help="Seed of the split, augmentation and initialisation."),
+    detector: str = typer.Option(_D.detector, help="Face detector that cuts the crops (the one detect runs)."),
+    seed: int = typer.Option(_D.seed, help="Seed of the split, augmentation and initialisation."),
     val: float = typer.Option(
-        0.1, min=0.0, max=0.5, help="Fraction of images for validation (0: early stopping follows the training loss)."
+        _D.fractions[1],
+        min=0.0,
+        max=0.5,
+        help="Fraction of images for validation (0: early stopping follows the training loss).",
     ),
-    test: float = typer.Option(0.1, min=0.0, max=0.5, help="Fraction of images for test (0: no test evaluation)."),
-    head_epochs: int = typer.Option(40, min=1, help="Epochs of the head on frozen-backbone features."),
-    finetune_epochs: int = typer.Option(6, min=0, help="Epochs of fine-tuning the top of the backbone."),
-    finetune_fraction: float = typer.Option(0.3, min=0.0, max=1.0, help="Share of backbone layers fine-tuned."),
-    batch_size: int = typer.Option(32, min=1),
-    head_lr: float = typer.Option(1e-3, min=1e-6, max=1.0, help="Learning rate of the head stage."),
-    finetune_lr: float = typer.Option(1e-4, min=1e-6, max=1.0, help="Learning rate of the fine-tuning stage."),
-    augment_copies: int = typer.Option(2, min=0, help="Augmented copies of each image for the head stage."),
+    test: float = typer.Option(
+        _D.fractions[2], min=0.0, max=0.5, help="Fraction of images for test (0: no test evaluation)."
+    ),
+    head_epochs: int = typer.Option(_D.head_epochs, min=1, help="Epochs of the head on frozen-backbone features."),
+    finetune_epochs: int = typer.Option(
+        _D.finetune_epochs, min=0, help="Epochs of fine-tuning the top of the backbone."
+    ),
+    finetune_fraction: float = typer.Option(
+        _D.finetune_fraction, min=0.0, max=1.0, help="Share of backbone layers fine-tuned."
+    ),
+    batch_size: int = typer.Option(_D.batch_size, min=1),
+    head_lr: float = typer.Option(_D.head_lr, min=1e-6, max=1.0, help="Learning rate of the head stage."),
+    finetune_lr: float = typer.Option(
+        _D.finetune_lr, min=1e-6, max=1.0, help="Learning rate of the fine-tuning stage."
+    ),
+    augment_copies: int = typer.Option(
+        _D.augment_copies, min=0, help="Augmented copies of each image for the head stage."
+    ),
     balance_sources: bool = typer.Option(
-        False,
+        _D.balance_sources,
         "--balance-sources",
         help="Balance classes within each source (a subfolder of the class folder, else a file-name family).",
     ),
-    patience: int = typer.Option(3, min=1, help="Early stopping: epochs without a better validation loss."),
+    patience: int = typer.Option(_D.patience, min=1, help="Early stopping: epochs without a better validation loss."),
     manifest: str = typer.Option(
         None, help="Reuse the split of an earlier run (its split.csv); --per-class, --val, --test do not apply."
     ),
@@ -58,10 +72,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
 ) -> None:
     """Train a mask classifier (transfer learning) and export a model bundle with reports."""
-    from maskwatch.cli._progress import RichReporter
-    from maskwatch.detectors import DEFAULT_DETECTOR
+    from maskwatch.cli.progress import RichReporter
     from maskwatch.errors import require_extra
-    from maskwatch.training.classifier.shared import TrainConfig
     from maskwatch.training.classifier.trainer import train as run_training
 
     config = TrainConfig(
@@ -72,7 +84,7 @@ def train(
         alpha=alpha,
         size=size,
         margin=margin,
-        detector=detector or DEFAULT_DETECTOR,
+        detector=detector or _D.detector,
         seed=seed,
         fractions=(round(1.0 - val - test, 6), val, test),
         head_epochs=head_epochs,

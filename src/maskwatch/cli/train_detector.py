@@ -9,13 +9,17 @@ from pathlib import Path
 import typer
 
 from maskwatch.cli.app import app, console, console_err
+from maskwatch.training.detector.config import TrainConfig
+
+_D = TrainConfig()
+"""Defaults of every option: the run settings' own (one definition)."""
 
 
 def _optional(value: str | None) -> str | None:
     return None if value is None or value.lower() in ("", "none") else value
 
 
-DEFAULT_SCENES = Path("../shared/data/scenes")
+DEFAULT_SCENES = Path(_D.scenes)
 """This project's layout: the data beside the checkout (the defaults are relative to the current folder)."""
 
 
@@ -25,62 +29,76 @@ def train_detector_command(
         DEFAULT_SCENES, "--scenes", help="Scenes folder (images/ + annotations/); train half only."
     ),
     face_mask: str = typer.Option(
-        "../shared/data/face-mask", "--face-mask", help="Face crops (with_mask/, without_mask/) to paste; 'none'."
+        _D.face_mask, "--face-mask", help="Face crops (with_mask/, without_mask/) to paste; 'none'."
     ),
     backbone_weights: str = typer.Option(
-        "../shared/weights/mobilenet_v2_0.35_no_top.weights.h5",
+        _D.backbone_weights,
         "--backbone-weights",
         help="MobileNetV2 alpha 0.35 no-top weights file; 'imagenet' (needs internet) or 'none' (random).",
     ),
-    out: Path = typer.Option(Path("runs/maskface"), "--out", "-o", help="Run folder: checkpoint, ONNX, metadata."),
-    steps: int = typer.Option(3000, "--steps", min=1, help="Optimiser steps."),
-    batch: int = typer.Option(16, "--batch", min=1, help="Images per step."),
-    size: int = typer.Option(256, "--size", min=64, help="Training sample side (multiple of 32)."),
-    input_size: int = typer.Option(320, "--input-size", min=32, help="Inference long side stored in the metadata."),
-    lr: float = typer.Option(2e-3, "--lr", min=0.0, help="Peak learning rate (AdamW, cosine decay)."),
-    width: int = typer.Option(32, "--width", min=8, help="FPN / head channels."),
-    limit_scenes: int = typer.Option(0, "--limit-scenes", min=0, help="Use only the first N train scenes (0: all)."),
-    crops_per_class: int = typer.Option(800, "--crops-per-class", min=0, help="Face crops loaded per class."),
+    out: Path = typer.Option(Path(_D.out), "--out", "-o", help="Run folder: checkpoint, ONNX, metadata."),
+    steps: int = typer.Option(_D.steps, "--steps", min=1, help="Optimiser steps."),
+    batch: int = typer.Option(_D.batch, "--batch", min=1, help="Images per step."),
+    size: int = typer.Option(_D.size, "--size", min=64, help="Training sample side (multiple of 32)."),
+    input_size: int = typer.Option(
+        _D.input_size, "--input-size", min=32, help="Inference long side stored in the metadata."
+    ),
+    lr: float = typer.Option(_D.lr, "--lr", min=0.0, help="Peak learning rate (AdamW, cosine decay)."),
+    width: int = typer.Option(_D.width, "--width", min=8, help="FPN / head channels."),
+    limit_scenes: int = typer.Option(
+        _D.limit_scenes or 0, "--limit-scenes", min=0, help="Use only the first N train scenes (0: all)."
+    ),
+    crops_per_class: int = typer.Option(
+        _D.crops_per_class, "--crops-per-class", min=0, help="Face crops loaded per class."
+    ),
     anchor_prob: float = typer.Option(
-        0.5, "--anchor-prob", min=0.0, max=1.0, help="Share of scene samples scaled around one face (size balance)."
+        _D.anchor_prob,
+        "--anchor-prob",
+        min=0.0,
+        max=1.0,
+        help="Share of scene samples scaled around one face (size balance).",
     ),
     anchor_class_power: float = typer.Option(
-        0.5,
+        _D.anchor_class_power,
         "--anchor-class-power",
         min=0.0,
         max=1.0,
         help="Anchor face classes drawn ∝ count^power: 1 as in the data, 0 balanced.",
     ),
     closeup_prob: float = typer.Option(
-        0.0,
+        _D.closeup_prob,
         "--closeup-prob",
         min=0.0,
         max=1.0,
         help="Share of samples that are one face crop filling the frame (webcam / portrait close-ups).",
     ),
     negative_prob: float = typer.Option(
-        0.0,
+        _D.negative_prob,
         "--negative-prob",
         min=0.0,
         max=1.0,
         help="Share of samples of face-like distractors (discs, blobs, textures), half of them with no face.",
     ),
     crowd_prob: float = typer.Option(
-        0.0,
+        _D.crowd_prob,
         "--crowd-prob",
         min=0.0,
         max=1.0,
         help="Share of samples that are crowds: 10-40 face crops pasted at 6-28 px.",
     ),
-    threads: int = typer.Option(0, "--threads", min=0, help="TensorFlow intra-op threads (0: TensorFlow's choice)."),
+    threads: int = typer.Option(
+        _D.threads or 0, "--threads", min=0, help="TensorFlow intra-op threads (0: TensorFlow's choice)."
+    ),
     workers: int = typer.Option(
-        0,
+        _D.workers,
         "--workers",
         min=0,
         help="Processes making training samples (0: one thread, reproducible); on a GPU use about one per CPU core.",
     ),
-    seed: int = typer.Option(0, "--seed", help="Random seed for sampling and initialisation."),
-    checkpoint_every: int = typer.Option(250, "--checkpoint-every", min=1, help="Save the checkpoint every N steps."),
+    seed: int = typer.Option(_D.seed, "--seed", help="Random seed for sampling and initialisation."),
+    checkpoint_every: int = typer.Option(
+        _D.checkpoint_every, "--checkpoint-every", min=1, help="Save the checkpoint every N steps."
+    ),
     holdout_fold: int = typer.Option(
         None,
         "--holdout-fold",
@@ -88,7 +106,7 @@ def train_detector_command(
         help="Keep this fold of the train-half photos out of training and report recall and face AP on it at every "
         "checkpoint (validation.jsonl).",
     ),
-    folds: int = typer.Option(3, "--folds", min=2, help="Folds of the train-half photos for --holdout-fold."),
+    folds: int = typer.Option(_D.folds, "--folds", min=2, help="Folds of the train-half photos for --holdout-fold."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     init: str = typer.Option(
         "",
@@ -101,7 +119,7 @@ def train_detector_command(
     from maskwatch.errors import InputError, require_extra
 
     # imported lazily below: check before any of it runs. Keras' backend (KERAS_BACKEND) may be JAX or PyTorch
-    # where TensorFlow is missing (a GPU machine); the ONNX export then waits for a --resume with TensorFlow.
+    # where TensorFlow is missing (a GPU host with JAX only); the ONNX export then waits for a --resume with TensorFlow.
     backend = os.environ.get("KERAS_BACKEND", "tensorflow").lower()
     if backend not in ("tensorflow", "jax", "torch"):
         raise InputError(f"KERAS_BACKEND={backend}: train-detector trains on tensorflow, jax or torch")

@@ -9,12 +9,11 @@ from maskwatch.detectors import (  # noqa: F401  (each registers its detectors)
     yunet,
 )
 from maskwatch.detectors.base import FaceDetector, create_detector, detector_names, register_detector
+from maskwatch.settings import DEFAULT_DETECTOR
 
-DEFAULT_DETECTOR = "maskface"
 PHOTO_DETECTORS = {"maskface": "maskface-multiscale"}
 """A live detector's slower sibling for still photos, used when the user names no detector: a photo is read
-once, so three passes (40 ms instead of 7) buy its small faces (scenes test half at conf 0.5: recall >= 24 px
-0.868 vs 0.831 at 0.18 vs 0.19 false faces per image, face AP 0.736 vs 0.660)."""
+once, so several passes buy its small faces (figures in docs/detectors.md)."""
 
 __all__ = [
     "DEFAULT_DETECTOR",

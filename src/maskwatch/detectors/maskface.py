@@ -47,11 +47,10 @@ upscaling a 400-px photo finds the tiny faces a 320-px pass cannot see (docs/res
 MULTISCALE_LARGE_MAX = 2048
 """For a photo larger than ``maskface-multiscale``'s largest size, a second set of passes grows with the photo (the
 largest at the photo's own resolution, none beyond this long side), so small faces in large photos are not shrunk
-away: on 3 × 3 mosaics of train-half photos (1800 × 1215 px) face AP rose from 0.568 to 0.892, while photos
-enlarged 4 × keep their big faces (0.936; 0.875 with grown passes alone; benchmarks/bench_large_photos.py)."""
+away while enlarged photos keep their big faces (measured by benchmarks/bench_large_photos.py, see docs)."""
 HD_SIZE = 640
 """``maskface-640``: one pass at this long side, for HD streams where the 320-px default shrinks faces away
-(3 × 3 mosaics of train-half photos, ~1500 px: recall ≥ 24 px at conf 0.5 0.732 vs 0.469, 25 ms a frame)."""
+(recall and speed on large frames: docs/benchmarks.md)."""
 IN_RANGE_SIDE = 240.0
 """A face bigger than this in a pass's input is bigger than any face in training (0.95 × 256): that pass is
 not expected to find it, so it does not count against the face when multi-scale scores are averaged."""

@@ -89,7 +89,7 @@ class TiledDetector:
                     for d in self.base.detect(patch):
                         if d.score < self.tile_min_score:
                             continue
-                        if _cut(d.box, pw, ph, x0 > 0, y0 > 0, x0 + pw < w, y0 + ph < h):
+                        if cut_by_tile_edge(d.box, pw, ph, x0 > 0, y0 > 0, x0 + pw < w, y0 + ph < h):
                             continue
                         x1, y1, x2, y2 = d.box
                         if inside_larger((x1 + x0, y1 + y0, x2 + x0, y2 + y0), whole):
@@ -130,7 +130,9 @@ class TiledDetector:
         return out
 
 
-def _cut(box: tuple[float, ...], pw: int, ph: int, left: bool, top: bool, right: bool, bottom: bool) -> bool:
+def cut_by_tile_edge(
+    box: tuple[float, ...], pw: int, ph: int, left: bool, top: bool, right: bool, bottom: bool
+) -> bool:
     """Whether a box touches a tile edge that lies inside the frame (the face is likely cut there)."""
     x1, y1, x2, y2 = box
     return (left and x1 <= EDGE) or (top and y1 <= EDGE) or (right and x2 >= pw - EDGE) or (bottom and y2 >= ph - EDGE)

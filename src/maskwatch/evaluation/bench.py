@@ -76,7 +76,9 @@ def run_bench(
     found = 0
     start = time.perf_counter()
     for i in range(frames):
-        result = detector.detect(frame, stages)
+        result, timings = detector.detect_timed(frame)
+        for stage, seconds in timings.items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
         t = time.perf_counter()
         result = tracker.update(result, warmup + i)
         t2 = time.perf_counter()

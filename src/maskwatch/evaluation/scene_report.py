@@ -24,8 +24,8 @@ from maskwatch.evaluation.scene_metrics import (
     SIZE_BUCKETS,
     ImageResult,
     SceneMetrics,
-    SceneReport,
 )
+from maskwatch.evaluation.scene_run import SceneReport
 from maskwatch.faces import TOO_SMALL
 from maskwatch.media.draw import colour_for
 

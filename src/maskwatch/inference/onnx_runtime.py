@@ -82,8 +82,8 @@ def create_session(model: bytes | str, threads: int | None = None) -> ort.Infere
 
     Spinning is off: by default ONNX Runtime's idle worker threads spin for a while
     after each run, so with a detector and a classifier taking turns on the same
-    cores each session's spinning threads steal the other's CPU. Off, the end-to-end
-    pipeline runs about 1.6x as fast on 2 cores (docs/benchmarks.md).
+    cores each session's spinning threads steal the other's CPU; off, the end-to-end
+    pipeline is faster on few cores (measured in docs/benchmarks.md).
     """
     substitutes, recording = _SUBSTITUTES.get(), _RECORDING.get()
     if (substitutes or recording is not None) and isinstance(model, str):

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from maskwatch.errors import InputError
+from maskwatch.errors import EmptyInputError, InputError, InputTooLargeError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MAX_PIXELS = 50_000_000
@@ -42,17 +42,17 @@ def is_image_path(path: Path) -> bool:
 def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode encoded image bytes into a BGR uint8 array, or raise ``InputError``."""
     if not data:
-        raise InputError(f"{name}: empty file")
+        raise EmptyInputError(f"{name}: empty file")
     width, height = _header_size(data, name, max_pixels)
     if width * height > max_pixels:
-        raise InputError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
+        raise InputTooLargeError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         if max(width, height) > MAX_SIDE:  # e.g. OpenCV's PNG decoder stops at 1,000,000 px a side
             raise InputError(f"{name}: cannot decode a {width}x{height} image (a side beyond the decoder's limit?)")
         raise InputError(f"{name}: not a readable image (corrupt or unsupported format)")
     if image.shape[0] * image.shape[1] > max_pixels:
-        raise InputError(f"{name}: {image.shape[1]}x{image.shape[0]} pixels is over the limit of {max_pixels}")
+        raise InputTooLargeError(f"{name}: {image.shape[1]}x{image.shape[0]} pixels is over the limit of {max_pixels}")
     return image
 
 
@@ -84,6 +84,6 @@ def _header_size(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
             with Image.open(io.BytesIO(data)) as image:
                 return image.size
     except Image.DecompressionBombError:  # over Pillow's own limit (~179 Mpx), far over ours
-        raise InputError(f"{name}: over the limit of {max_pixels} pixels") from None
+        raise InputTooLargeError(f"{name}: over the limit of {max_pixels} pixels") from None
     except (OSError, ValueError, SyntaxError):  # not an image Pillow knows: refused before OpenCV sees it
         raise InputError(f"{name}: not a readable image (corrupt or unsupported format)") from None

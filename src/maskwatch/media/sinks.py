@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import cv2
 
@@ -23,6 +23,14 @@ from maskwatch.media.files import prepare_output_folder
 from maskwatch.media.imageio import IMAGE_SUFFIXES, MAX_SIDE, make_public
 from maskwatch.media.sources import Source
 from maskwatch.pipeline import FrameResult
+
+
+class Sink(Protocol):
+    """Where each frame's result goes (``run_sources`` writes every frame to every sink, then closes them)."""
+
+    def write(self, result: FrameResult, source: Source) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class JsonLinesSink:
@@ -57,7 +65,7 @@ class JsonLinesSink:
             raise InputError(f"{target}: cannot read JSON lines ({exc.strerror})") from None
         return append
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameResult, source: Source | None = None) -> None:
         try:
             self.stream.write(result.to_schema().model_dump_json() + "\n")
             self.stream.flush()
@@ -201,9 +209,9 @@ class AnnotatedSink:
         self.targets[source] = target
         return target
 
-    def write(self, result: FrameResult, kind: str, fps: float | None) -> None:
+    def write(self, result: FrameResult, source: Source) -> None:
         image = annotate(blur_faces(result.image, result.faces) if self.blur else result.image, result.faces)
-        if kind == "image":
+        if source.kind == "image":
             target = self.target_for(result.source, video=False)
             write_image_atomic(target, image)
             self.written.append(target)
@@ -213,7 +221,7 @@ class AnnotatedSink:
             target = self.target_for(result.source, video=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             h, w = image.shape[:2]
-            writer = open_video_writer(target, fps or 25.0, (w, h))
+            writer = open_video_writer(target, source.fps or 25.0, (w, h))
             self.writers[result.source] = writer
             self.written.append(target)
         writer.write(image)

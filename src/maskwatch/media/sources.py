@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.errors import InputError
+from maskwatch.errors import EmptyInputError, InputError
 from maskwatch.media.imageio import is_image_path, read_image
 
 log = logging.getLogger("maskwatch")
@@ -62,7 +62,7 @@ class VideoSource:
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such file")
         if self.path.stat().st_size == 0:
-            raise InputError(f"{self.path}: empty file")
+            raise EmptyInputError(f"{self.path}: empty file")
         capture = cv2.VideoCapture(str(self.path))
         try:
             if not capture.isOpened():

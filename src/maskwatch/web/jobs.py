@@ -14,11 +14,11 @@ from pathlib import Path
 import cv2
 from fastapi import HTTPException
 
-from maskwatch.errors import InputError
+from maskwatch.errors import EmptyInputError, InputError, InputTooLargeError
 from maskwatch.faces import TOO_SMALL
 from maskwatch.inference.tracker import FaceTracker
 from maskwatch.media.runner import run_sources
-from maskwatch.media.sources import VideoSource
+from maskwatch.media.sources import Source, VideoSource
 from maskwatch.pipeline import Detector, FrameResult
 from maskwatch.schemas import FaceOut, FrameOut, Summary
 from maskwatch.web.models import JobOut, PersonOut
@@ -30,7 +30,7 @@ log = logging.getLogger("maskwatch")
 def probe_video(path: Path, name: str, max_pixels: int, max_frames: int) -> int | None:
     """Frame count of an uploaded video (None if unknown); ``InputError`` if unreadable, huge or too long."""
     if path.stat().st_size == 0:
-        raise InputError(f"{name}: empty file")
+        raise EmptyInputError(f"{name}: empty file")
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
@@ -45,7 +45,7 @@ def probe_video(path: Path, name: str, max_pixels: int, max_frames: int) -> int 
         _check_pixels(name, image.shape[1], image.shape[0], max_pixels)
         total = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))  # some streams report a negative count
         if total > max_frames:
-            raise InputError(f"{name}: {total} frames is over the limit of {max_frames} frames per video")
+            raise InputTooLargeError(f"{name}: {total} frames is over the limit of {max_frames} frames per video")
         return total or None
     finally:
         capture.release()
@@ -53,10 +53,10 @@ def probe_video(path: Path, name: str, max_pixels: int, max_frames: int) -> int 
 
 def _check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise InputError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
+        raise InputTooLargeError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels}")
 
 
-class TooManyFrames(InputError):
+class TooManyFrames(InputTooLargeError):
     """Raised inside a job when a video holds more frames than it announced and than allowed."""
 
 
@@ -176,23 +176,12 @@ class JobStore:
             source = VideoSource(path)
             source.name = job.source
 
-            over_limit = []
-
-            def on_frame(result: FrameResult, _source) -> None:
-                if result.index >= self.max_video_frames:
-                    over_limit.append(True)
-                    raise TooManyFrames(f"{job.source}: over the limit of {self.max_video_frames} frames per video")
-                job.frames.append(result.to_schema())
-                job.frames_done = result.index + 1
-                if len(result.faces) > job.keyframe_faces:
-                    job.keyframe_faces = len(result.faces)
-                    job.keyframe_jpeg = jpeg_base64(result.image, result.faces)
-
-            summary = run_sources(self.detector, [source], on_frame=on_frame)
+            sink = _JobSink(job, self.max_video_frames)
+            summary = run_sources(self.detector, [source], [sink])
             job.summary = summary
             if summary.failed_sources:  # a video cut short keeps its frames (done, with the note); nothing read fails
                 job.error = summary.failed_sources[0]
-                job.status = "done" if job.frames and not over_limit else "failed"
+                job.status = "done" if job.frames and not sink.over_limit else "failed"
             else:
                 job.status = "done"
         except Exception as exc:  # a bug must still end the job, not leave it running forever
@@ -204,3 +193,25 @@ class JobStore:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _JobSink:
+    """A job's frames, progress and key frame (the frame with most faces), as they are made."""
+
+    def __init__(self, job: Job, max_frames: int) -> None:
+        self.job, self.max_frames = job, max_frames
+        self.over_limit = False
+
+    def write(self, result: FrameResult, source: Source) -> None:
+        job = self.job
+        if result.index >= self.max_frames:
+            self.over_limit = True
+            raise TooManyFrames(f"{job.source}: over the limit of {self.max_frames} frames per video")
+        job.frames.append(result.to_schema())
+        job.frames_done = result.index + 1
+        if len(result.faces) > job.keyframe_faces:
+            job.keyframe_faces = len(result.faces)
+            job.keyframe_jpeg = jpeg_base64(result.image, result.faces)
+
+    def close(self) -> None:
+        pass

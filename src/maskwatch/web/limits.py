@@ -1,4 +1,7 @@
-"""Request limits: upload size (413 before the body is read) and HTTP statuses for user errors."""
+"""Request limits: upload size (413 before the body is read).
+
+User errors carry their own HTTP status (``MaskwatchError.http_status``: 400 empty, 413 too large, 422 unreadable).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,6 @@ import json
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from maskwatch.errors import InputError, MaskwatchError
-
-
-def input_error_status(exc: MaskwatchError) -> int:
-    """HTTP status of a library error: 413 for too many pixels, 400 for empty, 422 for unreadable input."""
-    text = str(exc)
-    if isinstance(exc, InputError):
-        if "over the limit" in text:  # decode_image's pixel-count guard (decompression bombs)
-            return 413
-        if text.endswith("empty file"):
-            return 400
-        return 422
-    return exc.http_status
 
 
 class BodyLimitMiddleware:

@@ -23,6 +23,7 @@ BACKBONE_MIN_SIZE = {name: 71 if name == "xception" else 32 for name in BACKBONE
 PRETRAINABLE = frozenset(BACKBONE_NAMES) - {"smallcnn"}
 """Backbones that can load ImageNet weights (``smallcnn`` trains from scratch only)."""
 
+
 def check_backbone_name(name: str) -> None:
     """A one-line error for an unknown backbone, before TensorFlow is loaded."""
     from maskwatch.errors import InputError

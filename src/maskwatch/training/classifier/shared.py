@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from maskwatch.data.dataset import DEFAULT_FRACTIONS
-from maskwatch.detectors import DEFAULT_DETECTOR
-from maskwatch.evaluation.reports import Evaluation
 from maskwatch.inference.crops import DEFAULT_MARGIN
+from maskwatch.settings import DEFAULT_DETECTOR
+
+if TYPE_CHECKING:  # the CLI reads TrainConfig's defaults at start: no Matplotlib or scikit-learn for that
+    from maskwatch.evaluation.reports import Evaluation
 
 STATE_FILE = "state.json"
 CHECKPOINT_DIR = "checkpoint"

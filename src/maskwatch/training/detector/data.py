@@ -291,7 +291,7 @@ class SampleMaker:
         rng = self.rng
         if rng.random() < self.mosaic_prob and self.size >= 64:
             half = self.size // 2
-            parts = [self._single(half) for _ in range(4)]
+            parts = [self.single(half) for _ in range(4)]
             image = np.zeros((self.size, self.size, 3), np.uint8)
             boxes, labels, ignore = [], [], []
             for k, part in enumerate(parts):
@@ -302,11 +302,12 @@ class SampleMaker:
                 ignore.append(part.ignore)
             sample = Sample(image, np.concatenate(boxes), np.concatenate(labels), np.concatenate(ignore))
         else:
-            sample = self._single(self.size)
+            sample = self.single(self.size)
         sample.image = self._photometric(sample.image)
         return sample
 
-    def _single(self, size: int) -> Sample:
+    def single(self, size: int) -> Sample:
+        """One sample of side ``size`` before mosaic and photometric changes: a scene, close-up or crowd."""
         rng = self.rng
         if rng.random() < self.closeup_prob:
             return self._closeup(size)

@@ -14,7 +14,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from maskwatch.detectors.maskface import DEFAULT_COARSE
 from maskwatch.errors import InputError, ModelError
 from maskwatch.media.files import file_in_the_way, make_folder, read_json_input
 from maskwatch.training.common import check_hdf5
+from maskwatch.training.detector.config import TrainConfig
 from maskwatch.training.detector.validation import VALIDATION_FILE
 
 if TYPE_CHECKING:
@@ -33,43 +34,6 @@ WEIGHTS_FILE = "maskface.weights.h5"
 STATE_FILE = "state.json"
 CALIBRATION_BATCHES = 8
 """Batches of training samples that measure the batch-norm statistics of an ``--init`` model."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run; saved next to the checkpoint and into the model's metadata."""
-
-    scenes: str = "../shared/data/scenes"
-    face_mask: str | None = "../shared/data/face-mask"
-    backbone_weights: str | None = "../shared/weights/mobilenet_v2_0.35_no_top.weights.h5"
-    out: str = "runs/maskface"
-    steps: int = 3000
-    batch: int = 16
-    size: int = 256
-    lr: float = 2e-3
-    warmup: int = 150
-    seed: int = 0
-    limit_scenes: int | None = None
-    crops_per_class: int = 800
-    paste_prob: float = 0.5
-    mosaic_prob: float = 0.25
-    synthetic_bg_prob: float = 0.1
-    anchor_prob: float = 0.5
-    anchor_class_power: float = 0.5
-    closeup_prob: float = 0.0
-    negative_prob: float = 0.0
-    crowd_prob: float = 0.0
-    width: int = 32
-    threads: int | None = None
-    checkpoint_every: int = 250
-    input_size: int = 320
-    init: str | None = None
-    workers: int = 0
-    """Sample-making processes (0: one thread beside the step, reproducible); a GPU needs several."""
-    holdout_fold: int | None = None
-    """A fold of the train-half photos kept out of training and validated on at each checkpoint (None: none)."""
-    folds: int = 3
-    extra: dict = field(default_factory=dict)
 
 
 LOSS_PARTS = ("heat", "size", "offset", "cls")
@@ -255,7 +219,7 @@ def _train(
     """The Keras part of ``train``, once every input has been checked.
 
     Backend-neutral (``keras.ops`` loss, ``train_on_batch``), so the same loop runs on TensorFlow here and on
-    JAX or PyTorch where TensorFlow is not installed (``KERAS_BACKEND``, e.g. a GPU machine); only the ONNX
+    JAX or PyTorch where TensorFlow is not installed (``KERAS_BACKEND``, e.g. a GPU host with JAX); only the ONNX
     export needs TensorFlow, and ``--resume`` there exports a checkpoint trained elsewhere.
     """
     import keras

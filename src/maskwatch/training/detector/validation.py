@@ -1,4 +1,4 @@
-"""Held-out validation for ``train-detector --holdout-fold``: the issue-9 figures on photos the run never trained on.
+"""Held-out validation for ``train-detector --holdout-fold``: the detector figures on photos the run never trained on.
 
 Every shipped maskface model has trained on every train-half photo, so figures measured there say how well a
 model fits, not how well it finds faces in new photos. A run that keeps one fold of the train half out of its
@@ -19,7 +19,8 @@ import numpy as np
 
 from maskwatch.data.annotations import AnnotatedImage, load_voc_dir, scene_split
 from maskwatch.errors import InputError
-from maskwatch.evaluation.scene_metrics import ImageResult, compute_metrics, face_results
+from maskwatch.evaluation.scene_metrics import ImageResult, compute_metrics
+from maskwatch.evaluation.scene_run import face_results
 from maskwatch.training.detector.data import HeldOutFold, read_scene_image
 
 VALIDATION_FILE = "validation.jsonl"
@@ -52,7 +53,7 @@ def load_held_out(scenes_dir: str | Path, held_out: HeldOutFold) -> HeldOutPhoto
 
 
 def face_figures(results: Sequence[ImageResult]) -> dict[str, float | None]:
-    """The issue-9 figures at IoU 0.5: recall of faces >= 24 px at <= 0.15 false faces per image (every false
+    """The detector figures at IoU 0.5: recall of faces >= 24 px at <= 0.15 false faces per image (every false
     face counted), face AP, and recall >= 24 px with false faces per image at the operating score."""
     metrics = compute_metrics(results, 0.5)
     budget = metrics.at_fp_budget["all"]

@@ -79,7 +79,7 @@ class SampleFeed:
 def validate_model(model, photos, input_size: int) -> dict:
     """Face figures of a model in training on held-out photos, through the detector its export will run in."""
     from maskwatch.detectors.yunet import YuNetDetector
-    from maskwatch.evaluation.scene_metrics import face_results
+    from maskwatch.evaluation.scene_run import face_results
     from maskwatch.training.detector.validation import MIN_SCORE, face_figures
 
     detector = YuNetDetector(

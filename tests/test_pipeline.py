@@ -16,29 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import moving_face_frames, run_cli, write_video
+from conftest import moving_face_frames, run_cli
 
 from maskwatch import Detector, InputError
 from maskwatch.faces import TOO_SMALL
 from maskwatch.media.sources import CaptureSource
 from maskwatch.schemas import FrameOut
-
-
-@pytest.fixture(scope="module")
-def detector() -> Detector:
-    return Detector()
-
-
-@pytest.fixture
-def photo(tmp_path, astronaut_bgr) -> Path:
-    path = tmp_path / "astronaut.jpg"
-    cv2.imwrite(str(path), astronaut_bgr)
-    return path
-
-
-@pytest.fixture
-def video(tmp_path, astronaut_bgr) -> Path:
-    return write_video(tmp_path / "walk.mp4", moving_face_frames(astronaut_bgr, count=12))
 
 
 def json_lines(path: Path) -> list[FrameOut]:
@@ -126,6 +109,7 @@ def small_faces_photo(astronaut_bgr: np.ndarray) -> tuple[np.ndarray, list[tuple
     return photo, corners
 
 
+@pytest.mark.slow
 def test_photos_get_the_multiscale_detector_unless_one_is_named(detector, astronaut_bgr):
     """A still photo is searched at three sizes: small faces the fast video detector misses are found."""
     assert detector.photo_detector.name == "maskface-multiscale"
@@ -141,6 +125,7 @@ def test_photos_get_the_multiscale_detector_unless_one_is_named(detector, astron
     assert named.photo_detector is named.face_detector  # a detector the user names serves photos too
 
 
+@pytest.mark.slow
 def test_cli_searches_image_files_as_photos(tmp_path, astronaut_bgr):
     photo, corners = small_faces_photo(astronaut_bgr)
     path = tmp_path / "crowd.jpg"
@@ -190,6 +175,7 @@ def test_api_rejects_what_is_not_an_image(detector):
         next(detector.process("photo.jpg"))
 
 
+@pytest.mark.slow
 def test_an_empty_source_is_not_the_current_folder(detector, tmp_path, monkeypatch, photo):
     """Path("") is "."; an empty argument (an unset shell variable) must not process every image in the folder."""
     (tmp_path / "here.jpg").write_bytes(photo.read_bytes())
@@ -211,6 +197,7 @@ def test_api_stream_over_a_video_tracks_one_person(detector, video):
 # --- CLI: images and folders ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_image_writes_annotated_picture_and_json(tmp_path, photo):
     out, js = tmp_path / "out" / "annotated.jpg", tmp_path / "faces.jsonl"
     result = run_cli("detect", str(photo), "--out", str(out), "--json", str(js))
@@ -224,6 +211,7 @@ def test_cli_image_writes_annotated_picture_and_json(tmp_path, photo):
     assert "without_mask" in result.stderr  # the summary table
 
 
+@pytest.mark.slow
 def test_cli_json_to_stdout_is_clean(photo):
     result = run_cli("detect", str(photo), "--json", "-")
     assert result.returncode == 0, result.stderr
@@ -231,6 +219,7 @@ def test_cli_json_to_stdout_is_clean(photo):
     assert FrameOut.model_validate_json(line).faces[0].label == "without_mask"
 
 
+@pytest.mark.slow
 def test_cli_folder_lists_bad_files_and_processes_the_rest(tmp_path, photo):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -257,6 +246,7 @@ def test_cli_folder_lists_bad_files_and_processes_the_rest(tmp_path, photo):
     assert "2 file(s) that are not images or videos skipped (Thumbs.db, notes.txt)" in clean.stderr
 
 
+@pytest.mark.slow
 def test_cli_outputs_never_replace_inputs_or_each_other(tmp_path, photo):
     """--out naming the input is refused before any work; two inputs named alike get two outputs."""
     before = photo.read_bytes()
@@ -273,6 +263,7 @@ def test_cli_outputs_never_replace_inputs_or_each_other(tmp_path, photo):
     assert (out / "x_annotated.jpg").stat().st_mode & 0o044 == 0o044  # readable by others, as a plain open() makes it
 
 
+@pytest.mark.slow
 def test_cli_empty_or_file_like_outputs_for_many_sources_are_refused(tmp_path, photo):
     """An empty --out/--json wrote nothing without a word; a file name for several sources made a folder of it."""
     for option, message in (("--out", "--out: empty path"), ("--json", "--json: empty path")):
@@ -283,6 +274,7 @@ def test_cli_empty_or_file_like_outputs_for_many_sources_are_refused(tmp_path, p
     assert result.returncode == 2 and "2 sources need a folder for --out" in result.stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_cli_json_never_lands_in_an_input_or_an_annotated_output(tmp_path, photo):
     before = photo.read_bytes()
     into_input = run_cli("detect", str(photo), "--json", str(photo))
@@ -293,6 +285,7 @@ def test_cli_json_never_lands_in_an_input_or_an_annotated_output(tmp_path, photo
     assert photo.read_bytes() == before and not same.exists()
 
 
+@pytest.mark.slow
 def test_cli_json_appends_only_to_json_lines(tmp_path, photo):
     """A second run appends to its JSON lines (a line cut short by a crash stays on its own line); a file that
     is not maskwatch JSON lines is refused and left as it was."""
@@ -315,6 +308,7 @@ def test_cli_json_appends_only_to_json_lines(tmp_path, photo):
     assert cut.read_text().splitlines()[0] == '{"source":"photo.jpg","fra' and len(cut.read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_cli_a_file_named_like_a_glob_is_a_file(tmp_path, photo):
     """Brackets in a real file name ("photo [1].jpg") must not turn it into a pattern that matches nothing."""
     folder = tmp_path / "shots [x]"
@@ -331,6 +325,7 @@ def test_cli_a_file_named_like_a_glob_is_a_file(tmp_path, photo):
     assert f"wrote {out}" in result.stderr.splitlines()  # printed as it is, on one line however long
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("out", "message"),
     [
@@ -346,6 +341,7 @@ def test_cli_bad_out_fails_before_any_work(tmp_path, photo, out, message):
     assert "frame(s)" not in result.stderr  # refused up front, not after the run
 
 
+@pytest.mark.slow
 def test_cli_video_into_an_image_name_is_refused(tmp_path, video):
     result = run_cli("detect", str(video), "--out", str(tmp_path / "v.jpg"))
     assert result.returncode == 2 and "a video source needs a video file name" in result.stderr
@@ -357,6 +353,7 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -373,6 +370,7 @@ def test_cli_bad_single_inputs_fail_in_one_line(tmp_path, make, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_missing_camera_and_unreachable_stream_fail_cleanly():
     for source, message in (
         ("7", "camera:7: camera not found"),
@@ -384,6 +382,7 @@ def test_cli_missing_camera_and_unreachable_stream_fail_cleanly():
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_malformed_bundle_fails_in_one_line(tmp_path, photo):
     (tmp_path / "bundle.json").write_text("{}")
     (tmp_path / "model.onnx").write_bytes(b"x")
@@ -396,6 +395,7 @@ def test_cli_malformed_bundle_fails_in_one_line(tmp_path, photo):
 # --- CLI: videos and streams ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_video_writes_playable_annotated_video_and_tracks(tmp_path, video):
     js, out = tmp_path / "v.jsonl", tmp_path / "annotated.mp4"
     result = run_cli("detect", str(video), "--json", str(js), "--out", str(out))
@@ -410,6 +410,7 @@ def test_cli_video_writes_playable_annotated_video_and_tracks(tmp_path, video):
     assert "12 frame(s)" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_video_to_webm_plays_in_browsers_and_a_bad_suffix_fails_in_one_line(tmp_path, video):
     """A .webm output is VP8 (browsers play it; MPEG-4 Part 2 in .mp4 they do not), written without FFmpeg noise."""
     out = tmp_path / "annotated.webm"
@@ -428,6 +429,7 @@ def test_cli_video_to_webm_plays_in_browsers_and_a_bad_suffix_fails_in_one_line(
     assert [line for line in bad.stderr.splitlines() if "needs a video file name" in line][0].startswith("error: ")
 
 
+@pytest.mark.slow
 def test_cli_truncated_video_keeps_what_it_could_read(tmp_path, astronaut_bgr):
     """An AVI cut short still plays its first frames (a cut MP4 loses its index and is unreadable as a whole)."""
     path = tmp_path / "long.avi"
@@ -459,6 +461,7 @@ def test_stream_drop_reconnects_and_goes_on(jpeg):
     assert [f.index for f in frames] == list(range(12))
 
 
+@pytest.mark.slow
 def test_cli_stream_with_a_drop(tmp_path, jpeg):
     """One drop is bridged; when the stream is gone for good the run keeps what it wrote and exits 2."""
     server = MjpegServer(jpeg, frames_per_connection=5, connections=2)
@@ -476,6 +479,7 @@ def test_cli_stream_with_a_drop(tmp_path, jpeg):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_closes_every_output(tmp_path, jpeg):
     server = MjpegServer(jpeg, frames_per_connection=10_000, connections=1, delay=0.03)
     js, out = tmp_path / "live.jsonl", tmp_path / "live.mp4"

@@ -132,6 +132,7 @@ def test_bad_annotations_exit_with_one_line(bundle: Path, tmp_path: Path) -> Non
     assert isinstance(result.exception, InputError) and "no such folder" in str(result.exception)
 
 
+@pytest.mark.slow
 def test_main_prints_one_line_error(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -223,6 +224,7 @@ def test_unknown_class_is_one_line_error(bundle: Path, tmp_path: Path, option: s
     assert not out.exists()  # refused before anything was evaluated or written
 
 
+@pytest.mark.slow
 def test_class_map_ignore_target_stays_valid(bundle: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"--class-map: the model has no class 'nosuch' \(its classes: "):
         resolve_class_map({"a": "nosuch"}, {"a"}, CLASSES)
@@ -235,10 +237,11 @@ def test_class_map_ignore_target_stays_valid(bundle: Path, tmp_path: Path) -> No
     assert json.loads((out / "scene_report.json").read_text())["faces"] == 0  # the ignored face is difficult
 
 
+@pytest.mark.slow
 def test_rerun_removes_stale_worst_images_only(tmp_path: Path) -> None:
     from maskwatch.data.annotations import AnnotatedImage, GroundTruth
-    from maskwatch.evaluation.scene_metrics import evaluate_scenes
     from maskwatch.evaluation.scene_report import write_report
+    from maskwatch.evaluation.scene_run import evaluate_scenes
 
     class NoFaces:
         def detect(self, image_bgr: np.ndarray, *, photo: bool = False) -> list:

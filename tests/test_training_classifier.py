@@ -5,6 +5,7 @@ The full default recipe runs with MASKWATCH_FULL=1 (marked slow); CI runs the sm
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -19,7 +20,8 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-pytest.importorskip("keras", reason="training needs the [train] extra")
+if importlib.util.find_spec("keras") is None:  # found, not imported: TensorFlow loads in the tests that train
+    pytest.skip("training needs the [train] extra", allow_module_level=True)
 
 WEIGHTS = "mobilenet_v2_0.35_no_top.weights.h5"
 SMALL = ["--per-class", "40", "--size", "64", "--head-epochs", "5", "--finetune-epochs", "1", "--augment-copies", "1"]
@@ -64,6 +66,7 @@ def small_run(tmp_path_factory, shared_dir: Path, weights: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_small_run_writes_every_report_and_a_valid_bundle(small_run: Path):
     for name in (
         "training_curves.png",
@@ -87,6 +90,7 @@ def test_small_run_writes_every_report_and_a_valid_bundle(small_run: Path):
     assert set(report["report"]) >= {"with_mask", "without_mask", "accuracy"}
 
 
+@pytest.mark.slow
 def test_small_run_learns_something(small_run: Path):
     """Even 40 images per class and two short stages beat chance clearly on held-out images.
 
@@ -97,6 +101,7 @@ def test_small_run_learns_something(small_run: Path):
     assert metrics["val_accuracy"] >= 0.6 and metrics["test"]["accuracy"] >= 0.6
 
 
+@pytest.mark.slow
 def test_onnx_bundle_agrees_with_keras_checkpoint(small_run: Path, weights: Path):
     """Rebuild the Keras model, load the best checkpoint, compare with the exported ONNX on 32 crops."""
     from maskwatch.inference.classifier import MaskClassifier
@@ -111,6 +116,7 @@ def test_onnx_bundle_agrees_with_keras_checkpoint(small_run: Path, weights: Path
     assert np.abs(keras_p - onnx_p).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_test_report(small_run: Path, shared_dir: Path, tmp_path: Path):
     result = run_cli(
         "evaluate",
@@ -132,6 +138,7 @@ def test_evaluate_reproduces_the_test_report(small_run: Path, shared_dir: Path, 
     assert again["summary"]["accuracy"] == trained["summary"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_bundle_detects_with_the_cli(small_run: Path, tmp_path: Path, astronaut_bgr):
     photo = tmp_path / "astronaut.jpg"
     cv2.imwrite(str(photo), astronaut_bgr)
@@ -141,6 +148,7 @@ def test_bundle_detects_with_the_cli(small_run: Path, tmp_path: Path, astronaut_
     assert frame["faces"] and frame["faces"][0]["label"] in ("with_mask", "without_mask")
 
 
+@pytest.mark.slow
 def test_split_is_deterministic_and_keeps_duplicates_together(shared_dir: Path):
     from maskwatch.data.dataset import make_split, scan_dataset, split_leaks
 
@@ -171,6 +179,7 @@ def _tiny_dataset(root: Path, classes=("a", "b"), per_class=6) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -195,6 +204,7 @@ def _unreadable_class(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_missing_and_wrong_weights_files(tmp_path: Path, shared_dir: Path):
     dataset = _tiny_dataset(tmp_path / "data")
     missing = train_cli(
@@ -210,6 +220,7 @@ def test_missing_and_wrong_weights_files(tmp_path: Path, shared_dir: Path):
         assert "Traceback" not in wrong.stderr
 
 
+@pytest.mark.slow
 def test_from_scratch_says_so_and_existing_run_is_never_overwritten(tmp_path: Path):
     dataset = _tiny_dataset(tmp_path / "data", per_class=10)
     out = tmp_path / "run"
@@ -239,6 +250,7 @@ def test_from_scratch_says_so_and_existing_run_is_never_overwritten(tmp_path: Pa
     assert unknown.returncode != 0 and "unknown backbone" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path):
     dataset = _tiny_dataset(tmp_path / "data", per_class=40)
     out = tmp_path / "run"
@@ -291,12 +303,14 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path: Path):
     assert "--resume" in meta["train_command"]
 
 
+@pytest.mark.slow
 def test_evaluate_rejects_unknown_classes(small_run: Path, tmp_path: Path):
     data = _tiny_dataset(tmp_path / "data", classes=("with_mask", "cats"))
     result = run_cli("evaluate", str(small_run / "bundle"), str(data))
     assert result.returncode != 0 and "not classes of the model" in result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_an_out_inside_the_dataset(small_run: Path, tmp_path: Path):
     """Its PNGs in a class folder would be scored, and trained on, as images of that class."""
     data = _tiny_dataset(tmp_path / "data", classes=("with_mask", "without_mask"))
@@ -330,6 +344,7 @@ def test_full_default_recipe_meets_the_bar(tmp_path: Path, shared_dir: Path, wei
     assert min(test["recall"].values()) >= 0.98
 
 
+@pytest.mark.slow
 def test_backbone_names_match_what_can_be_built():
     from maskwatch.training.classifier import BACKBONE_NAMES
     from maskwatch.training.classifier.backbones import BACKBONES
@@ -354,6 +369,7 @@ def test_loss_weights_balance_classes_overall_or_within_each_source():
     assert per_source[10:] == pytest.approx([1.0, 1.0])  # a one-class source keeps its own weight
 
 
+@pytest.mark.slow
 def test_reports_handle_no_errors_and_all_errors(tmp_path: Path):
     from maskwatch.evaluation.reports import Evaluation, bootstrap_accuracy, calibration, write_evaluation
 
@@ -374,6 +390,7 @@ def test_reports_handle_no_errors_and_all_errors(tmp_path: Path):
     shutil.rmtree(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["xception", "densenet169", "efficientnetb0", "mobilenet", "smallcnn"])
 def test_every_backbone_builds_and_predicts_from_scratch(name):
     """The bigger backbones build with the same head and input contract (weights none: nothing to download)."""
@@ -416,6 +433,7 @@ def _under_a_file(root: Path) -> Path:
     return root / "plain" / "sub"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -439,6 +457,7 @@ def test_bad_options_fail_in_one_line_before_the_run_folder_is_made(tmp_path: Pa
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [
@@ -458,6 +477,7 @@ def test_out_of_range_options_are_usage_errors(tmp_path: Path, options):
     assert "Traceback" not in result.stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_out_must_be_a_run_or_empty_and_outside_the_dataset(tmp_path: Path):
     dataset = _tiny_dataset(tmp_path / "data")
     before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
@@ -480,6 +500,7 @@ def test_out_must_be_a_run_or_empty_and_outside_the_dataset(tmp_path: Path):
     assert "nothing to resume" in _one_error_line(resumed) and not (tmp_path / "none").exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_finished_run_another_dataset_and_a_broken_config(small_run: Path, tmp_path: Path):
     """Each is one line before TensorFlow starts, and the run's files stay as they were."""
     run = tmp_path / "run"
@@ -499,6 +520,7 @@ def test_resume_refuses_a_finished_run_another_dataset_and_a_broken_config(small
     assert all(p.read_bytes() == data for p, data in before.items() if p.name not in ("metrics.json", "config.json"))
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_training_can_run_again_and_empty_val_and_test_splits_train(tmp_path: Path):
     """A late failure (weights Keras cannot load) leaves nothing behind; a folder left by a run killed before its
     first checkpoint is started again; --val 0 --test 0 trains without validation and skips the test report."""

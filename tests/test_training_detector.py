@@ -153,7 +153,7 @@ def test_anchor_sampling_puts_the_chosen_face_in_the_canvas_at_a_drawn_size(tmp_
     maker = SampleMaker(scenes, {0: [], 1: []}, size=128, seed=3, mosaic_prob=0.0, anchor_prob=1.0)
     sides = []
     for _ in range(100):
-        sample = maker._single(128)
+        sample = maker.single(128)
         assert len(sample.boxes) == 1 and not sample.ignore[0]
         x1, y1, x2, y2 = sample.boxes[0]
         sides.append(x2 - x1)
@@ -171,7 +171,7 @@ def test_closeup_samples_are_one_whole_face_filling_most_of_the_canvas():
     maker = SampleMaker([], crops, size=128, seed=1, mosaic_prob=0.0, closeup_prob=1.0)
     sides, labels = [], set()
     for _ in range(60):
-        sample = maker._single(128)
+        sample = maker.single(128)
         assert len(sample.boxes) == 1 and not sample.ignore[0]
         x1, y1, x2, y2 = (int(v) for v in sample.boxes[0])
         assert 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 128
@@ -184,6 +184,7 @@ def test_closeup_samples_are_one_whole_face_filling_most_of_the_canvas():
     assert SampleMaker([], {0: [], 1: []}, closeup_prob=1.0).closeup_prob == 0.0  # no crops: no close-ups
 
 
+@pytest.mark.slow
 def test_negative_samples_hold_distractors_and_only_pasted_faces():
     """--negative-prob: no scene is used; a sample is face-free or holds only the 1–3 pasted faces, and the
     distractors really cover the canvas (it is not the flat synthetic background alone)."""
@@ -191,10 +192,10 @@ def test_negative_samples_hold_distractors_and_only_pasted_faces():
 
     crops = {0: [np.full((40, 40, 3), 90, np.uint8)], 1: [np.full((40, 40, 3), 200, np.uint8)]}
     maker = SampleMaker([], crops, size=128, seed=4, mosaic_prob=0.0, negative_prob=1.0)
-    counts = [len(maker._single(128).boxes) for _ in range(80)]
+    counts = [len(maker.single(128).boxes) for _ in range(80)]
     assert 0 in counts and max(counts) <= 3 and any(counts)
     assert {
-        len(SampleMaker([], crops, seed=5, negative_prob=1.0, paste_prob=0.0)._single(64).boxes) for _ in range(20)
+        len(SampleMaker([], crops, seed=5, negative_prob=1.0, paste_prob=0.0).single(64).boxes) for _ in range(20)
     } == {0}
     image = distractor_background(128, np.random.default_rng(0))
     plain = synthetic_background(128, np.random.default_rng(0))  # the same draws, before the distractors
@@ -247,6 +248,7 @@ def trained(tmp_path_factory) -> Path:
     return onnx_path
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_keras(trained: Path):
     from maskwatch.inference.onnx_runtime import create_session
     from maskwatch.training.detector.model import build_model
@@ -261,6 +263,7 @@ def test_onnx_export_matches_keras(trained: Path):
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_maskface_loads_by_path_and_by_name(trained: Path, monkeypatch):
     from maskwatch.detectors import create_detector
     from maskwatch.detectors.maskface import ENV_MODEL, MaskFaceDetector
@@ -275,6 +278,7 @@ def test_maskface_loads_by_path_and_by_name(trained: Path, monkeypatch):
     assert create_detector("maskface", min_score=0.5).name == "maskface"
 
 
+@pytest.mark.slow
 def test_detector_swap_through_the_pipeline(trained: Path, monkeypatch):
     """``--detector maskface`` / ``blazeface-tiled`` reach the pipeline by name."""
     from maskwatch.detectors.maskface import ENV_MODEL
@@ -292,6 +296,7 @@ def test_detector_swap_through_the_pipeline(trained: Path, monkeypatch):
         assert isinstance(pipeline.detect(np.zeros((120, 160, 3), np.uint8)), list)
 
 
+@pytest.mark.slow
 def test_onnx_export_loads_back_into_keras_for_fine_tuning(trained: Path):
     """``--init``: a fresh model set from the export computes the export's maps, in inference and training mode."""
     from maskwatch.inference.onnx_runtime import create_session
@@ -310,6 +315,7 @@ def test_onnx_export_loads_back_into_keras_for_fine_tuning(trained: Path):
     np.testing.assert_allclose(model(batch, training=True).numpy(), expected, atol=1e-3, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_train_from_an_onnx_model_and_its_bad_inputs(trained: Path, tmp_path: Path):
     from maskwatch.errors import InputError
     from maskwatch.training.detector.train import TrainConfig, train
@@ -346,15 +352,15 @@ def test_train_from_an_onnx_model_and_its_bad_inputs(trained: Path, tmp_path: Pa
             train(config, log=lines.append)
 
 
+@pytest.mark.slow
 def test_train_detector_cli_rejects_a_missing_init_model(trained: Path, tmp_path: Path):
-    from conftest import run_cli
+    from conftest import assert_one_line_error, run_cli
 
     scenes = trained.parents[1] / "scenes"
     result = run_cli(
         "train-detector", "--scenes", str(scenes), "--init", str(tmp_path / "x.onnx"), "--out", str(tmp_path)
     )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'x.onnx'}: --init model not found"]
+    assert assert_one_line_error(result, code=2) == f"error: {tmp_path / 'x.onnx'}: --init model not found"
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     result = run_cli("train-detector", "--scenes", str(scenes), "--init", str(broken), "--out", str(tmp_path))
@@ -363,6 +369,7 @@ def test_train_detector_cli_rejects_a_missing_init_model(trained: Path, tmp_path
     assert lines[0].startswith(f"error: {broken}: --init: not a readable ONNX model")
 
 
+@pytest.mark.slow
 def test_crowd_samples_paste_many_tiny_faces():
     """--crowd-prob: without scenes a crowd holds only pasted faces, 10–40 of them, 6–28 px wide, none
     overlapping; every face is labelled with a known class."""
@@ -372,7 +379,7 @@ def test_crowd_samples_paste_many_tiny_faces():
     crops = {0: [np.full((40, 36, 3), 90, np.uint8)], 1: [np.full((40, 36, 3), 200, np.uint8)]}
     maker = SampleMaker([], crops, size=256, seed=7, mosaic_prob=0.0, crowd_prob=1.0)
     for _ in range(10):
-        sample = maker._single(256)
+        sample = maker.single(256)
         assert CROWD_FACES[0] * 0.7 <= len(sample.boxes) <= CROWD_FACES[1]
         widths = sample.boxes[:, 2] - sample.boxes[:, 0]
         assert widths.min() >= round(CROWD_SIDES[0]) and widths.max() <= round(CROWD_SIDES[1])
@@ -393,6 +400,7 @@ def _write_face_mask(root: Path, per_class: int = 2) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -467,6 +475,7 @@ def test_train_detector_bad_inputs_fail_in_one_line_before_tensorflow_and_write_
     assert case in ("existing run", "out is a file", "someone's folder") or not out.exists()
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_before_saving_broken_weights(tmp_path: Path):
     """A loss that is not finite ends the run with one error; no checkpoint or export of NaN weights is written."""
     pytest.importorskip("tensorflow")
@@ -495,6 +504,7 @@ def test_leftovers_of_an_unfinished_first_checkpoint_do_not_block_a_new_run(tmp_
         check_out(tmp_path, resume=False)
 
 
+@pytest.mark.slow
 def test_weights_keras_cannot_load_fail_in_one_line_and_leave_no_run_folder(tmp_path: Path):
     """An HDF5 file that is not the trunk's weights fails inside Keras, after the cheap checks: one ``ModelError``,
     and the --out folder this run made is gone, so the corrected command runs without --resume."""
@@ -527,6 +537,7 @@ def test_weights_without_state_are_an_unfinished_first_checkpoint(tmp_path):
         check_out(tmp_path, resume=False)
 
 
+@pytest.mark.slow
 def test_detector_on_a_keras_network_gives_what_its_onnx_export_gives(trained: Path):
     """Held-out validation runs the model in training through MaskFaceDetector(network=...): it must find what the
     exported ONNX model finds, so validation figures are the shipped model's figures."""
@@ -580,6 +591,7 @@ def test_face_figures_hand_case():
     assert figures["fp_per_image_at_0.5"] == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_holdout_fold_is_kept_out_of_training_and_validated_at_every_checkpoint(tmp_path: Path):
     """--holdout-fold: the fold's photos never reach the samples, each checkpoint writes a validation line, the
     metadata keeps the last, a resume must name the same fold, and an export-only resume neither repeats the
@@ -622,6 +634,7 @@ def test_holdout_fold_is_kept_out_of_training_and_validated_at_every_checkpoint(
     assert [json.loads(line)["step"] for line in (run / VALIDATION_FILE).read_text().splitlines()] == [2, 4]
 
 
+@pytest.mark.slow
 def test_batch_feed_thread_is_reproducible_and_workers_draw_their_own_streams(tmp_path: Path):
     """One thread gives exactly SampleMaker's batches (runs stay reproducible); spawned workers each draw from
     their own seed, and closing the feed ends them."""
@@ -650,6 +663,7 @@ def test_batch_feed_thread_is_reproducible_and_workers_draw_their_own_streams(tm
     assert not any(p.is_alive() for p in feed.workers)
 
 
+@pytest.mark.slow
 def test_keras_schedule_is_the_learning_rate_curve_from_where_a_run_resumes():
     """The optimiser's schedule (any Keras backend) gives ``learning_rate`` at step + start: warm-up, cosine, floor."""
     pytest.importorskip("keras")
@@ -664,6 +678,7 @@ def test_keras_schedule_is_the_learning_rate_curve_from_where_a_run_resumes():
     assert learning_rate(999, config) == pytest.approx(2e-3 * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * 899 / 900))))
 
 
+@pytest.mark.slow
 def test_training_runs_on_keras_jax_backend_and_tensorflow_exports_its_checkpoint(tmp_path: Path):
     """Where TensorFlow is missing (the GPU machine), the loop runs on Keras' JAX backend and leaves a checkpoint;
     ``--resume`` with TensorFlow exports it. Runs only where JAX is installed (not in CI's environment)."""
@@ -690,6 +705,7 @@ def test_training_runs_on_keras_jax_backend_and_tensorflow_exports_its_checkpoin
     assert (tmp_path / "run" / "maskface.onnx").is_file()
 
 
+@pytest.mark.slow
 def test_a_dead_worker_pool_is_one_line_not_a_hang():
     """Workers that die (here: an option their SampleMaker refuses) end the feed with a MaskwatchError, which the
     CLI prints as one line, instead of the trainer waiting for a batch forever."""
@@ -704,6 +720,7 @@ def test_a_dead_worker_pool_is_one_line_not_a_hang():
         feed.close()
 
 
+@pytest.mark.slow
 def test_export_command_names_every_option_that_shapes_the_model():
     from maskwatch.training.detector.train import TrainConfig, export_command
 

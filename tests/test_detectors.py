@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from maskwatch.detectors import create_detector, detector_names
-from maskwatch.detectors.tiled import _cut, tile_origins
+from maskwatch.detectors.tiled import cut_by_tile_edge, tile_origins
 from maskwatch.errors import InputError, ModelError
 from maskwatch.inference.boxes import inside_larger
 
@@ -25,10 +25,10 @@ def test_tile_origins_hand_cases():
 
 def test_cut_only_at_inner_tile_edges():
     # box touching the tile's left edge: cut when that edge is inside the frame, kept at the frame border
-    assert _cut((1.0, 50, 30, 80), 192, 192, left=True, top=True, right=True, bottom=True)
-    assert not _cut((1.0, 50, 30, 80), 192, 192, left=False, top=True, right=True, bottom=True)
-    assert not _cut((10.0, 50, 30, 80), 192, 192, left=True, top=True, right=True, bottom=True)
-    assert _cut((100.0, 50, 191, 80), 192, 192, left=False, top=False, right=True, bottom=False)
+    assert cut_by_tile_edge((1.0, 50, 30, 80), 192, 192, left=True, top=True, right=True, bottom=True)
+    assert not cut_by_tile_edge((1.0, 50, 30, 80), 192, 192, left=False, top=True, right=True, bottom=True)
+    assert not cut_by_tile_edge((10.0, 50, 30, 80), 192, 192, left=True, top=True, right=True, bottom=True)
+    assert cut_by_tile_edge((100.0, 50, 191, 80), 192, 192, left=False, top=False, right=True, bottom=False)
 
 
 def test_inside_larger_drops_face_parts_only():
@@ -46,6 +46,7 @@ def test_tiled_finds_the_astronaut_once(astronaut_bgr):
     assert 150 < (x1 + x2) / 2 < 280 and 40 < (y1 + y2) / 2 < 160
 
 
+@pytest.mark.slow
 def test_tiled_finds_a_small_face_blazeface_misses(astronaut_bgr):
     import cv2
 
@@ -257,6 +258,7 @@ def test_maskface_flip_is_mirror_symmetric_and_a_separate_version(astronaut_bgr,
     assert len(plain.detect(canvas)) == 2
 
 
+@pytest.mark.slow
 def test_maskface_multiscale_passes_grow_with_a_large_photo(astronaut_bgr, monkeypatch):
     """A ~30-px face in a 1800-px photo: fixed passes (up to 640 px) shrink it below what maskface finds;
     passes grown with the photo (the largest at its own resolution, capped) keep it at its size."""
@@ -296,13 +298,10 @@ def test_maskface_640_is_one_bigger_pass(astronaut_bgr, monkeypatch):
     monkeypatch.delenv("MASKWATCH_MASKFACE", raising=False)
     default, hd = create_detector("maskface", threads=1), create_detector("maskface-640", threads=1)
     assert hd.name == "maskface-640" and hd.sizes == (640,) and hd.version != default.version
-    seen = []
-    decode = hd._decode
-    monkeypatch.setattr(hd, "_decode", lambda image, size, *a, **k: seen.append(size) or decode(image, size, *a, **k))
+    assert hd.pass_sizes(1920) == (640,) and 0 < hd.coarse_size < 640  # one main pass, plus the coarse one
     frame = np.full((1080, 1920, 3), 90, np.uint8)
     frame[400:912, 700:1212] = astronaut_bgr
     faces = hd.detect(frame)
-    assert seen == [640, hd.coarse_size]
     assert len(faces) == 1
     x1, y1, x2, y2 = faces[0].box
     assert 850 < (x1 + x2) / 2 < 980 and 440 < (y1 + y2) / 2 < 560

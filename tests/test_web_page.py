@@ -127,6 +127,7 @@ def browser_page(sync_playwright, astronaut_bgr, tmp_path):
             browser.close()
 
 
+@pytest.mark.slow
 def test_live_webcam_draws_boxes_and_labels(server, browser_page, tmp_path):
     page = browser_page
     page.goto(server + "/")
@@ -186,6 +187,7 @@ def upload(page, path: Path, timeout: float = 60_000) -> str:
     return page.locator("#upload-status").inner_text()
 
 
+@pytest.mark.slow
 def test_upload_image_shows_annotated_result_and_table(server, browser_page, astronaut_bgr, tmp_path):
     photo = tmp_path / "astronaut.jpg"
     cv2.imwrite(str(photo), astronaut_bgr)
@@ -207,6 +209,7 @@ def test_upload_image_shows_annotated_result_and_table(server, browser_page, ast
     save_artifact(shot)
 
 
+@pytest.mark.slow
 def test_upload_video_runs_a_job_and_lists_faces(server, browser_page, astronaut_bgr, tmp_path):
     from conftest import moving_face_frames, write_video
 
