@@ -18,8 +18,8 @@ def evaluate(
     cache: str = typer.Option(None, help="Face-crop cache folder [~/.cache/maskwatch]; 'none' disables it."),
 ) -> None:
     """Accuracy with a 95% bootstrap interval, per-class recall, calibration (ECE) and per-source accuracy."""
-    from maskwatch.cli.progress import RichReporter
     from maskwatch.cli.detect import setup_logging
+    from maskwatch.cli.progress import RichReporter
     from maskwatch.data.dataset import describe_identical
     from maskwatch.errors import InputError
     from maskwatch.evaluation.classification import evaluate_bundle

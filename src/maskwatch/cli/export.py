@@ -36,7 +36,7 @@ def export(
     rounds: int = typer.Option(12, "--rounds", min=1, help="Timing rounds (fewer: quicker, noisier figures)."),
 ) -> None:
     """Quantise to int8 (or convert to TFLite), then report parity with the float model and speed on 2 cores."""
-    from maskwatch.cli._progress import RichReporter
+    from maskwatch.cli.progress import RichReporter
     from maskwatch.errors import InputError
 
     if (model is None) == (detector is None):

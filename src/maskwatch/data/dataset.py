@@ -28,7 +28,7 @@ from maskwatch.faces import TOO_SMALL
 from maskwatch.media.imageio import is_image_path, read_image
 
 if TYPE_CHECKING:
-    import imagehash
+    pass
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -155,7 +155,6 @@ def hamming(a: str, b: str) -> int:
 
 def _perceptual_hashes(image_bgr: np.ndarray) -> tuple[str, str]:
     """pHash of the image and of its mirror image: flipped copies must count as near-duplicates."""
-    import imagehash  # loads SciPy: imported when a data set is scanned, not when the CLI starts
 
     rgb = Image.fromarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
     return phash(rgb), phash(rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT))

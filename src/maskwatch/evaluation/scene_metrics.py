@@ -28,8 +28,7 @@ and accuracy from the user's own settings (``compute_metrics(..., curve=...)``).
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
