@@ -33,6 +33,7 @@ from maskwatch.web.auth import TokenMiddleware
 from maskwatch.web.context import WebContext
 from maskwatch.web.jobs import JobStore
 from maskwatch.web.limits import BodyLimitMiddleware
+from maskwatch.web.ondevice import add_ondevice_routes
 
 log = logging.getLogger("maskwatch")
 
@@ -115,6 +116,7 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    add_ondevice_routes(app, detector, STATIC_DIR)  # models and settings for the browser, manifest, service worker
     app.include_router(api.router)
     app.include_router(live.router)
     return app
