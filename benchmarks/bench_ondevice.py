@@ -11,7 +11,7 @@ sizes, and the packaged astronaut photo), 640×480. Then:
   found by each side, matched pairs (IoU ≥ 0.5), their mean and lowest IoU, same-class share, and the
   largest score differences.
 
-    python benchmarks/bench_ondevice.py --seconds 20 --samples 24 --out benchmarks/results/ondevice.json
+    python benchmarks/bench_ondevice.py --seconds 20 --samples 60 --out benchmarks/results/ondevice.json
 
 Needs Playwright, /usr/bin/chromium and the vendored runtime (``python -m maskwatch.web.vendor``).
 """
@@ -50,18 +50,18 @@ def scene(photo: np.ndarray, width: int, left: int, top: int, size: tuple[int, i
 
 
 def camera_frames() -> list[np.ndarray]:
-    """Five scenes, each held for 6 frames at 15 fps (the camera loops the file)."""
+    """24 scenes, each held for 3 frames at 15 fps (the camera loops the file): the demo photo at 4 sizes and
+    5 places each, and the astronaut photo at 4 sizes."""
     assets = resources.files("maskwatch.assets")
     demo = cv2.imread(str(assets / "demo.jpg"))
     astronaut = cv2.imread(str(assets / "astronaut.jpg"))
-    scenes = [
-        scene(demo, 640, 0, 80),
-        scene(demo, 520, 60, 40),
-        scene(demo, 400, 200, 200),
-        scene(demo, 320, 20, 20),
-        scene(astronaut, 360, 140, 60),
-    ]
-    return [s for s in scenes for _ in range(6)]
+    scenes = []
+    for width in (640, 520, 400, 300):
+        for k in range(5):
+            scenes.append(scene(demo, width, (640 - width) * k // 4, (480 - width // 2) * (4 - k) // 4))
+    for width in (480, 360, 240, 160):
+        scenes.append(scene(astronaut, width, (640 - width) // 2, (480 - width) // 2))
+    return [s for s in scenes for _ in range(3)]
 
 
 def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 15) -> Path:
@@ -87,7 +87,9 @@ def iou(a: list[float], b: list[float]) -> float:
 
 
 def compare(mine: list[dict], theirs: list[dict]) -> list[dict]:
-    pairs = sorted(((iou(a["box"], b["box"]), i, j) for i, a in enumerate(mine) for j, b in enumerate(theirs)), reverse=True)
+    pairs = sorted(
+        ((iou(a["box"], b["box"]), i, j) for i, a in enumerate(mine) for j, b in enumerate(theirs)), reverse=True
+    )
     used_a, used_b, out = set(), set(), []
     for overlap, i, j in pairs:
         if overlap >= 0.5 and i not in used_a and j not in used_b:
@@ -108,7 +110,7 @@ def compare(mine: list[dict], theirs: list[dict]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--samples", type=int, default=24)
+    parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--headed", action="store_true", help="a visible window (needs a display)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -149,14 +151,16 @@ def main() -> None:
             page.wait_for_selector("#ondevice-start:not([disabled])", timeout=30_000)
             t0 = time.perf_counter()
             page.click("#ondevice-start")
-            page.wait_for_function("Number(document.getElementById('ondevice-count').dataset.frames) >= 1", timeout=300_000)
+            page.wait_for_function(
+                "Number(document.getElementById('ondevice-count').dataset.frames) >= 1", timeout=300_000
+            )
             load_seconds = time.perf_counter() - t0
             page.wait_for_timeout(2000)  # warm-up
             frames = lambda: int(page.locator("#ondevice-count").get_attribute("data-frames"))  # noqa: E731
             start_frames, start = frames(), time.perf_counter()
             page.wait_for_timeout(args.seconds * 1000)
             fps = (frames() - start_frames) / (time.perf_counter() - start)
-            threads = page.evaluate("self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1")
+            threads = page.evaluate("ort.env.wasm.numThreads")
             # the loop keeps running: each sample waits for the frame in progress, then analyses the camera's next one
             samples, seen, ms = [], set(), []
             for _ in range(args.samples):
@@ -170,7 +174,7 @@ def main() -> None:
                         ws.send(png)
                         answer = json.loads(ws.recv(timeout=60))
                     samples.append((result["faces"], answer["faces"]))
-                page.wait_for_timeout(400)
+                page.wait_for_timeout(150)
             browser.close()
     finally:
         server.terminate()
@@ -198,6 +202,7 @@ def main() -> None:
         "detection_score_diff_max": round(float(np.max([p["detection_score_diff"] for p in pairs])), 4)
         if pairs
         else None,
+        "faces_per_frame": [[len(m), len(t)] for m, t in samples],
         "requests_other_than_get": posts,
     }
     print(json.dumps(result, indent=2))

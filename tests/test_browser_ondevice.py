@@ -32,7 +32,9 @@ def demo_frame(size: tuple[int, int] = (640, 480)) -> np.ndarray:
     photo = cv2.imread(str(DEMO))
     w, h = size
     scale = min(w / photo.shape[1], h / photo.shape[0])
-    photo = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    photo = cv2.resize(
+        photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)), interpolation=cv2.INTER_AREA
+    )
     frame = np.full((h, w, 3), 100, np.uint8)
     top, left = (h - photo.shape[0]) // 2, (w - photo.shape[1]) // 2
     frame[top : top + photo.shape[0], left : left + photo.shape[1]] = photo
@@ -134,13 +136,17 @@ def test_on_device_mode_finds_and_classifies_faces_with_the_server_blocked(serve
                 polling=250,
             )
             assert page.locator("#ondevice-count").get_attribute("data-faces") == "2"
-            labels = sorted(page.locator("#ondevice-labels .ondevice-label").evaluate_all(
-                "nodes => nodes.map((n) => n.dataset.label)"
-            ))
+            labels = sorted(
+                page.locator("#ondevice-labels .ondevice-label").evaluate_all(
+                    "nodes => nodes.map((n) => n.dataset.label)"
+                )
+            )
             assert labels == ["with_mask", "without_mask"]
-            fps = float(page.wait_for_function(
-                "document.getElementById('ondevice-fps').dataset.fps", timeout=30_000
-            ).json_value())
+            fps = float(
+                page.wait_for_function(
+                    "document.getElementById('ondevice-fps').dataset.fps", timeout=30_000
+                ).json_value()
+            )
             assert fps > 0
 
             result = page.evaluate("maskwatchDetectFrame()")

@@ -110,6 +110,34 @@ def app_icon_png(size: int) -> bytes:
     return data.tobytes()
 
 
+ISOLATION_HEADERS = [
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-embedder-policy", b"require-corp"),
+]
+"""A cross-origin-isolated page may share memory with workers: ONNX Runtime Web then runs on several threads."""
+
+
+class IsolationMiddleware:
+    """Add ``ISOLATION_HEADERS`` to the page and its static files (the page loads nothing from other origins)."""
+
+    def __init__(self, app, paths: tuple[str, ...] = ("/", "/sw.js")) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path in self.paths or path.startswith("/static/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *ISOLATION_HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def add_ondevice_routes(app: FastAPI, detector: Detector, static_dir) -> None:
     """``GET /v1/ondevice`` (settings), the two ONNX files, the web manifest and the service worker at ``/sw.js``."""
     router = APIRouter(prefix=PREFIX, tags=["on-device"])
@@ -139,6 +167,7 @@ def add_ondevice_routes(app: FastAPI, detector: Detector, static_dir) -> None:
         return Response(detector.classifier.bundle.onnx, media_type=ONNX_TYPE)
 
     app.include_router(router)
+    app.add_middleware(IsolationMiddleware)
 
     @app.get("/sw.js", include_in_schema=False)
     async def service_worker() -> FileResponse:

@@ -64,7 +64,9 @@
     if (!window.ort) await loadScript(`${c.runtime.path}ort.wasm.min.js`);
     const ort = window.ort;
     ort.env.wasm.wasmPaths = c.runtime.path;
-    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+    // Threads need a cross-origin-isolated page (the server sends the headers); ONNX Runtime Web's default
+    // count is then half the cores, at most 4 (1 on a 2-core laptop, 4 on an 8-core phone).
+    if (!self.crossOriginIsolated) ort.env.wasm.numThreads = 1;
     const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
     const [detectorBytes, classifierBytes] = await Promise.all([
       fetchOk(c.detector.model, "bytes"), fetchOk(c.classifier.model, "bytes"),

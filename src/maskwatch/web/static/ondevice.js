@@ -57,29 +57,50 @@
     }
     return out;
   }
+  // Taps as flat arrays (index, weight), `count` per output pixel at most: fast inner loops.
+  function flatTaps(taps) {
+    const count = Math.max(...taps.map((t) => t.length));
+    const index = new Int32Array(taps.length * count), weight = new Float64Array(taps.length * count);
+    taps.forEach((t, d) => t.forEach(([s, w], k) => { index[d * count + k] = s; weight[d * count + k] = w; }));
+    return { index, weight, count };
+  }
   // The region (x0, y0, w, h) of an image, coordinates outside it replicated from the edge (cv2.BORDER_REPLICATE),
   // resized to dw x dh; RGB bytes out. Area when shrinking, linear when enlarging, as maskwatch chooses.
+  // Separable: rows first (each source row once), then columns.
   function resizeRegion(image, x0, y0, w, h, dw, dh, area) {
-    const xs = area ? areaWeights(w, dw) : linearWeights(w, dw);
-    const ys = area ? areaWeights(h, dh) : linearWeights(h, dh);
+    const xs = flatTaps(area ? areaWeights(w, dw) : linearWeights(w, dw));
+    const ys = flatTaps(area ? areaWeights(h, dh) : linearWeights(h, dh));
     const src = image.data, iw = image.width, ih = image.height;
-    const out = new Uint8Array(dw * dh * 3);
-    const row = new Float64Array(dw * 3);
-    for (let dy = 0; dy < dh; dy++) {
-      row.fill(0);
-      for (const [sy, wy] of ys[dy]) {
-        const yy = clip(y0 + sy, 0, ih - 1) * iw;
-        for (let dx = 0; dx < dw; dx++) {
-          let r = 0, g = 0, b = 0;
-          for (const [sx, wx] of xs[dx]) {
-            const i = (yy + clip(x0 + sx, 0, iw - 1)) * 4;
-            r += src[i] * wx; g += src[i + 1] * wx; b += src[i + 2] * wx;
-          }
-          row[dx * 3] += r * wy; row[dx * 3 + 1] += g * wy; row[dx * 3 + 2] += b * wy;
+    const column = new Int32Array(xs.index.length);
+    for (let k = 0; k < column.length; k++) column[k] = Math.min(iw - 1, Math.max(0, x0 + xs.index[k])) * 4;
+    const rows = new Float64Array(h * dw * 3);  // the region's rows, resized horizontally
+    for (let sy = 0; sy < h; sy++) {
+      const line = Math.min(ih - 1, Math.max(0, y0 + sy)) * iw * 4;
+      const o = sy * dw * 3;
+      for (let dx = 0, k = 0; dx < dw; dx++) {
+        let r = 0, g = 0, b = 0;
+        for (let t = 0; t < xs.count; t++, k++) {
+          const wx = xs.weight[k];
+          if (wx === 0) continue;
+          const i = line + column[k];
+          r += src[i] * wx; g += src[i + 1] * wx; b += src[i + 2] * wx;
         }
+        rows[o + dx * 3] = r; rows[o + dx * 3 + 1] = g; rows[o + dx * 3 + 2] = b;
       }
-      const base = dy * dw * 3;
-      for (let k = 0; k < dw * 3; k++) out[base + k] = clip(Math.round(row[k]), 0, 255);
+    }
+    const out = new Uint8Array(dw * dh * 3);
+    const n = dw * 3;
+    const acc = new Float64Array(n);
+    for (let dy = 0; dy < dh; dy++) {
+      acc.fill(0);
+      for (let t = 0; t < ys.count; t++) {
+        const wy = ys.weight[dy * ys.count + t];
+        if (wy === 0) continue;
+        const o = ys.index[dy * ys.count + t] * n;
+        for (let k = 0; k < n; k++) acc[k] += rows[o + k] * wy;
+      }
+      const base = dy * n;
+      for (let k = 0; k < n; k++) out[base + k] = Math.round(acc[k]);  // Uint8Array: values are within 0..255
     }
     return out;
   }
