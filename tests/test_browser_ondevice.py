@@ -48,10 +48,10 @@ def box_iou(a: list[float], b: list[float]) -> float:
     return w * h / union if union > 0 else 0.0
 
 
-def match_faces(browser: list[dict], server: list[dict]) -> list[tuple[dict, dict, float]]:
+def match_faces(browser: list[dict], answer: list[dict]) -> list[tuple[dict, dict, float]]:
     """Each browser face with the server face it overlaps most (greedy, best IoU first)."""
     pairs = sorted(
-        ((box_iou(b["box"], s["box"]), i, j) for i, b in enumerate(browser) for j, s in enumerate(server)),
+        ((box_iou(b["box"], s["box"]), i, j) for i, b in enumerate(browser) for j, s in enumerate(answer)),
         reverse=True,
     )
     used_b, used_s, out = set(), set(), []
@@ -59,7 +59,7 @@ def match_faces(browser: list[dict], server: list[dict]) -> list[tuple[dict, dic
         if i not in used_b and j not in used_s:
             used_b.add(i)
             used_s.add(j)
-            out.append((browser[i], server[j], iou))
+            out.append((browser[i], answer[j], iou))
     return out
 
 
@@ -175,3 +175,61 @@ def test_on_device_mode_finds_and_classifies_faces_with_the_server_blocked(serve
         assert abs(mine["detection_score"] - theirs["detection_score"]) < 0.05
         assert abs(mine["score"] - theirs["score"]) < 0.05
     assert sorted(f["label"] for f in on_device) == ["with_mask", "without_mask"]
+
+
+def test_page_installs_and_runs_on_device_offline(server, sync_playwright, camera, tmp_path):  # noqa: F811
+    if not vendor.is_vendored():
+        pytest.skip("onnxruntime-web not vendored: run python -m maskwatch.web.vendor (needs the npm registry)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera}",
+            ],
+        )
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(server + "/")
+            manifest = page.evaluate(
+                "async () => (await fetch(document.querySelector('link[rel=manifest]').href)).json()"
+            )
+            assert manifest["display"] == "standalone" and manifest["start_url"] == "/"
+            sizes = {icon["sizes"] for icon in manifest["icons"]}
+            assert {"192x192", "512x512"} <= sizes
+            for icon in manifest["icons"]:
+                assert page.evaluate(f"async () => (await fetch('{icon['src']}')).ok"), icon
+            # the service worker has kept the page, the runtime and the models
+            page.wait_for_function(
+                """async () => {
+                if (!navigator.serviceWorker.controller) return false;
+                const keys = (await (await caches.open('maskwatch-v1')).keys()).map((r) => new URL(r.url).pathname);
+                return ['/', '/static/vendor/ort-wasm-simd-threaded.wasm', '/v1/ondevice/detector.onnx',
+                        '/v1/ondevice/classifier.onnx', '/v1/ondevice'].every((k) => keys.includes(k));
+            }""",
+                timeout=60_000,
+                polling=500,
+            )
+            context.set_offline(True)
+            page.reload()
+            assert not page.evaluate(
+                "async () => { try { await fetch('/healthz'); return true; } catch (e) { return false; } }"
+            )
+            page.wait_for_selector("#ondevice-start:not([disabled])", timeout=30_000)
+            page.click("#ondevice-start")
+            page.wait_for_function(
+                "Number(document.getElementById('ondevice-count').dataset.frames) >= 2", timeout=180_000, polling=250
+            )
+            assert page.locator("#ondevice-count").get_attribute("data-faces") == "2"
+            assert page.evaluate("self.crossOriginIsolated")  # kept with the page: threads work offline too
+            shot = tmp_path / "on_device_offline.png"
+            page.screenshot(path=str(shot), full_page=True)
+            save_artifact(shot)
+            assert not errors, f"JavaScript errors on the page: {errors}"
+        finally:
+            browser.close()

@@ -15,11 +15,15 @@ const SHELL = [
   "/static/vendor/ort.wasm.min.js",
   "/static/vendor/ort-wasm-simd-threaded.mjs",
   "/static/vendor/ort-wasm-simd-threaded.wasm",
+  "/v1/ondevice",
+  "/v1/ondevice/detector.onnx",
+  "/v1/ondevice/classifier.onnx",
 ];
 const KEPT = ["/v1/ondevice", "/v1/model"];  // GETs of the API that the page needs offline
 
 self.addEventListener("install", (event) => {
-  // Each file on its own: one missing file (a build without the runtime) must not stop the rest being kept.
+  // Each file on its own: one missing file (a build without the runtime, a server that wants a token for the
+  // models: they are then kept when the page first fetches them) must not stop the rest being kept.
   event.waitUntil(caches.open(CACHE).then((cache) => Promise.all(SHELL.map((url) => cache.add(url).catch(() => null)))));
   self.skipWaiting();
 });
