@@ -162,18 +162,20 @@ def main() -> None:
             fps = (frames() - start_frames) / (time.perf_counter() - start)
             threads = page.evaluate("ort.env.wasm.numThreads")
             # the loop keeps running: each sample waits for the frame in progress, then analyses the camera's next one
-            samples, seen, ms = [], set(), []
+            samples, seen, ms, stages, server_ms = [], set(), [], [], []
             for _ in range(args.samples):
                 result = page.evaluate("maskwatchDetectFrame()")
                 png = base64.b64decode(result["png"].split(",", 1)[1])
                 digest = hashlib.sha256(png).hexdigest()
                 ms.append(result["ms"])
+                stages.append(result["timings"])
                 if digest not in seen:
                     seen.add(digest)
                     with connect(base.replace("http://", "ws://") + "/v1/live") as ws:
                         ws.send(png)
                         answer = json.loads(ws.recv(timeout=60))
                     samples.append((result["faces"], answer["faces"]))
+                    server_ms.append(answer["ms"])
                 page.wait_for_timeout(150)
             browser.close()
     finally:
@@ -190,7 +192,11 @@ def main() -> None:
         "wasm_threads": threads,
         "first_frame_seconds": round(load_seconds, 2),
         "fps": round(fps, 2),
-        "detect_ms_median": round(float(np.median(ms)), 1),
+        "frame_ms_median": round(float(np.median(ms)), 1),
+        "detector_ms_median": round(float(np.median([t["detect"] for t in stages])), 1),
+        "classifier_ms_median": round(float(np.median([t["classify"] for t in stages])), 1),
+        "server_ms_median": round(float(np.median(server_ms)), 1),
+        "load_average": [round(v, 1) for v in os.getloadavg()],
         "frames_compared": len(samples),
         "faces_on_device": mine_n,
         "faces_server": theirs_n,

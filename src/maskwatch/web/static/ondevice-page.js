@@ -162,8 +162,9 @@
     const image = currentFrame();
     if (!image) throw new Error("no camera frame yet");
     const t0 = performance.now();
-    const faces = await state.detector.detect(image);
-    return { faces, ms: performance.now() - t0, width: image.width, height: image.height, png: grab.toDataURL("image/png") };
+    const timings = {};
+    const faces = await state.detector.detect(image, timings);
+    return { faces, ms: performance.now() - t0, timings, width: image.width, height: image.height, png: grab.toDataURL("image/png") };
   });
 
   el("ondevice-start").addEventListener("click", start);
