@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--headed", action="store_true", help="a visible window (needs a display)")
+    parser.add_argument("--detector", help="the server's face detector (default: the bundle's)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -121,7 +122,8 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "maskwatch", "serve", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "maskwatch", "serve", "--port", str(port), "--workers", "1"]
+        + (["--detector", args.detector] if args.detector else []),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -149,6 +151,7 @@ def main() -> None:
             page.on("request", lambda r: posts.append(r.url) if r.method != "GET" or "/v1/live" in r.url else None)
             page.goto(base + "/")
             page.wait_for_selector("#ondevice-start:not([disabled])", timeout=30_000)
+            detector_name = httpx.get(base + "/v1/ondevice").json()["detector"]["name"]
             t0 = time.perf_counter()
             page.click("#ondevice-start")
             page.wait_for_function(
@@ -189,6 +192,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared; timings contended)",
         "browser": "Debian chromium, headless, fake camera 640x480",
+        "detector": detector_name,
         "wasm_threads": threads,
         "first_frame_seconds": round(load_seconds, 2),
         "fps": round(fps, 2),

@@ -177,10 +177,10 @@ def test_decoded_faces_match_python():
     got = run_node(
         NODE_PRELUDE
         + """
-const run = async (lb) => {  // the maps Python computed for this input size (the long side: 320 or 128)
-  const raw = input.maps[String(Math.max(lb.width, lb.height))];
+const run = async (data, dims) => {  // the maps Python computed for this input size (the long side: 320 or 128)
+  const raw = input.maps[String(Math.max(dims[1], dims[2]))];
   const bytes = Buffer.from(raw.data, "base64");
-  return { dims: raw.dims, data: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4) };
+  return [{ name: "maps", dims: raw.dims, data: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4) }];
 };
 M.decoders.maskface.detect(image, run, input.cfg).then(out);
 """,
@@ -194,3 +194,61 @@ M.decoders.maskface.detect(image, run, input.cfg).then(out);
         assert np.allclose(box, theirs.box, atol=0.05), (mine["box"], theirs.box)
         assert mine["score"] == pytest.approx(theirs.score, abs=1e-4)
         assert np.allclose(mine["probs"], [theirs.class_probabilities[c] for c in maskface.CLASSES], atol=1e-4)
+
+
+def test_yunet_decoding_matches_python():
+    """YuNet's own model file (BGR NCHW, one output per kind and stride): the page's decoder against yunet.py."""
+    yunet = pytest.importorskip("maskwatch.detectors.yunet")
+    packaged = resources.files("maskwatch.models").joinpath(yunet.MODEL_FILE)
+    if not packaged.is_file():
+        pytest.skip(f"{yunet.MODEL_FILE} not packaged")
+    import onnxruntime as ort
+
+    frame = cv2.imread(str(DEMO))
+    face_detector = yunet.YuNetDetector(threads=1, min_score=0.3)
+    session = ort.InferenceSession(packaged.read_bytes(), providers=["CPUExecutionProvider"])
+    canvas, _ = yunet.pad_input(frame, face_detector.sizes[0])
+    blob = np.ascontiguousarray(canvas.transpose(2, 0, 1))[None].astype(np.float32)
+    names = [o.name for o in session.get_outputs()]
+    outputs = dict(zip(names, session.run(names, {session.get_inputs()[0].name: blob})))
+    config = {
+        "decoder": "yunet",
+        "classes": None,
+        "strides": list(yunet.STRIDES),
+        "multiple": yunet.MULTIPLE,
+        "map_channels": yunet.MAP_CHANNELS,
+        "layout": "nchw-bgr-split",
+        "scores_are_logits": False,
+        "size": face_detector.sizes[0],
+        "min_score": face_detector.min_score,
+        "nms_iou": face_detector.nms_iou,
+    }
+    got = run_node(
+        NODE_PRELUDE
+        + """
+const run = async (data, dims) => {  // the outputs Python computed, checked against the tensor the page built
+  const blob = Buffer.from(input.blob, "base64");
+  const expected = new Float32Array(blob.buffer, blob.byteOffset, blob.length / 4);
+  let worst = 0;
+  for (let i = 0; i < data.length; i++) worst = Math.max(worst, Math.abs(data[i] - expected[i]));
+  if (data.length !== expected.length || worst > 1) throw new Error(`input differs: ${dims} ${worst}`);
+  return Object.entries(input.outputs).map(([name, b64]) => {
+    const bytes = Buffer.from(b64, "base64");
+    return { name, dims: null, data: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4) };
+  });
+};
+M.decoders.yunet.detect(image, run, input.cfg).then(out);
+""",
+        {
+            "image": rgba_payload(frame),
+            "cfg": config,
+            "blob": base64.b64encode(blob.tobytes()).decode(),
+            "outputs": {k: base64.b64encode(v.astype(np.float32).tobytes()).decode() for k, v in outputs.items()},
+        },
+    )
+    expected = face_detector.detect(frame)
+    assert len(got) == len(expected) >= 2
+    for mine, theirs in zip(sorted(got, key=lambda d: d["box"][0]), sorted(expected, key=lambda d: d.box[0])):
+        box = np.clip(mine["box"], 0, [frame.shape[1], frame.shape[0]] * 2)
+        assert np.allclose(box, theirs.box, atol=0.05), (mine["box"], theirs.box)
+        assert mine["score"] == pytest.approx(theirs.score, abs=1e-4)

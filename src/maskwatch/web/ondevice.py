@@ -6,7 +6,7 @@ page uses comes from here — the detector's JSON (``maskface.json``: stride, in
 threshold, classes), the bundle's JSON (classes, input size, crop margin) and the detector
 object's settings (passes, NMS, the server's ``--conf`` and ``--min-face``) — so the page
 decodes exactly as the Python pipeline does. ``static/ondevice.js`` mirrors
-``maskwatch.detectors.maskface`` (decoding, NMS, calibration), ``maskwatch.crops`` and
+``maskwatch.detectors.maskface`` and ``.yunet`` (decoding, NMS, calibration), ``maskwatch.crops`` and
 ``maskwatch.pipeline.fuse_probabilities``.
 """
 
@@ -51,24 +51,55 @@ def maskface_config(face_detector: Any) -> dict[str, Any]:
     }
 
 
-def unsupported_reason(face_detector: Any) -> str | None:
-    """Why the page cannot run this detector itself (None: it can)."""
+def yunet_config(face_detector: Any) -> dict[str, Any]:
+    """What the page's YuNet decoder needs: the detector module's constants and the detector object's settings."""
+    from maskwatch.detectors import yunet
+
+    split = bool(getattr(face_detector, "_nchw", False))  # YuNet's own file: BGR NCHW in, one output per stride
+    return {
+        "decoder": "yunet",
+        "name": face_detector.name,
+        "version": face_detector.version,
+        "classes": list(yunet.CLASSES) if face_detector.mask else None,
+        "strides": list(yunet.STRIDES),
+        "multiple": yunet.MULTIPLE,
+        "map_channels": yunet.MAP_CHANNELS,
+        "layout": "nchw-bgr-split" if split else "nhwc-rgb",
+        "scores_are_logits": not split,
+        "size": face_detector.sizes[0],
+        "min_score": face_detector.min_score,
+        "nms_iou": face_detector.nms_iou,
+        "model": DETECTOR_URL,
+    }
+
+
+def detector_config(face_detector: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The page's settings for this detector, or why the page cannot run it itself."""
     from maskwatch.detectors.maskface import MaskFaceDetector
 
-    if not isinstance(face_detector, MaskFaceDetector):
-        return f"the on-device mode runs maskface detectors; this server uses {face_detector.name!r}"
-    if len(face_detector.sizes) > 1 or face_detector.flip or face_detector.large_max:
-        return f"the on-device mode runs one-pass detectors; {face_detector.name!r} runs several passes"
-    if face_detector.onnx is None:
-        return "the detector has no ONNX file"
-    return None
+    name = getattr(face_detector, "name", type(face_detector).__name__)
+    if getattr(face_detector, "onnx", None) is None:
+        return None, f"the on-device mode needs the detector's ONNX file; {name!r} does not expose one"
+    if isinstance(face_detector, MaskFaceDetector):
+        if len(face_detector.sizes) > 1 or face_detector.flip or face_detector.large_max:
+            return None, f"the on-device mode runs one-pass detectors; {name!r} runs several passes"
+        return maskface_config(face_detector), None
+    try:
+        from maskwatch.detectors.yunet import YuNetDetector
+    except ImportError:
+        YuNetDetector = None  # noqa: N806 (a detector family this version does not have)
+    if YuNetDetector is not None and isinstance(face_detector, YuNetDetector):
+        if len(face_detector.sizes) > 1:
+            return None, f"the on-device mode runs one-pass detectors; {name!r} runs several passes"
+        return yunet_config(face_detector), None
+    return None, f"the on-device mode runs maskface and YuNet detectors; this server uses {name!r}"
 
 
 def ondevice_config(detector: Detector) -> dict[str, Any]:
     """The whole on-device configuration: runtime, detector, classifier and the pipeline's settings."""
     face_detector = detector.face_detector
     bundle = detector.classifier.bundle
-    reason = unsupported_reason(face_detector)
+    detector_settings, reason = detector_config(face_detector)
     if reason is None and not vendor.is_vendored():
         reason = (
             f"onnxruntime-web {vendor.ORT_WEB_VERSION} is not packaged: reinstall maskwatch with access to the npm "
@@ -78,7 +109,7 @@ def ondevice_config(detector: Detector) -> dict[str, Any]:
         "available": reason is None,
         "reason": reason,
         "runtime": {"name": "onnxruntime-web", "version": vendor.ORT_WEB_VERSION, "path": "/static/vendor/"},
-        "detector": maskface_config(face_detector) if reason is None else {"name": face_detector.name},
+        "detector": detector_settings if reason is None else {"name": getattr(face_detector, "name", "?")},
         "classifier": {
             "source": bundle.source,
             "classes": list(bundle.meta.classes),

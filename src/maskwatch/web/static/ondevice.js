@@ -214,7 +214,7 @@
       const found = [];
       for (const [size, minSide] of passes) {
         const input = letterbox(image, size, cfg.multiple);
-        const out = await run(input);  // {data, dims: [1, rows, cols, channels]}
+        const [out] = await run(input.tensor, [1, input.height, input.width, 3]);  // dims [1, rows, cols, channels]
         const [, rows, cols, channels] = out.dims;
         for (const d of this.decode(out.data, rows, cols, channels, rawMin, cfg)) {
           if (minSide && Math.min(d.box[2] - d.box[0], d.box[3] - d.box[1]) < minSide) continue;
@@ -231,9 +231,11 @@
     },
   };
 
-  // yunet.decode (maskwatch's YuNet exports: one output, priors x (cls, obj, dx, dy, log w, log h, 5 keypoints x 2
-  // [, class logits]) at strides 8, 16, 32): score sqrt(sigmoid(cls) * sigmoid(obj)), then plain NMS keeping
-  // the best box, with the cluster's score-weighted class guess. Used when the server names a yunet decoder.
+  // yunet.decode: priors at strides 8, 16, 32 (row-major, level by level), each (cls, obj, dx, dy, log w, log h,
+  // 5 keypoints x 2 [, class logits]); score sqrt(cls * obj) (sigmoids first where the model leaves them to us),
+  // box centre (col + dx, row + dy) * stride, size exp(log w, log h) * stride; then NMS keeping the best box, with
+  // the cluster's score-weighted class guess. Two model layouts: maskwatch's exports (RGB NHWC in, one P x C
+  // output) and YuNet's own file (BGR NCHW in, one output per kind and stride, sigmoids inside).
   decoders.yunet = {
     decode(maps, height, width, channels, minScore, cfg) {
       const found = [];
@@ -249,24 +251,50 @@
             if (score < minScore) continue;
             const cx = (c + maps[o + 2]) * stride, cy = (r + maps[o + 3]) * stride;
             const w = Math.exp(clip(maps[o + 4], -10, 10)) * stride, h = Math.exp(clip(maps[o + 5], -10, 10)) * stride;
-            const head = channels > cfg.map_channels ? softmax(Array.from(maps.subarray(o + cfg.map_channels, o + channels))) : null;
+            const head = channels > cfg.map_channels
+              ? softmax(Array.from(maps.subarray(o + cfg.map_channels, o + channels))) : null;
             found.push({ box: [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], score, probs: head });
           }
         }
       }
       return found;
     },
-    async detect(image, run, cfg) {
-      const found = [];
-      for (const size of [cfg.size]) {
-        const input = letterbox(image, size, cfg.multiple);
-        const out = await run(input);  // {data, dims: [1, priors, channels]}
-        const channels = out.dims[out.dims.length - 1];
-        for (const d of this.decode(out.data, input.height, input.width, channels, cfg.min_score, cfg)) {
-          d.box = d.box.map((v) => v / input.scale);
-          found.push(d);
+    // YuNet's own layout: BGR NCHW in; the per-stride outputs joined into the P x MAP_CHANNELS rows decode reads.
+    async runSplit(input, run, cfg) {
+      const plane = input.height * input.width;
+      const nchw = new Float32Array(3 * plane);
+      for (let i = 0; i < plane; i++) {
+        nchw[i] = input.tensor[i * 3 + 2]; nchw[plane + i] = input.tensor[i * 3 + 1]; nchw[2 * plane + i] = input.tensor[i * 3];
+      }
+      const outputs = Object.fromEntries((await run(nchw, [1, 3, input.height, input.width])).map((o) => [o.name, o.data]));
+      const kinds = [["cls", 1], ["obj", 1], ["bbox", 4], ["kps", 10]];
+      const total = cfg.strides.reduce((n, s) => n + (input.height / s) * (input.width / s), 0);
+      const maps = new Float32Array(total * cfg.map_channels);
+      let p = 0;
+      for (const s of cfg.strides) {
+        const count = (input.height / s) * (input.width / s);
+        for (let k = 0; k < count; k++, p++) {
+          let o = p * cfg.map_channels;
+          for (const [kind, width] of kinds) {
+            const src = outputs[`${kind}_${s}`];
+            for (let j = 0; j < width; j++) maps[o++] = src[k * width + j];
+          }
         }
       }
+      return { data: maps, channels: cfg.map_channels };
+    },
+    async detect(image, run, cfg) {
+      const input = letterbox(image, cfg.size, cfg.multiple);
+      let maps, channels;
+      if (cfg.layout === "nchw-bgr-split") {
+        ({ data: maps, channels } = await this.runSplit(input, run, cfg));
+      } else {
+        const [out] = await run(input.tensor, [1, input.height, input.width, 3]);  // dims [1, priors, channels]
+        maps = out.data;
+        channels = out.dims[out.dims.length - 1];
+      }
+      const found = this.decode(maps, input.height, input.width, channels, cfg.min_score, cfg);
+      found.forEach((d) => { d.box = d.box.map((v) => v / input.scale); });
       const boxes = found.map((d) => d.box), scores = found.map((d) => d.score);
       return nmsClusters(boxes, scores, cfg.nms_iou).map((cluster) => ({
         box: boxes[cluster[0]],
@@ -296,23 +324,23 @@
       if (!this.decoder) throw new Error(`no on-device decoder for ${config.detector.decoder}`);
     }
 
-    async runDetector(input) {
-      const tensor = new this.ort.Tensor("float32", input.tensor, [1, input.height, input.width, 3]);
-      const out = await this.detector.run({ [this.detector.inputNames[0]]: tensor });
-      return out[this.detector.outputNames[0]];
+    // The detector on one input tensor: its outputs in the model's order, as {name, data, dims}.
+    async runDetector(data, dims) {
+      const out = await this.detector.run({ [this.detector.inputNames[0]]: new this.ort.Tensor("float32", data, dims) });
+      return this.detector.outputNames.map((name) => ({ name, data: out[name].data, dims: out[name].dims }));
     }
 
     // Faces in one RGBA image (ImageData), in the JSON form of maskwatch.faces.Face.
     async detect(image, timings = {}) {
       const cfg = this.config, det = cfg.detector, cls = cfg.classifier;
       const t0 = performance.now();
-      const detections = await this.decoder.detect(image, (input) => this.runDetector(input), det);
+      const detections = await this.decoder.detect(image, (data, dims) => this.runDetector(data, dims), det);
       const faces = [];
       for (const d of detections) {
         const x1 = Math.max(0, d.box[0]), y1 = Math.max(0, d.box[1]);
         const x2 = Math.min(image.width, d.box[2]), y2 = Math.min(image.height, d.box[3]);
         if (x2 <= x1 || y2 <= y1) continue;
-        const head = d.probs ? Object.fromEntries(det.classes.map((c, i) => [c, d.probs[i]])) : null;
+        const head = d.probs && det.classes ? Object.fromEntries(det.classes.map((c, i) => [c, d.probs[i]])) : null;
         faces.push({ box: [x1, y1, x2, y2], detection_score: d.score, head });
       }
       const t1 = performance.now();
