@@ -67,9 +67,17 @@
   // The region (x0, y0, w, h) of an image, coordinates outside it replicated from the edge (cv2.BORDER_REPLICATE),
   // resized to dw x dh; RGB bytes out. Area when shrinking, linear when enlarging, as maskwatch chooses.
   // Separable: rows first (each source row once), then columns.
+  const tapCache = new Map();  // a camera's frames repeat the same sizes: weights are computed once per size pair
+  function taps(src, dst, area) {
+    const key = `${src},${dst},${area}`;
+    if (!tapCache.has(key)) {
+      if (tapCache.size > 256) tapCache.clear();
+      tapCache.set(key, flatTaps(area ? areaWeights(src, dst) : linearWeights(src, dst)));
+    }
+    return tapCache.get(key);
+  }
   function resizeRegion(image, x0, y0, w, h, dw, dh, area) {
-    const xs = flatTaps(area ? areaWeights(w, dw) : linearWeights(w, dw));
-    const ys = flatTaps(area ? areaWeights(h, dh) : linearWeights(h, dh));
+    const xs = taps(w, dw, area), ys = taps(h, dh, area);
     const src = image.data, iw = image.width, ih = image.height;
     const column = new Int32Array(xs.index.length);
     for (let k = 0; k < column.length; k++) column[k] = Math.min(iw - 1, Math.max(0, x0 + xs.index[k])) * 4;
