@@ -252,3 +252,44 @@ M.decoders.yunet.detect(image, run, input.cfg).then(out);
         box = np.clip(mine["box"], 0, [frame.shape[1], frame.shape[0]] * 2)
         assert np.allclose(box, theirs.box, atol=0.05), (mine["box"], theirs.box)
         assert mine["score"] == pytest.approx(theirs.score, abs=1e-4)
+
+
+def fake_npm_tarball() -> bytes:
+    """An npm tarball holding the three runtime files (tiny stand-ins), as the registry serves it."""
+    import io
+    import tarfile
+
+    from maskwatch.web import vendor
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in vendor.FILES:
+            data = f"// {name}\n".encode()
+            info = tarfile.TarInfo(f"package/dist/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_vendoring_checks_the_registry_hash_and_fails_softly(tmp_path, monkeypatch, capsys):
+    import hashlib
+
+    from maskwatch.web import vendor
+
+    tarball = fake_npm_tarball()
+    with pytest.raises(ValueError, match="does not match"):
+        vendor.check_integrity(tarball)  # not the pinned release
+    integrity = "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
+    vendor.check_integrity(tarball, integrity)
+    folder = tmp_path / "vendor"
+    vendor.extract(tarball, folder)
+    assert vendor.is_vendored(folder) and (folder / "LICENSE.txt").read_text().startswith("onnxruntime-web")
+    (folder / vendor.FILES[-1]).unlink()
+    assert not vendor.is_vendored(folder)
+    # no registry to be reached (a closed local port) and nothing cached: one line, no exception, False
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(vendor, "REGISTRY", "http://127.0.0.1:9")
+    assert vendor.ensure(tmp_path / "other") is False
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "on-device mode not packaged" in err[0]
+    assert not (tmp_path / "other").exists()
