@@ -58,6 +58,9 @@ def test_settings_come_from_the_detector_and_bundle_json(client, detector):
     assert client.get(d["model"]).content == detector.face_detector.onnx
     assert client.get(c["model"]).content == detector.classifier.bundle.onnx
     assert client.get("/v1/ondevice?conf=0.1").status_code == 422
+    text = client.get("/v1/ondevice").text
+    assert c["name"] == "default" and str(Path(__file__).resolve().parents[1]) not in text  # no server paths
+    assert str(Path(detector.classifier.bundle.source).parent) not in text
 
 
 def test_a_detector_the_page_cannot_run_is_said_so(detector):

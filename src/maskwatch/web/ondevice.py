@@ -13,6 +13,7 @@ decodes exactly as the Python pipeline does. ``static/ondevice.js`` mirrors
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -111,7 +112,7 @@ def ondevice_config(detector: Detector) -> dict[str, Any]:
         "runtime": {"name": "onnxruntime-web", "version": vendor.ORT_WEB_VERSION, "path": "/static/vendor/"},
         "detector": detector_settings if reason is None else {"name": getattr(face_detector, "name", "?")},
         "classifier": {
-            "source": bundle.source,
+            "name": Path(str(bundle.source).split(":", 1)[-1]).name,  # not the server's folder: no paths leave it
             "classes": list(bundle.meta.classes),
             "input_size": bundle.meta.input_size,
             "margin": bundle.meta.crop.margin,

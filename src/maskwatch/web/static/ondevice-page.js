@@ -52,7 +52,7 @@
       return;
     }
     el("ondevice-info").textContent =
-      `${c.detector.name} (${c.detector.size} px) + ${c.classifier.source} on ${c.runtime.name} ${c.runtime.version}, WebAssembly`;
+      `${c.detector.name} (${c.detector.size} px) + bundle ${c.classifier.name} on ${c.runtime.name} ${c.runtime.version}, WebAssembly`;
     el("ondevice-start").disabled = false;
   }
 
