@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -23,6 +24,8 @@ from maskwatch.web import vendor
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "maskwatch" / "assets" / "demo.jpg"
+KEPT_PATHS = "async () => (await (await caches.open('maskwatch-v1')).keys()).map((r) => new URL(r.url).pathname)"
+"""Paths the page's service worker keeps (``page.evaluate`` awaits it; ``wait_for_function`` would not)."""
 MIN_IOU = 0.9
 """Browser and server boxes of one face: the same model on the same pixels; resizing and float rounding differ."""
 
@@ -181,6 +184,19 @@ def test_page_installs_and_runs_on_device_offline(server, sync_playwright, camer
     if not vendor.is_vendored():
         pytest.skip("onnxruntime-web not vendored: run python -m maskwatch.web.vendor (needs the npm registry)")
     with sync_playwright() as p:
+        # Chromium's own verdict on installing the page as an app (in a profile: incognito windows install nothing)
+        profile = p.chromium.launch_persistent_context(
+            tmp_path / "profile", executable_path=str(CHROMIUM), args=["--no-sandbox"]
+        )
+        try:
+            page = profile.new_page()
+            page.goto(server + "/")
+            page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=60_000)
+            cdp = profile.new_cdp_session(page)
+            assert cdp.send("Page.getAppManifest")["errors"] == []
+            assert cdp.send("Page.getInstallabilityErrors")["installabilityErrors"] == []
+        finally:
+            profile.close()
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
             args=[
@@ -204,17 +220,14 @@ def test_page_installs_and_runs_on_device_offline(server, sync_playwright, camer
             assert {"192x192", "512x512"} <= sizes
             for icon in manifest["icons"]:
                 assert page.evaluate(f"async () => (await fetch('{icon['src']}')).ok"), icon
-            # the service worker has kept the page, the runtime and the models
-            page.wait_for_function(
-                """async () => {
-                if (!navigator.serviceWorker.controller) return false;
-                const keys = (await (await caches.open('maskwatch-v1')).keys()).map((r) => new URL(r.url).pathname);
-                return ['/', '/static/vendor/ort-wasm-simd-threaded.wasm', '/v1/ondevice/detector.onnx',
-                        '/v1/ondevice/classifier.onnx', '/v1/ondevice'].every((k) => keys.includes(k));
-            }""",
-                timeout=60_000,
-                polling=500,
-            )
+            # the service worker controls the page and has kept the page, the runtime and the models
+            page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=60_000)
+            wanted = {"/", "/static/vendor/ort-wasm-simd-threaded.wasm", "/v1/ondevice", "/v1/ondevice/detector.onnx"}
+            wanted |= {"/v1/ondevice/classifier.onnx"}
+            deadline = time.monotonic() + 60
+            while not wanted <= set(page.evaluate(KEPT_PATHS)):
+                assert time.monotonic() < deadline, f"not kept: {wanted - set(page.evaluate(KEPT_PATHS))}"
+                page.wait_for_timeout(250)
             context.set_offline(True)
             page.reload()
             assert not page.evaluate(
