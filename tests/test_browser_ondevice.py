@@ -157,6 +157,8 @@ def test_on_device_mode_finds_and_classifies_faces_with_the_server_blocked(serve
             page.screenshot(path=str(shot), full_page=True)
             save_artifact(shot)
             page.click("#ondevice-stop")
+            page.wait_for_function("document.getElementById('ondevice-count').dataset.faces === '0'", timeout=30_000)
+            assert page.locator("#ondevice-labels li").count() == 0
             assert not errors, f"JavaScript errors on the page: {errors}"
         finally:
             browser.close()

@@ -153,6 +153,15 @@
     state.running = false;
     if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
     state.stream = null;
+    // the view and its boxes go blank: no stale faces over a stopped camera
+    serial(() => {
+      el("ondevice-video").srcObject = null;
+      const overlay = el("ondevice-overlay");
+      overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+      el("ondevice-labels").innerHTML = "";
+      el("ondevice-count").dataset.faces = "0";
+      el("ondevice-count").textContent = "0 faces";
+    });
     el("ondevice-start").disabled = !(state.config && state.config.available);
     el("ondevice-stop").disabled = true;
   }
