@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from maskwatch.crops import crop_face
 from maskwatch.detectors import maskface
+from maskwatch.inference.crops import crop_face
 from maskwatch.pipeline import Detector
 from maskwatch.web import create_app
 from maskwatch.web.ondevice import ondevice_config
@@ -41,7 +41,7 @@ def client(detector):
 
 def test_settings_come_from_the_detector_and_bundle_json(client, detector):
     config = client.get("/v1/ondevice").json()
-    meta = json.loads(resources.files("maskwatch.models").joinpath("maskface.json").read_text())
+    meta = json.loads(resources.files("maskwatch.packaged").joinpath("maskface.json").read_text())
     bundle = detector.classifier.bundle.meta
     d = config["detector"]
     assert (d["decoder"], d["name"]) == ("maskface", "maskface")
@@ -202,7 +202,7 @@ M.decoders.maskface.detect(image, run, input.cfg).then(out);
 def test_yunet_decoding_matches_python():
     """YuNet's own model file (BGR NCHW, one output per kind and stride): the page's decoder against yunet.py."""
     yunet = pytest.importorskip("maskwatch.detectors.yunet")
-    packaged = resources.files("maskwatch.models").joinpath(yunet.MODEL_FILE)
+    packaged = resources.files("maskwatch.packaged").joinpath(yunet.MODEL_FILE)
     if not packaged.is_file():
         pytest.skip(f"{yunet.MODEL_FILE} not packaged")
     import onnxruntime as ort

@@ -6,7 +6,7 @@ page uses comes from here — the detector's JSON (``maskface.json``: stride, in
 threshold, classes), the bundle's JSON (classes, input size, crop margin) and the detector
 object's settings (passes, NMS, the server's ``--conf`` and ``--min-face``) — so the page
 decodes exactly as the Python pipeline does. ``static/ondevice.js`` mirrors
-``maskwatch.detectors.maskface`` and ``.yunet`` (decoding, NMS, calibration), ``maskwatch.crops`` and
+``maskwatch.detectors.maskface`` and ``.yunet`` (decoding, NMS, calibration), ``maskwatch.inference.crops`` and
 ``maskwatch.pipeline.fuse_probabilities``.
 """
 

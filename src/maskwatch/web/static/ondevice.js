@@ -2,7 +2,7 @@
 // WebAssembly), so no camera frame leaves the device. Every parameter comes from GET /v1/ondevice, built
 // by the server from the detector's JSON, the bundle's JSON and its own settings. The functions below
 // mirror the Python pipeline: maskwatch.detectors.maskface (letterbox, decode_maps, weighted NMS,
-// calibrate), maskwatch.crops (crop_face) and maskwatch.pipeline (fuse_probabilities, too_small).
+// calibrate), maskwatch.inference.crops (crop_face) and maskwatch.pipeline (fuse_probabilities, too_small).
 // Plain script, no build step; also loadable in Node (module.exports) for the decoder's parity test.
 "use strict";
 
@@ -150,7 +150,7 @@
     const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
     return union > 0 ? inter / Math.max(union, 1e-12) : 0;
   }
-  // base.nms_clusters: greedy NMS as clusters, the kept (best) index first.
+  // inference.boxes.nms_clusters: greedy NMS as clusters, the kept (best) index first.
   function nmsClusters(boxes, scores, threshold) {
     const order = scores.map((s, i) => i).sort((a, b) => scores[b] - scores[a]);  // stable, as NumPy's
     const remaining = order.map(() => true);
