@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_browser import CHROMIUM, save_artifact, server, sync_playwright, write_y4m  # noqa: F401 (fixtures)
+from test_web_page import CHROMIUM, save_artifact, server, sync_playwright, write_y4m  # noqa: F401 (fixtures)
 
 from maskwatch.web import vendor
 
