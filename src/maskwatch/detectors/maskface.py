@@ -242,12 +242,15 @@ class MaskFaceDetector:
         sizes_text = "+".join(map(str, self.sizes))
         extra_text = ("-flip" if self.flip else "") + (f"-l{self.large_max}" if self.large_max else "")
         settings = f"s{sizes_text}-c{self.coarse_size}-t{self.threshold:g}-nms{nms_iou:g}{extra_text}"
+        self.meta = meta
+        self.onnx: bytes | None = None
         if network is not None:  # a model still in training (train-detector's held-out validation)
             self.version = f"in-training-{settings}"
             self._network = network
             return
         data = model_path.read_bytes() if model_path else resources.files("maskwatch.packaged").joinpath(MODEL_FILE)
         model_bytes = data if isinstance(data, bytes) else data.read_bytes()
+        self.onnx = model_bytes  # the web page's on-device mode runs the same file in the browser
         self.version = fingerprint(model_bytes, settings)
         try:
             session = create_session(model_bytes, threads=threads)

@@ -34,6 +34,7 @@ from maskwatch.web.auth import TokenMiddleware
 from maskwatch.web.context import WebContext
 from maskwatch.web.jobs import JobStore
 from maskwatch.web.limits import BodyLimitMiddleware
+from maskwatch.web.ondevice import add_ondevice_routes
 
 log = logging.getLogger("maskwatch")
 
@@ -130,6 +131,7 @@ def create_app(
         app.state.monitor = monitor
         app.include_router(dashboard_router(monitor, STATIC_DIR))
 
+    add_ondevice_routes(app, detector, STATIC_DIR)  # models and settings for the browser, manifest, service worker
     app.include_router(api.router)
     app.include_router(live.router)
     return app
