@@ -146,6 +146,7 @@ class YuNetDetector:
         self.threshold = float(threshold if threshold is not None else meta.get("threshold", 0.5))
         """Raw score that reads as 0.5 (the pipeline's default confidence): the fine-tune's operating point."""
         settings = f"s{'+'.join(map(str, self.sizes))}-nms{nms_iou:g}-t{self.threshold:g}"
+        self.onnx: bytes | None = None
         if network is not None:
             self.version = f"in-training-{settings}"
             self._network = network
@@ -162,6 +163,7 @@ class YuNetDetector:
                     f"and set {ENV_MODEL}"
                 )
             model_bytes = packaged.read_bytes()
+        self.onnx = model_bytes  # the web page's on-device mode runs the same file in the browser
         self.version = fingerprint(model_bytes, settings)
         try:
             session = create_session(model_bytes, threads=threads)
