@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the CLI reads TrainConfig's defaults at start: no Matplotli
 
 STATE_FILE = "state.json"
 CHECKPOINT_DIR = "checkpoint"
+KERAS_MODEL = "model.keras"
+"""The trained Keras classifier (pixels RGB 0..255 → probabilities), beside the ONNX bundle."""
 PARITY_IMAGES = 32
 
 
