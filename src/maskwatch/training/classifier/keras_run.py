@@ -193,6 +193,7 @@ def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Sp
         evaluation=evaluation,
         val_accuracy=val_accuracy,
         parity=difference,
+        parameters=int(clf.model.count_params()),
         onnx=onnx_model,
         history=state["history"],
         stage_starts={"fine-tune": state.get("head_epochs_run", 0)},

@@ -96,6 +96,8 @@ class FitResult:
     val_accuracy: float | None
     parity: float
     """Largest |Keras - ONNX| probability difference on a few crops."""
+    parameters: int
+    """Weights of the Keras model (``count_params``), recorded for ``maskwatch compare``."""
     onnx: bytes
     history: dict[str, Any]
     stage_starts: dict[str, int]
