@@ -56,9 +56,10 @@ def onnx_bytes(model: keras.Model) -> bytes:
         raise ModelError(f"ONNX export needs TensorFlow and tf2onnx ({exc}): pip install 'maskwatch[train]'") from None
     try:
         with _silent():
-            from keras.src.export.tf2onnx_lib import patch_tf2onnx
+            with contextlib.suppress(ImportError):  # tf2onnx still reads np.object & co., gone in NumPy 2:
+                from keras.src.export.tf2onnx_lib import patch_tf2onnx  # Keras' own export patches it so
 
-            patch_tf2onnx()  # tf2onnx still reads np.object & co., gone in NumPy 2 (Keras' own export does this too)
+                patch_tf2onnx()
             signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
             traced = tf.function(lambda pixels: model(pixels, training=False), input_signature=signature)
             concrete = traced.get_concrete_function()
