@@ -22,7 +22,7 @@ from conftest import run_cli
 pytest.importorskip("keras", reason="training needs the [train] extra")
 pytest.importorskip("tf2onnx", reason="training needs the [train] extra")
 
-from maskwatch.train import BACKBONE_MIN_SIZE, BACKBONE_NAMES  # noqa: E402
+from maskwatch.training.classifier import BACKBONE_MIN_SIZE, BACKBONE_NAMES  # noqa: E402
 
 PER_CLASS = 10
 
@@ -47,7 +47,7 @@ def cache(tmp_path_factory) -> Path:
 
 
 def tiny_config(dataset: Path, out: Path, cache: Path, backbone: str):
-    from maskwatch.train.trainer import TrainConfig
+    from maskwatch.training.classifier.shared import TrainConfig
 
     return TrainConfig(
         dataset=str(dataset),
@@ -70,8 +70,8 @@ def tiny_config(dataset: Path, out: Path, cache: Path, backbone: str):
 def test_every_backbone_trains_and_exports_a_working_bundle(tiny_dataset: Path, cache: Path, tmp_path: Path, backbone):
     import keras
 
-    from maskwatch.classifier import MaskClassifier
-    from maskwatch.train.trainer import train
+    from maskwatch.inference.classifier import MaskClassifier
+    from maskwatch.training.classifier.trainer import train
 
     out = tmp_path / backbone
     metrics = train(tiny_config(tiny_dataset, out, cache, backbone))
@@ -124,7 +124,7 @@ def test_a_failed_export_is_one_line_and_resume_retries_only_the_export(tiny_dat
 @pytest.fixture(scope="module")
 def two_runs(tiny_dataset: Path, cache: Path, tmp_path_factory) -> list[Path]:
     """Two finished small-CNN runs (32 and 48 px) for ``maskwatch compare``."""
-    from maskwatch.train.trainer import train
+    from maskwatch.training.classifier.trainer import train
 
     root = tmp_path_factory.mktemp("runs")
     runs = []

@@ -46,8 +46,8 @@ def _broken_metrics(root: Path) -> Path:
     ],
 )
 def test_what_is_not_a_finished_run_is_named_in_one_line(tmp_path: Path, make, message):
-    from maskwatch.compare import read_run
     from maskwatch.errors import InputError
+    from maskwatch.evaluation.compare import read_run
 
     with pytest.raises(InputError, match=re.escape(message)) as error:
         read_run(make(tmp_path))

@@ -26,8 +26,8 @@ def compare(
     """One table of runs: backbone, weights, input size, accuracy with its CI, parameters, size, speed here."""
     from maskwatch.cli._progress import RichReporter
     from maskwatch.evaluation.compare import COLUMNS, compare_runs, read_run, write_outputs
-    from maskwatch.media.files import prepare_output_folder
     from maskwatch.inference.onnx_runtime import default_threads
+    from maskwatch.media.files import prepare_output_folder
 
     for folder in runs:  # every run is checked before --out is made or anything is timed
         read_run(folder)
