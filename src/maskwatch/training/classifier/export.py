@@ -24,7 +24,7 @@ from maskwatch.errors import ModelError
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
 OPSET = 17
-"""ONNX opset of exported bundles (ONNX Runtime ≥ 1.12 runs it)."""
+"""ONNX opset of exported bundles (the ONNX Runtime versions maskwatch supports all run it)."""
 
 
 @contextlib.contextmanager
