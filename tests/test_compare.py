@@ -54,6 +54,7 @@ def test_what_is_not_a_finished_run_is_named_in_one_line(tmp_path: Path, make, m
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_compare_refuses_a_bad_run_before_writing_anything(tmp_path: Path):
     result = run_cli("compare", str(_unfinished(tmp_path)), "--out", str(tmp_path / "cmp"))
     assert "maskwatch train data --out" in _one_error_line(result) and "--resume" in result.stderr

@@ -24,7 +24,7 @@ def compare(
     threads: int = typer.Option(None, min=1, help="ONNX Runtime threads for the timing [as detect uses]."),
 ) -> None:
     """One table of runs: backbone, weights, input size, accuracy with its CI, parameters, size, speed here."""
-    from maskwatch.cli._progress import RichReporter
+    from maskwatch.cli.progress import RichReporter
     from maskwatch.evaluation.compare import COLUMNS, compare_runs, read_run, write_outputs
     from maskwatch.inference.onnx_runtime import default_threads
     from maskwatch.media.files import prepare_output_folder
