@@ -7,7 +7,6 @@ before TensorFlow is imported.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,11 @@ from maskwatch.media.files import read_json_input  # noqa: E402
 from maskwatch.training.classifier import TrainingInterrupted, resolve_weights  # noqa: E402
 from maskwatch.training.classifier.augment import augment_batch  # noqa: E402
 from maskwatch.training.classifier.backbones import backbone_spec, quiet  # noqa: E402
+from maskwatch.training.classifier.export import onnx_bytes, onnx_parity  # noqa: E402
 from maskwatch.training.classifier.model import Classifier, build_classifier, unfreeze_top  # noqa: E402
 from maskwatch.training.classifier.shared import (  # noqa: E402
     CHECKPOINT_DIR,
+    KERAS_MODEL,
     PARITY_IMAGES,
     STATE_FILE,
     FitResult,
@@ -76,6 +77,14 @@ def _save_weights(model: keras.Model, path: Path) -> None:
     """Atomic: a Ctrl-C while writing leaves the previous checkpoint intact."""
     tmp = path.with_name("tmp-" + path.name)
     model.save_weights(tmp)
+    tmp.replace(path)
+
+
+def save_keras_model(model: keras.Model, path: Path) -> None:
+    """The trained classifier as a ``.keras`` file, for users who continue in Keras (atomic, like checkpoints)."""
+    tmp = path.with_name("tmp-" + path.name)
+    with quiet():
+        model.save(tmp)
     tmp.replace(path)
 
 
@@ -135,6 +144,8 @@ def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Sp
     has_val = len(val_y) > 0
     if not has_val:
         reporter.message("no validation images: early stopping and the kept checkpoint follow the training loss")
+    if state.get("stage") == "done" or (state.get("stage") == "head" and config.finetune_epochs == 0):
+        reporter.message("training had finished: exporting its best checkpoint")
     try:
         if state.get("stage") is None:
             state = _train_head(clf, config, splits, weights_by_crop, reporter, folder)
@@ -165,15 +176,25 @@ def fit_and_export(config: TrainConfig, classes: list[str], splits: dict[str, Sp
     if has_val:
         predicted = clf.model.predict(val_x, batch_size=64, verbose=0).argmax(1)
         val_accuracy = round(float((predicted == splits["val"].labels).mean()), 4)
+    save_keras_model(clf.model, Path(config.out) / KERAS_MODEL)
     sample = next((s.images for s in (test, splits["val"], splits["train"]) if len(s.images)), test.images)
-    onnx_bytes, parity = export_onnx(clf.model, sample[:PARITY_IMAGES])
-    if parity >= 1e-4:
-        raise ModelError(f"ONNX export disagrees with Keras (max abs difference {parity:.2e} ≥ 1e-4)")
+    reporter.message(f"exporting to ONNX ({config.backbone})")
+    try:
+        onnx_model = onnx_bytes(clf.model)
+        difference = onnx_parity(clf.model, onnx_model, sample[:PARITY_IMAGES])
+        if difference >= 1e-4:
+            raise ModelError(f"ONNX export disagrees with Keras (max abs difference {difference:.2e} ≥ 1e-4)")
+    except ModelError as exc:
+        raise ModelError(
+            f"{exc}; the trained model is kept ({config.out}/{CHECKPOINT_DIR}, {config.out}/{KERAS_MODEL}): "
+            f"retry the export with: maskwatch train {config.dataset} --out {config.out} --resume"
+        ) from None
     return FitResult(
         evaluation=evaluation,
         val_accuracy=val_accuracy,
-        parity=float(parity),
-        onnx=onnx_bytes,
+        parity=difference,
+        parameters=int(clf.model.count_params()),
+        onnx=onnx_model,
         history=state["history"],
         stage_starts={"fine-tune": state.get("head_epochs_run", 0)},
     )
@@ -286,27 +307,6 @@ def _finetune(
     state["stage"] = "done"
     write_json(folder / STATE_FILE, state)
     return state
-
-
-def export_onnx(model: keras.Model, sample: np.ndarray) -> tuple[bytes, float]:
-    """ONNX bytes of ``model`` and the largest |Keras - ONNX| probability difference on ``sample``."""
-    import onnxruntime as ort
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        try:
-            with quiet():
-                model.export(str(path), format="onnx", verbose=False)
-        except Exception as exc:  # tf2onnx raises many kinds; the user needs one line
-            raise ModelError(f"ONNX export failed: {' '.join(str(exc).split())[:200]}") from None
-        data = path.read_bytes()
-    if len(sample) == 0:
-        return data, 0.0
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    x = sample.astype(np.float32)
-    expected = model.predict(x, batch_size=len(x), verbose=0)
-    (got,) = session.run(None, {session.get_inputs()[0].name: x})
-    return data, float(np.abs(expected - got).max())
 
 
 def write_bundle(

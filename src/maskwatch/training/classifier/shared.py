@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the CLI reads TrainConfig's defaults at start: no Matplotli
 
 STATE_FILE = "state.json"
 CHECKPOINT_DIR = "checkpoint"
+KERAS_MODEL = "model.keras"
+"""The trained Keras classifier (pixels RGB 0..255 → probabilities), beside the ONNX bundle."""
 PARITY_IMAGES = 32
 
 
@@ -94,6 +96,8 @@ class FitResult:
     val_accuracy: float | None
     parity: float
     """Largest |Keras - ONNX| probability difference on a few crops."""
+    parameters: int
+    """Weights of the Keras model (``count_params``), recorded for ``maskwatch compare``."""
     onnx: bytes
     history: dict[str, Any]
     stage_starts: dict[str, int]

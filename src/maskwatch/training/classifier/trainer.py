@@ -340,6 +340,7 @@ def _run(config: TrainConfig, reporter: Reporter, resume: bool, out: Path) -> di
         "no_face": no_face,
         "skipped": len(dataset.skipped),
         "onnx_keras_max_abs_diff": result.parity,
+        "parameters": result.parameters,
         "train_seconds": round(seconds, 1),
     }
     if evaluation is not None:
