@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from maskwatch.errors import InputError
-from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE
+from maskwatch.settings import DEFAULT_CONF, DEFAULT_HEAD_WEIGHT, DEFAULT_MIN_FACE, PipelineSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,6 +75,16 @@ class SourceConfig(_Strict):
     @classmethod
     def _url_text(cls, value: object) -> object:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def pipeline_settings(self) -> PipelineSettings:
+        """This source's detector settings as the one object ``Detector``, batch and the web app take."""
+        return PipelineSettings(
+            model=self.model,
+            detector=self.detector,
+            conf=self.conf,
+            min_face=self.min_face,
+            head_weight=self.head_weight,
+        )
 
 
 class StorageConfig(_Strict):

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from maskwatch.faces import TOO_SMALL
 from maskwatch.monitor.clips import ClipWriter
@@ -19,6 +19,7 @@ from maskwatch.monitor.status import people_text
 from maskwatch.monitor.store import EventStore
 from maskwatch.monitor.worker import SourceWorker
 from maskwatch.pipeline import Detector
+from maskwatch.settings import PipelineSettings
 
 log = logging.getLogger("maskwatch")
 
@@ -63,7 +64,7 @@ class Monitor:
             self.store, sinks, config.delivery.queue_size, config.delivery.retry_interval, self.stop_event
         )
         self.delivery.on_result = self.metrics.delivery
-        self.detectors: dict[tuple, Detector] = {}
+        self.detectors: dict[PipelineSettings, Detector] = {}
         self.workers = [self._worker(s) for s in config.sources]  # every model loads before any source opens
         classes = sorted({c for w in self.workers for c in w.detector.classes})
         self.report = CsvReport(config.report.path, classes) if config.report.path is not None else None
@@ -72,17 +73,12 @@ class Monitor:
         self._housekeeping = threading.Thread(target=self._housekeep, name="maskwatch-housekeeping", daemon=True)
 
     def _worker(self, source: SourceConfig) -> SourceWorker:
-        key = (source.model, source.detector, source.conf, source.min_face, source.head_weight)
+        sources = len(self.config.sources)
+        # several sources share the cores: ONNX Runtime threads split them
+        threads = max(1, (os.cpu_count() or 1) // sources) if sources > 1 else None
+        key = replace(source.pipeline_settings(), threads=threads)
         if key not in self.detectors:
-            sources = len(self.config.sources)
-            self.detectors[key] = Detector(  # several sources share the cores: ONNX Runtime threads split them
-                threads=max(1, (os.cpu_count() or 1) // sources) if sources > 1 else None,
-                model=source.model,
-                detector=source.detector,
-                conf=source.conf,
-                min_face=source.min_face,
-                head_weight=source.head_weight,
-            )
+            self.detectors[key] = Detector.from_settings(key)
         return SourceWorker(
             source, self.config.rules_for(source), self.detectors[key], self, self.config.report.interval
         )
