@@ -6,7 +6,10 @@ Box maths (IoU, non-maximum suppression) lives in ``maskwatch.inference.boxes``.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +24,24 @@ class FaceDetector(Protocol):
     name: str
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]: ...
+
+
+def load_model_meta(model_path: Path | None, packaged_meta: str, what: str) -> dict:
+    """The JSON beside a detector's ONNX file (operating threshold, input size, training recipe); the packaged
+    file's when no model is named, empty when there is none. ``what`` names the detector in errors."""
+    if model_path is None:
+        text = resources.files("maskwatch.packaged").joinpath(packaged_meta)
+        return json.loads(text.read_text()) if text.is_file() else {}
+    meta_path = model_path.with_suffix(".json")
+    if not meta_path.is_file():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{meta_path}: unreadable {what} metadata ({type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{meta_path}: {what} metadata must be a JSON object")
+    return meta
 
 
 def fingerprint(*parts: bytes | str) -> str:

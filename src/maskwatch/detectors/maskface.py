@@ -9,7 +9,6 @@ against hand-computed cases.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.detectors.base import fingerprint, register_detector
+from maskwatch.detectors.base import fingerprint, load_model_meta, register_detector
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Detection
 from maskwatch.inference.boxes import nms_clusters, score_weighted_mean, weighted_nms
@@ -176,19 +175,7 @@ def uncalibrate(score: float, threshold: float) -> float:
 
 def load_meta(model_path: Path | None = None) -> dict:
     """The metadata next to the model (operating threshold, input size, training recipe)."""
-    if model_path is None:
-        text = resources.files("maskwatch.packaged").joinpath(META_FILE)
-        return json.loads(text.read_text()) if text.is_file() else {}
-    meta_path = model_path.with_suffix(".json")
-    if not meta_path.is_file():
-        return {}
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"{meta_path}: unreadable maskface metadata ({type(exc).__name__})") from None
-    if not isinstance(meta, dict):
-        raise ModelError(f"{meta_path}: maskface metadata must be a JSON object")
-    return meta
+    return load_model_meta(model_path, META_FILE, "maskface")
 
 
 class MaskFaceDetector:

@@ -10,7 +10,6 @@ keypoints ``(col + kx, row + ky) · stride``, score ``sqrt(cls · obj)``, then N
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -19,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.detectors.base import fingerprint, register_detector
+from maskwatch.detectors.base import fingerprint, load_model_meta, register_detector
 from maskwatch.detectors.maskface import calibrate, uncalibrate
 from maskwatch.errors import InputError, ModelError
 from maskwatch.faces import Detection
@@ -233,19 +232,7 @@ ENV_MODEL = "MASKWATCH_YUNET_MASK"
 
 def load_meta(model_path: Path | None) -> dict:
     """Metadata next to a yunet-mask export (operating threshold, recipe); empty when there is none."""
-    if model_path is None:
-        text = resources.files("maskwatch.packaged").joinpath(MASK_MODEL_FILE.replace(".onnx", ".json"))
-        return json.loads(text.read_text()) if text.is_file() else {}
-    path = model_path.with_suffix(".json")
-    if not path.is_file():
-        return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"{path}: unreadable yunet-mask metadata ({type(exc).__name__})") from None
-    if not isinstance(meta, dict):
-        raise ModelError(f"{path}: yunet-mask metadata must be a JSON object")
-    return meta
+    return load_model_meta(model_path, MASK_MODEL_FILE.replace(".onnx", ".json"), "yunet-mask")
 
 
 def _mask_factory(**options: object) -> YuNetDetector:
