@@ -680,8 +680,8 @@ def test_keras_schedule_is_the_learning_rate_curve_from_where_a_run_resumes():
 
 @pytest.mark.slow
 def test_training_runs_on_keras_jax_backend_and_tensorflow_exports_its_checkpoint(tmp_path: Path):
-    """Where TensorFlow is missing (a GPU host with JAX only), the loop runs on Keras' JAX backend and leaves a checkpoint;
-    ``--resume`` with TensorFlow exports it. Runs only where JAX is installed (not in CI's environment)."""
+    """Where TensorFlow is missing (a GPU host with JAX only), the loop runs on Keras' JAX backend and leaves a
+    checkpoint; ``--resume`` with TensorFlow exports it. Runs only where JAX is installed (not in CI's environment)."""
     pytest.importorskip("jax")
     import importlib.util
     import os
