@@ -3,18 +3,16 @@
 A custom loop (not ``fit``) so that batch making (one thread on a small CPU, worker
 processes for a GPU: ``feeding``) overlaps with the Keras step, a run can stop
 anywhere and resume from its last checkpoint, and a held-out fold is validated at
-each checkpoint (``validation``).
+each checkpoint (``validation``). The step loop, checkpoints and export record are ``loop``'s, shared with the
+YuNet fine-tune; this module checks a run's inputs and sets up, resumes and exports maskface.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,13 +23,24 @@ from maskwatch.errors import InputError, ModelError
 from maskwatch.media.files import file_in_the_way, make_folder, read_json_input
 from maskwatch.training.common import check_hdf5
 from maskwatch.training.detector.config import TrainConfig
+from maskwatch.training.detector.loop import (
+    STATE_FILE,
+    RunClock,
+    compile_for_training,
+    export_with_record,
+    record_validation,
+    run_steps,
+    sample_options,
+    save_checkpoint,
+    start_keras,
+)
 from maskwatch.training.detector.validation import VALIDATION_FILE
 
 if TYPE_CHECKING:
+    from maskwatch.training.detector.data import HeldOutFold
     from maskwatch.training.detector.validation import HeldOutPhotos
 
 WEIGHTS_FILE = "maskface.weights.h5"
-STATE_FILE = "state.json"
 CALIBRATION_BATCHES = 8
 """Batches of training samples that measure the batch-norm statistics of an ``--init`` model."""
 
@@ -75,20 +84,13 @@ def train(
     Every check (options, --out, weights, --init, the data) runs before Keras is imported, so a bad
     input gets its one line without TensorFlow's start-up logs; nothing is written until they all pass.
     """
-    from maskwatch.training.detector.data import HeldOutFold, load_face_crops, load_scenes
+    from maskwatch.training.detector.data import load_face_crops, load_scenes
     from maskwatch.training.detector.validation import load_held_out
 
-    if config.size % 32 or config.size < 64:
-        raise InputError(f"--size must be a multiple of 32 and at least 64, got {config.size}")
-    if not (math.isfinite(config.lr) and config.lr > 0):
-        raise InputError(f"--lr must be a positive number, got {config.lr}")
+    check_size_and_lr(config)
     if config.input_size <= DEFAULT_COARSE:
         raise InputError(f"--input-size must be over {DEFAULT_COARSE} px (the coarse pass's), got {config.input_size}")
-    held_out = None
-    if config.holdout_fold is not None:
-        if config.folds < 2 or not 0 <= config.holdout_fold < config.folds:
-            raise InputError(f"--holdout-fold must be 0..{config.folds - 1} with --folds {config.folds} (at least 2)")
-        held_out = HeldOutFold(config.holdout_fold, config.folds)
+    held_out = held_out_fold(config)
     if config.init and resume:
         raise InputError("--init starts a new run from an ONNX model; --resume continues a checkpoint: pick one")
     init = None
@@ -133,6 +135,25 @@ def train(
         if made is not None and not (out_dir / STATE_FILE).is_file():
             _remove_empty(out_dir, made)  # failed before its first checkpoint: leave no empty run folder behind
         raise
+
+
+def check_size_and_lr(config: TrainConfig) -> None:
+    """The sample size the model's strides divide, and a learning rate the schedule can scale."""
+    if config.size % 32 or config.size < 64:
+        raise InputError(f"--size must be a multiple of 32 and at least 64, got {config.size}")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise InputError(f"--lr must be a positive number, got {config.lr}")
+
+
+def held_out_fold(config: TrainConfig) -> HeldOutFold | None:
+    """The fold ``--holdout-fold`` keeps out of training (None without it); a fold that does not exist is one line."""
+    from maskwatch.training.detector.data import HeldOutFold
+
+    if config.holdout_fold is None:
+        return None
+    if config.folds < 2 or not 0 <= config.holdout_fold < config.folds:
+        raise InputError(f"--holdout-fold must be 0..{config.folds - 1} with --folds {config.folds} (at least 2)")
+    return HeldOutFold(config.holdout_fold, config.folds)
 
 
 RUN_FILES = (WEIGHTS_FILE, STATE_FILE, "maskface.onnx", "maskface.json")
@@ -205,6 +226,19 @@ def _remove_empty(out_dir: Path, top: Path) -> None:
             return
 
 
+NOT_SAVED = "; nothing from this step on was saved"
+"""Ends a divergence message: the checkpoint before it is the run's last."""
+
+
+@dataclass
+class RunStart:
+    """Where a run begins: step 0, or a checkpoint's step, its seconds of training and the recipe it ran."""
+
+    step: int = 0
+    seconds: float = 0.0
+    recipe: dict | None = None
+
+
 def _train(
     config: TrainConfig,
     resume: bool,
@@ -216,34 +250,55 @@ def _train(
     crops: dict[int, list],
     photos: HeldOutPhotos | None,
 ) -> tuple[Path | None, dict[str, float]]:
-    """The Keras part of ``train``, once every input has been checked.
+    """The Keras part of ``train``, once every input has been checked: set up, train, validate, export.
 
     Backend-neutral (``keras.ops`` loss, ``train_on_batch``), so the same loop runs on TensorFlow here and on
     JAX or PyTorch where TensorFlow is not installed (``KERAS_BACKEND``, e.g. a GPU host with JAX); only the ONNX
     export needs TensorFlow, and ``--resume`` there exports a checkpoint trained elsewhere.
     """
-    import keras
-
-    from maskwatch.training.detector.data import SampleMaker
-    from maskwatch.training.detector.feeding import BatchFeed
-    from maskwatch.training.detector.model import build_model, export_onnx
     from maskwatch.training.detector.targets import loss_part
-    from maskwatch.training.detector.validation import append_line, describe, validate
 
-    backend = keras.backend.backend()
-    if config.threads and backend == "tensorflow":
-        import tensorflow as tf
+    backend = start_keras(config, log)
+    model = _build_model(weights, config.width)
+    begun = _resume(model, out_dir, log) if resume else RunStart()
+    jit = False if backend == "tensorflow" else "auto"  # TensorFlow's XLA on CPU gained nothing
+    compile_for_training(model, config, begun.step, loss_part, LOSS_PARTS, jit_compile=jit)
+    options = sample_options(config, scenes, crops)
+    if init is not None:
+        _start_from_onnx(model, init, options, config, begun.step, log)
 
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(config.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # TensorFlow already ran in this process (a caller, a test): its thread pools stay
-            log(f"TensorFlow is already initialised; --threads {config.threads} not applied")
-    keras.utils.set_random_seed(config.seed)
+    def validation(step: int) -> dict:
+        return record_validation(out_dir, step, _validate(model, photos, config.input_size), log)
+
+    def checkpoint(step: int, seconds: float) -> dict | None:
+        save_checkpoint(model, out_dir, WEIGHTS_FILE, step, seconds, config, note=NOT_SAVED)
+        return validation(step) if photos is not None else None
+
+    clock = RunClock(begun.step, begun.seconds)
+    last, validated = _run_feed(model, config, clock, options, checkpoint, log)
+    seconds = clock.seconds()
+    if begun.step >= config.steps:
+        log("nothing left to train" + ("; exporting the checkpoint" if backend == "tensorflow" else ""))
+    if photos is not None and validated is None:
+        validated = validation(begun.step)  # the loop did not run: validate the checkpoint as it is
+    if backend != "tensorflow":  # Keras exports ONNX through TensorFlow (tf2onnx)
+        log(
+            f"trained {seconds / 60:.1f} min on Keras' {backend} backend; to export the ONNX model, run "
+            f"`{export_command(config, out_dir)}` where TensorFlow is installed (--out naming a writable copy "
+            "of this folder if it moved; the data options may be your own)"
+        )
+        return None, last
+    return _export(model, config, out_dir, begun, seconds, validated, log), last
+
+
+def _build_model(weights: str | None, width: int):
+    """The model, with its backbone's weights; weights Keras cannot use are one line, not its traceback."""
+    from maskwatch.training.detector.model import build_model
+
     try:
         with warnings.catch_warnings(record=True) as caught:  # Keras warns before it fails on a wrong file
             warnings.simplefilter("always")
-            model = build_model(weights=weights, width=config.width)
+            model = build_model(weights=weights, width=width)
         for warning in caught:  # it built: its warnings are worth seeing
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     except Exception as exc:  # Keras raises ValueError, OSError, URL errors... for weights it cannot use
@@ -255,131 +310,80 @@ def _train(
                 f"cannot get ImageNet weights ({text}); pass a local file with --backbone-weights FILE, or none"
             ) from None
         raise ModelError(f"{weights}: not MobileNetV2 alpha 0.35 no-top weights ({text})") from None
-    start = 0
-    elapsed_before = 0.0
-    trained_with = None
-    if resume:
-        state = read_json_input(out_dir / STATE_FILE)
-        trained_with = state.get("config")
-        try:
-            model.load_weights(str(out_dir / WEIGHTS_FILE))
-            start = int(state["step"])
-        except Exception as exc:  # a damaged or foreign checkpoint: one line, the files stay as they are
-            text = " ".join(str(exc).split())[:200]
-            raise ModelError(f"{out_dir}: cannot resume from its checkpoint ({text})") from None
-        elapsed_before = float(state.get("seconds", 0.0))
-        log(f"resumed at step {start}")
+    return model
 
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=warmup_cosine(config, start), weight_decay=1e-4, global_clipnorm=10.0
-    )
-    model.compile(
-        optimizer=optimizer,
-        loss=loss_part("loss"),
-        metrics=[loss_part(name) for name in LOSS_PARTS],
-        jit_compile=False if backend == "tensorflow" else "auto",  # TensorFlow's XLA on CPU gained nothing
-    )
 
-    maker_options = dict(
-        scenes=scenes,
-        crops=crops,
-        size=config.size,
-        paste_prob=config.paste_prob,
-        mosaic_prob=config.mosaic_prob,
-        synthetic_bg_prob=config.synthetic_bg_prob,
-        anchor_prob=config.anchor_prob,
-        anchor_class_power=config.anchor_class_power,
-        closeup_prob=config.closeup_prob,
-        negative_prob=config.negative_prob,
-        crowd_prob=config.crowd_prob,
-    )
-    if init is not None:
-        from maskwatch.training.detector.onnx_import import load_onnx_weights
-
-        maker = SampleMaker(seed=config.seed + start, **maker_options)
-        calibration = (maker.batch(config.batch)[0] for _ in range(CALIBRATION_BATCHES))
-        layers = load_onnx_weights(model, init, calibration)
-        log(f"started from {config.init}: {layers} layers set, batch norms calibrated on {CALIBRATION_BATCHES} batches")
-
-    def check_finite(step: int) -> None:
-        """train_on_batch reports the loss before its update: the weights themselves are checked before saving."""
-        if not all(np.isfinite(w).all() for w in model.get_weights()):
-            raise ModelError(
-                f"training diverged: the weights are not finite after step {step} (try a lower --lr); "
-                "nothing from this step on was saved"
-            )
-
-    def checkpoint(step: int, seconds: float) -> None:
-        # Each file is written under a temporary name and renamed, the state last: a crash or full disk mid-way
-        # leaves the previous checkpoint whole, and weights without a state file are an unfinished first one.
-        check_finite(step)
-        partial = out_dir / ("partial." + WEIGHTS_FILE)  # Keras wants the .weights.h5 ending
-        model.save_weights(str(partial))
-        os.replace(partial, out_dir / WEIGHTS_FILE)
-        state = {"step": step, "seconds": seconds, "config": asdict(config)}
-        partial_state = out_dir / (STATE_FILE + ".partial")
-        partial_state.write_text(json.dumps(state, indent=2))
-        os.replace(partial_state, out_dir / STATE_FILE)
-
-    def validation(step: int) -> dict:
-        figures = validate(lambda tensor: np.asarray(model.predict_on_batch(tensor)), photos, config.input_size)
-        append_line(out_dir, step, figures)
-        log(f"validation at step {step}: {describe(figures)}")
-        return figures
-
-    t0 = time.perf_counter()
-    validated: dict | None = None
-    running: dict[str, float] = {}
-    last: dict[str, float] = {}
-    feed = None
+def _resume(model, out_dir: Path, log: Callable[[str], None]) -> RunStart:
+    """Load the last checkpoint into ``model``: a damaged or foreign one is one line, and its files stay as they are."""
+    state = read_json_input(out_dir / STATE_FILE)
+    recipe = state.get("config")
     try:
-        if start < config.steps:  # an export-only resume needs no samples
-            feed = BatchFeed(maker_options, config.seed + start, config.batch, workers=config.workers)
-            if config.workers:
-                log(f"{config.workers} sample worker processes")
-        for step in range(start, config.steps):
-            images, targets = feed.next()
-            model.reset_metrics()  # each step's own losses, not a running mean
-            logs = model.train_on_batch(images, targets, return_dict=True)
-            values = {k: float(logs[k]) for k in ("loss", *LOSS_PARTS)}
-            if not math.isfinite(values["loss"]):  # stop before a checkpoint or an export saves broken weights
-                raise ModelError(
-                    f"training diverged: the loss is {values['loss']} at step {step + 1} (try a lower --lr); "
-                    "nothing from this step on was saved"
-                )
-            for k, v in values.items():
-                running[k] = 0.9 * running.get(k, v) + 0.1 * v
-            last = values
-            done = step + 1
-            if done % 25 == 0 or done == config.steps:
-                rate = (done - start) / (time.perf_counter() - t0)
-                shown = " ".join(f"{k} {v:.3f}" for k, v in running.items())
-                log(f"step {done}/{config.steps} {shown} ({rate:.2f} steps/s)")
-            if done % config.checkpoint_every == 0 or done == config.steps:
-                checkpoint(done, elapsed_before + time.perf_counter() - t0)
-                if photos is not None:
-                    validated = validation(done)
-    finally:
-        if feed is not None:
-            feed.close()
-    seconds = elapsed_before + time.perf_counter() - t0
-    if start >= config.steps:
-        log("nothing left to train" + ("; exporting the checkpoint" if backend == "tensorflow" else ""))
-    if photos is not None and validated is None:
-        validated = validation(start)  # the loop did not run: validate the checkpoint as it is
-    if backend != "tensorflow":  # Keras exports ONNX through TensorFlow (tf2onnx)
-        log(
-            f"trained {seconds / 60:.1f} min on Keras' {backend} backend; to export the ONNX model, run "
-            f"`{export_command(config, out_dir)}` where TensorFlow is installed (--out naming a writable copy "
-            "of this folder if it moved; the data options may be your own)"
-        )
-        return None, last
-    import tensorflow as tf
+        model.load_weights(str(out_dir / WEIGHTS_FILE))
+        step = int(state["step"])
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:200]
+        raise ModelError(f"{out_dir}: cannot resume from its checkpoint ({text})") from None
+    begun = RunStart(step, float(state.get("seconds", 0.0)), recipe)
+    log(f"resumed at step {begun.step}")
+    return begun
 
-    onnx_path = export_onnx(model, out_dir / "maskface.onnx")
+
+def _start_from_onnx(
+    model, init: bytes, options: dict, config: TrainConfig, start: int, log: Callable[[str], None]
+) -> None:
+    """Set ``--init``'s weights; its batch norms are measured on training samples, as the ONNX file has them folded."""
+    from maskwatch.training.detector.data import SampleMaker
+    from maskwatch.training.detector.onnx_import import load_onnx_weights
+
+    maker = SampleMaker(seed=config.seed + start, **options)
+    calibration = (maker.batch(config.batch)[0] for _ in range(CALIBRATION_BATCHES))
+    layers = load_onnx_weights(model, init, calibration)
+    log(f"started from {config.init}: {layers} layers set, batch norms calibrated on {CALIBRATION_BATCHES} batches")
+
+
+def _validate(model, photos: HeldOutPhotos, input_size: int) -> dict:
+    """The held-out figures of the model as it is, through the detector its export will run in."""
+    from maskwatch.training.detector.validation import validate
+
+    return validate(lambda tensor: np.asarray(model.predict_on_batch(tensor)), photos, input_size)
+
+
+def _run_feed(
+    model,
+    config: TrainConfig,
+    clock: RunClock,
+    options: dict,
+    checkpoint: Callable[[int, float], dict | None],
+    log: Callable[[str], None],
+) -> tuple[dict[str, float], dict | None]:
+    """The step loop over a batch feed that is closed however the loop ends (its workers must not outlive the
+    run); an export-only resume makes no samples and trains nothing."""
+    from maskwatch.training.detector.feeding import BatchFeed
+
+    if clock.start >= config.steps:
+        return {}, None
+    feed = BatchFeed(options, config.seed + clock.start, config.batch, workers=config.workers)
+    try:
+        if config.workers:
+            log(f"{config.workers} sample worker processes")
+        return run_steps(model, config, clock, feed.next, LOSS_PARTS, checkpoint, log, note=NOT_SAVED)
+    finally:
+        feed.close()
+
+
+def _export(
+    model,
+    config: TrainConfig,
+    out_dir: Path,
+    begun: RunStart,
+    seconds: float,
+    validated: dict | None,
+    log: Callable[[str], None],
+) -> Path:
+    """Export maskface.onnx and maskface.json; an export-only resume records the recipe its checkpoint ran."""
     recorded = asdict(config)
-    if start >= config.steps and isinstance(trained_with, dict):  # an export-only resume: the recipe it ran
-        recorded = {**trained_with, "input_size": config.input_size, "steps": start}
+    if begun.step >= config.steps and isinstance(begun.recipe, dict):
+        recorded = {**begun.recipe, "input_size": config.input_size, "steps": begun.step}
     meta = {
         "format": "maskwatch-maskface/1",
         "classes": ["with_mask", "without_mask", "incorrect_mask"],
@@ -389,8 +393,5 @@ def _train(
         "train_seconds": round(seconds, 1),
         "config": recorded,
         "validation": validated,
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    (out_dir / "maskface.json").write_text(json.dumps(meta, indent=2))
-    log(f"exported {onnx_path} after {seconds / 60:.1f} min of training")
-    return onnx_path, last
+    return export_with_record(model, out_dir / "maskface.onnx", out_dir / "maskface.json", meta, seconds, log)

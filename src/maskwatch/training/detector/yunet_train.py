@@ -2,30 +2,41 @@
 
 The samples are maskface's (``data.SampleMaker``: scene crops anchored on faces, pasted and synthetically
 masked faces including masks worn below the nose, close-ups, distractors, crowds); the targets are assigned
-each step from the model's own predictions (``yunet.assign``). Checkpoints, held-out validation and the
-ONNX export follow the maskface loop's conventions, in their own file names.
+each step from the model's own predictions (``yunet.assign``). The step loop, checkpoints, held-out validation
+lines and the export record are the maskface trainer's (``loop``), in their own file names.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from maskwatch.errors import InputError, ModelError
 from maskwatch.media.files import make_folder, read_json_input
-from maskwatch.training.detector.train import TrainConfig, warmup_cosine
+from maskwatch.training.detector.config import TrainConfig
+from maskwatch.training.detector.loop import (
+    STATE_FILE,
+    RunClock,
+    compile_for_training,
+    export_with_record,
+    record_validation,
+    run_steps,
+    sample_options,
+    save_checkpoint,
+    start_keras,
+)
+from maskwatch.training.detector.train import check_size_and_lr, held_out_fold
+
+if TYPE_CHECKING:
+    from maskwatch.training.detector.validation import HeldOutPhotos
 
 WEIGHTS_FILE = "yunet_mask.weights.h5"
-STATE_FILE = "state.json"
 MODEL_FILE = "yunet_mask.onnx"
 META_FILE = "yunet_mask.json"
 INIT_NAME = "yunet"
@@ -93,19 +104,12 @@ def train_yunet(
     config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print
 ) -> tuple[Path | None, dict[str, float]]:
     """Fine-tune YuNet-n with a class head and export it to ONNX; returns the ONNX path and the last losses."""
-    from maskwatch.training.detector.data import HeldOutFold, SampleMaker, load_face_crops, load_scenes
-    from maskwatch.training.detector.validation import append_line, describe, load_held_out
+    from maskwatch.training.detector.data import load_face_crops, load_scenes
+    from maskwatch.training.detector.validation import load_held_out
     from maskwatch.training.detector.yunet import read_yunet
 
-    if config.size % 32 or config.size < 64:
-        raise InputError(f"--size must be a multiple of 32 and at least 64, got {config.size}")
-    if not (math.isfinite(config.lr) and config.lr > 0):
-        raise InputError(f"--lr must be a positive number, got {config.lr}")
-    held_out = None
-    if config.holdout_fold is not None:
-        if config.folds < 2 or not 0 <= config.holdout_fold < config.folds:
-            raise InputError(f"--holdout-fold must be 0..{config.folds - 1} with --folds {config.folds} (at least 2)")
-        held_out = HeldOutFold(config.holdout_fold, config.folds)
+    check_size_and_lr(config)
+    held_out = held_out_fold(config)
     source = yunet_path(config.init or INIT_NAME)
     read_yunet(source)  # a wrong file is one line before anything starts
     out_dir = Path(config.out)
@@ -128,20 +132,25 @@ def train_yunet(
     except OSError as exc:
         raise InputError(f"{out_dir}: cannot create the run folder ({exc.strerror or exc})") from None
 
-    import keras
+    return _fine_tune(config, resume, log, out_dir, source, scenes, crops, photos)
 
-    from maskwatch.training.detector.model import export_onnx
-    from maskwatch.training.detector.yunet import LOSS_PARTS, assign, build_model, load_yunet_weights, loss_part
 
-    if config.threads and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+def _fine_tune(
+    config: TrainConfig,
+    resume: bool,
+    log: Callable[[str], None],
+    out_dir: Path,
+    source: Path,
+    scenes: list,
+    crops: dict[int, list],
+    photos: HeldOutPhotos | None,
+) -> tuple[Path, dict[str, float]]:
+    """The Keras part of ``train_yunet``, once every input has been checked: the maskface loop's set-up, steps and
+    checkpoints, with targets assigned from the model's own predictions each step."""
+    from maskwatch.training.detector.data import SampleMaker
+    from maskwatch.training.detector.yunet import LOSS_PARTS, build_model, load_yunet_weights, loss_part
 
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(config.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:
-            log(f"TensorFlow is already initialised; --threads {config.threads} not applied")
-    keras.utils.set_random_seed(config.seed)
+    start_keras(config, log)
     model = build_model()
     start, elapsed_before = 0, 0.0
     if resume:
@@ -152,82 +161,26 @@ def train_yunet(
     else:
         layers = load_yunet_weights(model, source)
         log(f"started from {source}: {layers} YuNet layers set, class head new")
-    model.compile(
-        optimizer=keras.optimizers.AdamW(
-            learning_rate=warmup_cosine(config, start), weight_decay=1e-4, global_clipnorm=10.0
-        ),
-        loss=loss_part("loss"),
-        metrics=[loss_part(name) for name in LOSS_PARTS],
-        jit_compile=False,
-    )
-    maker = SampleMaker(
-        scenes=scenes,
-        crops=crops,
-        size=config.size,
-        seed=config.seed + start,
-        paste_prob=config.paste_prob,
-        mosaic_prob=config.mosaic_prob,
-        synthetic_bg_prob=config.synthetic_bg_prob,
-        anchor_prob=config.anchor_prob,
-        anchor_class_power=config.anchor_class_power,
-        closeup_prob=config.closeup_prob,
-        negative_prob=config.negative_prob,
-        crowd_prob=config.crowd_prob,
-    )
+    compile_for_training(model, config, start, loss_part, LOSS_PARTS, jit_compile=False)
+    maker = SampleMaker(seed=config.seed + start, **sample_options(config, scenes, crops))
 
-    def checkpoint(step: int, seconds: float) -> None:
-        if not all(np.isfinite(w).all() for w in model.get_weights()):
-            raise ModelError(f"training diverged: the weights are not finite after step {step} (try a lower --lr)")
-        partial = out_dir / ("partial." + WEIGHTS_FILE)
-        model.save_weights(str(partial))
-        os.replace(partial, out_dir / WEIGHTS_FILE)
-        (out_dir / (STATE_FILE + ".partial")).write_text(
-            json.dumps({"step": step, "seconds": seconds, "config": asdict(config)}, indent=2)
-        )
-        os.replace(out_dir / (STATE_FILE + ".partial"), out_dir / STATE_FILE)
+    def checkpoint(step: int, seconds: float) -> dict | None:
+        save_checkpoint(model, out_dir, WEIGHTS_FILE, step, seconds, config)
+        if photos is None:
+            return None
+        return record_validation(out_dir, step, validate_model(model, photos, config.input_size), log)
 
-    t0 = time.perf_counter()
-    running: dict[str, float] = {}
+    clock = RunClock(start, elapsed_before)
     last: dict[str, float] = {}
     validated = None
-    feed = SampleFeed(maker, config.batch) if start < config.steps else None
-    size = config.size
-    try:
-        for step in range(start, config.steps):
-            images, truths = feed.next()
-            maps = np.asarray(model.predict_on_batch(images))
-            targets = np.stack([assign(m, b, lab, ign, size, size) for m, (b, lab, ign) in zip(maps, truths)])
-            model.reset_metrics()
-            logs = model.train_on_batch(images, targets, return_dict=True)
-            values = {k: float(logs[k]) for k in ("loss", *LOSS_PARTS)}
-            if not math.isfinite(values["loss"]):
-                raise ModelError(
-                    f"training diverged: the loss is {values['loss']} at step {step + 1} (try a lower --lr)"
-                )
-            for k, v in values.items():
-                running[k] = 0.9 * running.get(k, v) + 0.1 * v
-            last = values
-            done = step + 1
-            if done % 25 == 0 or done == config.steps:
-                rate = (done - start) / (time.perf_counter() - t0)
-                log(
-                    f"step {done}/{config.steps} "
-                    + " ".join(f"{k} {v:.3f}" for k, v in running.items())
-                    + f" ({rate:.2f} steps/s)"
-                )
-            if done % config.checkpoint_every == 0 or done == config.steps:
-                checkpoint(done, elapsed_before + time.perf_counter() - t0)
-                if photos is not None:
-                    validated = validate_model(model, photos, config.input_size)
-                    append_line(out_dir, done, validated)
-                    log(f"validation at step {done}: {describe(validated)}")
-    finally:
-        if feed is not None:
+    if start < config.steps:
+        feed = SampleFeed(maker, config.batch)
+        try:
+            batches = _assigned(model, feed, config.size)
+            last, validated = run_steps(model, config, clock, batches, LOSS_PARTS, checkpoint, log)
+        finally:
             feed.close()
-    seconds = elapsed_before + time.perf_counter() - t0
-    import tensorflow as tf
-
-    onnx_path = export_onnx(model, out_dir / MODEL_FILE)
+    seconds = clock.seconds()
     meta = {
         "format": "maskwatch-yunet-mask/1",
         "classes": ["with_mask", "without_mask", "incorrect_mask"],
@@ -237,8 +190,18 @@ def train_yunet(
         "train_seconds": round(seconds, 1),
         "config": asdict(config),
         "validation": validated,
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2))
-    log(f"exported {onnx_path} after {seconds / 60:.1f} min of training")
-    return onnx_path, last
+    return export_with_record(model, out_dir / MODEL_FILE, out_dir / META_FILE, meta, seconds, log), last
+
+
+def _assigned(model, feed: SampleFeed, size: int) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    """The next batch with its targets: each face's priors are chosen from the model's predictions as it is now."""
+    from maskwatch.training.detector.yunet import assign
+
+    def next_batch() -> tuple[np.ndarray, np.ndarray]:
+        images, truths = feed.next()
+        maps = np.asarray(model.predict_on_batch(images))
+        targets = np.stack([assign(m, b, lab, ign, size, size) for m, (b, lab, ign) in zip(maps, truths)])
+        return images, targets
+
+    return next_batch
