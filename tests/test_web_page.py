@@ -25,6 +25,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+def fake_camera_args(camera: Path) -> list[str]:
+    """Chromium's flags for a fake webcam that plays ``camera`` (a y4m file) without asking the user."""
+    return [
+        "--no-sandbox",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+    ]
+
+
 @pytest.fixture(scope="module")
 def sync_playwright():
     if not CHROMIUM.exists():
@@ -110,12 +120,7 @@ def browser_page(sync_playwright, astronaut_bgr, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}",
-            ],
+            args=fake_camera_args(camera),
         )
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 1400})

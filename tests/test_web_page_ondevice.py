@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_web_page import CHROMIUM, save_artifact, server, sync_playwright, write_y4m  # noqa: F401 (fixtures)
+from test_web_page import CHROMIUM, fake_camera_args, save_artifact, server, sync_playwright, write_y4m  # noqa: F401 (fixtures)
 
 from maskwatch.web import vendor
 
@@ -88,12 +88,7 @@ def test_on_device_mode_finds_and_classifies_faces_with_the_server_blocked(serve
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}",
-            ],
+            args=fake_camera_args(camera),
         )
         try:
             context = browser.new_context(viewport={"width": 1100, "height": 1600})
@@ -201,12 +196,7 @@ def test_page_installs_and_runs_on_device_offline(server, sync_playwright, camer
             profile.close()
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}",
-            ],
+            args=fake_camera_args(camera),
         )
         try:
             context = browser.new_context()
