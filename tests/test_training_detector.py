@@ -667,7 +667,8 @@ def test_batch_feed_thread_is_reproducible_and_workers_draw_their_own_streams(tm
 def test_keras_schedule_is_the_learning_rate_curve_from_where_a_run_resumes():
     """The optimiser's schedule (any Keras backend) gives ``learning_rate`` at step + start: warm-up, cosine, floor."""
     pytest.importorskip("keras")
-    from maskwatch.training.detector.train import TrainConfig, learning_rate, warmup_cosine
+    from maskwatch.training.detector.config import TrainConfig
+    from maskwatch.training.detector.loop import learning_rate, warmup_cosine
 
     config = TrainConfig(steps=1000, warmup=100, lr=2e-3)
     for start in (0, 400):

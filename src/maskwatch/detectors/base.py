@@ -65,9 +65,18 @@ def detector_version(detector: FaceDetector) -> str:
 _REGISTRY: dict[str, Callable[..., FaceDetector]] = {}
 
 
+_FOLDER_LOADERS: list[tuple[Callable[[str], bool], Callable[..., FaceDetector]]] = []
+"""Detectors given by a folder instead of a name (e.g. an int8 export): (is it one?, load it)."""
+
+
 def register_detector(name: str, factory: Callable[..., FaceDetector]) -> None:
     """Make a detector available to ``create_detector`` and ``--detector``."""
     _REGISTRY[name] = factory
+
+
+def register_folder_loader(is_one: Callable[[str], bool], load: Callable[..., FaceDetector]) -> None:
+    """Let ``create_detector`` (and ``--detector``) take a folder that ``is_one`` recognises, built by ``load``."""
+    _FOLDER_LOADERS.append((is_one, load))
 
 
 def detector_names() -> list[str]:
@@ -77,9 +86,8 @@ def detector_names() -> list[str]:
 def create_detector(name: str, **options: object) -> FaceDetector:
     """Build a registered detector by name (or an exported detector by its folder), or a one-line ``ModelError``."""
     if name not in _REGISTRY:
-        from maskwatch.detectors.exported import is_export_folder, load_exported_detector
-
-        if is_export_folder(name):
-            return load_exported_detector(name, **options)
+        for is_one, load in _FOLDER_LOADERS:
+            if is_one(name):
+                return load(name, **options)
         raise ModelError(f"unknown detector {name!r}; choose one of: {', '.join(detector_names())}")
     return _REGISTRY[name](**options)

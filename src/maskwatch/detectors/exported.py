@@ -14,7 +14,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from maskwatch.detectors.base import FaceDetector, create_detector, fingerprint, register_detector
+from maskwatch.detectors.base import (
+    FaceDetector,
+    create_detector,
+    fingerprint,
+    register_detector,
+    register_folder_loader,
+)
 from maskwatch.errors import ModelError
 from maskwatch.inference.onnx_runtime import model_sha256, recorded_sessions, substituted_models
 
@@ -70,3 +76,4 @@ def _register_packaged() -> None:
 
 
 _register_packaged()
+register_folder_loader(is_export_folder, load_exported_detector)

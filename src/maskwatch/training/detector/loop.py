@@ -29,6 +29,33 @@ LOG_EVERY = 25
 Batch = tuple[np.ndarray, Any]
 
 
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up then cosine decay to 2 % of the peak."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def warmup_cosine(config: TrainConfig, start: int):
+    """``learning_rate`` as a Keras schedule (any backend); ``start`` is the step a resumed run begins at."""
+    import keras
+    from keras import ops
+
+    class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = ops.cast(step, "float32") + float(start)
+            warm = config.lr * (step + 1.0) / config.warmup
+            progress = ops.minimum(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
+            decayed = config.lr * (0.02 + 0.98 * 0.5 * (1.0 + ops.cos(math.pi * progress)))
+            return ops.where(step < config.warmup, warm, decayed)
+
+        def get_config(self) -> dict:
+            return {"start": start, "config": asdict(config)}
+
+    return Schedule()
+
+
 def start_keras(config: TrainConfig, log: Callable[[str], None]) -> str:
     """Size TensorFlow's thread pools to ``--threads`` and seed Keras, before any model is built (a shared CPU
     wants one pool, and a run must be reproducible); returns the Keras backend's name."""
@@ -52,7 +79,6 @@ def compile_for_training(model, config: TrainConfig, start: int, loss_part, loss
     so a step reports its parts."""
     import keras
 
-    from maskwatch.training.detector.train import warmup_cosine
 
     model.compile(
         optimizer=keras.optimizers.AdamW(

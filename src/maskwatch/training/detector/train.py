@@ -48,33 +48,6 @@ CALIBRATION_BATCHES = 8
 LOSS_PARTS = ("heat", "size", "offset", "cls")
 
 
-def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warm-up then cosine decay to 2 % of the peak."""
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
-    return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-def warmup_cosine(config: TrainConfig, start: int):
-    """``learning_rate`` as a Keras schedule (any backend); ``start`` is the step a resumed run begins at."""
-    import keras
-    from keras import ops
-
-    class Schedule(keras.optimizers.schedules.LearningRateSchedule):
-        def __call__(self, step):
-            step = ops.cast(step, "float32") + float(start)
-            warm = config.lr * (step + 1.0) / config.warmup
-            progress = ops.minimum(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
-            decayed = config.lr * (0.02 + 0.98 * 0.5 * (1.0 + ops.cos(math.pi * progress)))
-            return ops.where(step < config.warmup, warm, decayed)
-
-        def get_config(self) -> dict:
-            return {"start": start, "config": asdict(config)}
-
-    return Schedule()
-
-
 def train(
     config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print
 ) -> tuple[Path | None, dict[str, float]]:
