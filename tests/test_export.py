@@ -250,7 +250,7 @@ def test_tflite_export_of_a_training_run_matches_its_onnx_bundle(tmp_path: Path)
     from maskwatch.export import export_bundle
     from maskwatch.inference.bundle import BundleMeta, CropSpec, save_bundle
     from maskwatch.training.classifier.backbones import backbone_spec
-    from maskwatch.training.classifier.keras_run import export_onnx
+    from maskwatch.training.classifier.export import onnx_bytes as to_onnx
     from maskwatch.training.classifier.model import build_classifier
     from maskwatch.training.classifier.trainer import TrainConfig
 
@@ -262,7 +262,7 @@ def test_tflite_export_of_a_training_run_matches_its_onnx_bundle(tmp_path: Path)
     model = build_classifier(backbone_spec("smallcnn"), SIZE, None, 2).model
     model.predict(np.zeros((1, SIZE, SIZE, 3), np.float32), verbose=0)  # Keras exports only a model once called
     model.save_weights(run / "checkpoint" / "best.weights.h5")
-    onnx_bytes, _ = export_onnx(model, np.zeros((1, SIZE, SIZE, 3), np.uint8))
+    onnx_bytes = to_onnx(model)
     meta = BundleMeta(classes=["with_mask", "without_mask"], input_size=SIZE, crop=CropSpec(detector="maskface"))
     save_bundle(run / "bundle", onnx_bytes, meta)
 
