@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from maskwatch.detectors import maskface
 from maskwatch.inference.crops import crop_face
+from maskwatch.inference.onnx_runtime import create_session
 from maskwatch.pipeline import Detector
 from maskwatch.web import create_app
 from maskwatch.web.ondevice import ondevice_config
@@ -159,10 +160,11 @@ def test_decoded_faces_match_python():
     """The real model's maps of the demo frame, decoded and merged by the page's code and by maskface's."""
     frame = cv2.imread(str(DEMO))
     face_detector = maskface.MaskFaceDetector(threads=1)
+    session = create_session(face_detector.onnx, threads=1)  # the file the page runs
     maps = {}
     for size in (face_detector.size, face_detector.coarse_size):
         tensor, _ = maskface.letterbox(frame, size)
-        raw = face_detector._network(tensor)
+        raw = session.run(None, {session.get_inputs()[0].name: tensor})[0]
         maps[size] = {"dims": list(raw.shape), "data": base64.b64encode(raw.astype(np.float32).tobytes()).decode()}
     config = {
         "decoder": "maskface",
