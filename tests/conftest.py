@@ -12,6 +12,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+YUNET_FILE = SHARED / "weights/yunet/yunet_n_dynamic.onnx"
+"""YuNet's pretrained file, which the package does not ship: tests of the plain ``yunet`` detector use this copy."""
+
+
+@pytest.fixture
+def yunet_file(monkeypatch) -> Path:
+    """YuNet's own ONNX file, named by ``$MASKWATCH_YUNET`` as a user names it; skips without ``../shared``."""
+    if not YUNET_FILE.is_file():
+        pytest.skip(f"{YUNET_FILE} not here")
+    monkeypatch.setenv("MASKWATCH_YUNET", str(YUNET_FILE))
+    return YUNET_FILE
 
 
 @pytest.fixture(scope="session")

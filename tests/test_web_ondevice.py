@@ -201,17 +201,14 @@ M.decoders.maskface.detect(image, run, input.cfg).then(out);
         assert np.allclose(mine["probs"], [theirs.class_probabilities[c] for c in maskface.CLASSES], atol=1e-4)
 
 
-def test_yunet_decoding_matches_python():
+def test_yunet_decoding_matches_python(yunet_file):
     """YuNet's own model file (BGR NCHW, one output per kind and stride): the page's decoder against yunet.py."""
     yunet = pytest.importorskip("maskwatch.detectors.yunet")
-    packaged = resources.files("maskwatch.packaged").joinpath(yunet.MODEL_FILE)
-    if not packaged.is_file():
-        pytest.skip(f"{yunet.MODEL_FILE} not packaged")
     import onnxruntime as ort
 
     frame = cv2.imread(str(DEMO))
-    face_detector = yunet.YuNetDetector(threads=1, min_score=0.3)
-    session = ort.InferenceSession(packaged.read_bytes(), providers=["CPUExecutionProvider"])
+    face_detector = yunet.YuNetDetector(threads=1, min_score=0.3, model=yunet_file)
+    session = ort.InferenceSession(yunet_file.read_bytes(), providers=["CPUExecutionProvider"])
     canvas, _ = yunet.pad_input(frame, face_detector.sizes[0])
     blob = np.ascontiguousarray(canvas.transpose(2, 0, 1))[None].astype(np.float32)
     names = [o.name for o in session.get_outputs()]

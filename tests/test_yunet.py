@@ -17,12 +17,12 @@ from maskwatch.detectors.yunet import (
     CLASSES,
     MAP_CHANNELS,
     MASK_CHANNELS,
-    MODEL_FILE,
     YuNetDetector,
     decode,
     pad_input,
     priors,
 )
+from maskwatch.errors import ModelError
 
 
 def test_priors_follow_the_network_output_order() -> None:
@@ -70,7 +70,7 @@ def test_decode_logits_and_class_head() -> None:
 
 
 def test_decode_refuses_maps_of_another_size() -> None:
-    from maskwatch.errors import ModelError
+    from maskwatch.errors import ModelError  # noqa: F811
 
     with pytest.raises(ModelError, match="priors"):
         decode(hand_maps(64, 64), 96, 64, 0.5)
@@ -97,14 +97,16 @@ def test_detector_keeps_one_box_per_face_with_network_stand_in() -> None:
     assert len(found[0].keypoints) == 5
 
 
-def test_yunet_is_packaged_and_registered() -> None:
-    assert resources.files("maskwatch.packaged").joinpath(MODEL_FILE).is_file()
+def test_yunet_is_registered_and_reads_the_users_file(yunet_file: Path, monkeypatch) -> None:
     notice = resources.files("maskwatch").joinpath("NOTICE").read_text()
-    assert MODEL_FILE in notice and "Apache" in notice
+    assert "yunet_mask.onnx" in notice and "Apache" in notice
     assert create_detector("yunet").name == "yunet"
+    monkeypatch.delenv("MASKWATCH_YUNET")
+    with pytest.raises(ModelError, match="MASKWATCH_YUNET"):
+        create_detector("yunet")
 
 
-def test_decoder_matches_opencv_on_a_real_photo(astronaut_bgr: np.ndarray) -> None:
+def test_decoder_matches_opencv_on_a_real_photo(astronaut_bgr: np.ndarray, yunet_file: Path) -> None:
     if not hasattr(cv2, "FaceDetectorYN"):
         pytest.skip("this OpenCV has no FaceDetectorYN")
     # two astronauts side by side at different scales: faces of two sizes
@@ -113,8 +115,8 @@ def test_decoder_matches_opencv_on_a_real_photo(astronaut_bgr: np.ndarray) -> No
     image[:, :512] = astronaut_bgr
     image[128:384, 512:] = small
     h, w = image.shape[:2]
-    ours = YuNetDetector(size=max(h, w), min_score=0.3, nms_iou=0.3).detect(image)
-    model = str(resources.files("maskwatch.packaged").joinpath(MODEL_FILE))
+    ours = YuNetDetector(size=max(h, w), min_score=0.3, nms_iou=0.3, model=yunet_file).detect(image)
+    model = str(yunet_file)
     reference = cv2.FaceDetectorYN.create(model, "", (w, h), 0.3, 0.3, 5000)
     _, faces = reference.detect(image)
     assert faces is not None and len(faces) == len(ours) >= 2

@@ -36,7 +36,9 @@ MAP_CHANNELS = 2 + 4 + 2 * KEYPOINTS
 """Per prior in a raw map: cls logit, obj logit, box (dx, dy, log w, log h), keypoints (x, y) × 5."""
 MASK_CHANNELS = MAP_CHANNELS + len(CLASSES)
 """The mask-aware network adds the class logits after those."""
-MODEL_FILE = "yunet_n.onnx"
+YUNET_ENV = "MASKWATCH_YUNET"
+"""Environment variable naming YuNet's own ONNX file (``yunet_n_dynamic.onnx``), which the package does not ship."""
+YUNET_SOURCE = "https://github.com/ShiqiYu/libfacedetection.train (onnx/yunet_n_dynamic.onnx, Apache-2.0)"
 MASK_MODEL_FILE = "yunet_mask.onnx"
 DEFAULT_SIZE = 320
 """Long side of the network input for video: a 640×480 frame runs at 320×256 (multiples of 32)."""
@@ -154,8 +156,10 @@ class YuNetDetector:
             raise ModelError(f"{model_path}: no such YuNet model")
         if model_path is not None:
             model_bytes = model_path.read_bytes()
+        elif not self.mask:
+            raise ModelError(f"{base}: name YuNet's ONNX file with {YUNET_ENV} or --model (from {YUNET_SOURCE})")
         else:
-            packaged = resources.files("maskwatch.packaged").joinpath(MASK_MODEL_FILE if self.mask else MODEL_FILE)
+            packaged = resources.files("maskwatch.packaged").joinpath(MASK_MODEL_FILE)
             if not packaged.is_file():
                 raise ModelError(
                     f"{base} model not packaged; train one with `maskwatch train-detector --init yunet` "
@@ -174,7 +178,7 @@ class YuNetDetector:
         if self._nchw:
             order = [f"{kind}_{s}" for s in STRIDES for kind in ("cls", "obj", "bbox", "kps")]
             if sorted(order) != sorted(outputs):
-                raise ModelError(f"{model_path or MODEL_FILE}: not a YuNet model (outputs {outputs})")
+                raise ModelError(f"{model_path or MASK_MODEL_FILE}: not a YuNet model (outputs {outputs})")
 
             def run(tensor: np.ndarray) -> np.ndarray:
                 blob = np.ascontiguousarray(tensor[0, :, :, ::-1].transpose(2, 0, 1))[None]  # RGB NHWC → BGR NCHW
@@ -245,8 +249,15 @@ def _mask_factory(**options: object) -> YuNetDetector:
     return YuNetDetector(mask=True, **options)  # type: ignore[arg-type]
 
 
-register_detector("yunet", lambda **options: YuNetDetector(**options))  # type: ignore[arg-type]
-register_detector("yunet-640", lambda **options: YuNetDetector(**{"size": 640, "name": "yunet-640", **options}))
+def _plain_factory(**options: object) -> YuNetDetector:
+    """Zero-shot YuNet: the user's own copy of the pretrained file (``$MASKWATCH_YUNET``), as the package ships none."""
+    if not options.get("model") and os.environ.get(YUNET_ENV):
+        options["model"] = os.environ[YUNET_ENV]
+    return YuNetDetector(**options)  # type: ignore[arg-type]
+
+
+register_detector("yunet", _plain_factory)
+register_detector("yunet-640", lambda **options: _plain_factory(**{"size": 640, "name": "yunet-640", **options}))
 register_detector("yunet-mask", _mask_factory)
 register_detector(
     "yunet-mask-multiscale",
