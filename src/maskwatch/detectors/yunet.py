@@ -157,7 +157,9 @@ class YuNetDetector:
         if model_path is not None:
             model_bytes = model_path.read_bytes()
         elif not self.mask:
-            raise ModelError(f"{base}: set {YUNET_ENV} to YuNet's ONNX file, not shipped with maskwatch ({YUNET_SOURCE})")
+            raise ModelError(
+                f"{base}: set {YUNET_ENV} to YuNet's ONNX file, not shipped with maskwatch ({YUNET_SOURCE})"
+            )
         else:
             packaged = resources.files("maskwatch.packaged").joinpath(MASK_MODEL_FILE)
             if not packaged.is_file():
