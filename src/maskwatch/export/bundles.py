@@ -9,7 +9,7 @@ import numpy as np
 
 from maskwatch.errors import InputError
 from maskwatch.export import measure
-from maskwatch.export.common import check_format, machine, now, prepare_out, write_report
+from maskwatch.export.common import check_format, export_report, now, prepare_out, write_report
 from maskwatch.export.data import Progress, classifier_crops
 from maskwatch.export.quantize import SETTINGS, quantize
 from maskwatch.inference.bundle import Bundle, load_bundle, save_bundle
@@ -84,17 +84,7 @@ def _export_int8(source: Bundle, name: str, out: Path, crops: Any, rounds: int) 
         },
         rounds * measure.CALLS_PER_ROUND,
     )
-    report = {
-        "format": "onnx-int8",
-        "source": shown,
-        "out": str(out),
-        "parity": parity,
-        "speed_ms": speed,
-        "end_to_end_fps": e2e,
-        "threads": measure.THREADS,
-        "machine": machine(),
-        "measured": now(),
-    }
+    report = export_report("onnx-int8", shown, out, parity, speed, e2e)
     metrics = {
         **source.meta.metrics,
         "test": _test_summary(int8_classifier, crops),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from maskwatch.errors import InputError
+from maskwatch.export.measure import THREADS
 from maskwatch.media.files import prepare_output_folder
 
 FORMATS = ("onnx-int8", "tflite")
@@ -46,6 +47,16 @@ def machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "onnxruntime": onnxruntime.__version__,
     }
+
+
+def export_report(
+    fmt: str, source: str, out: Path, parity: dict, speed: dict, end_to_end_fps: dict | None = None
+) -> dict[str, Any]:
+    """What every export reports (``export.json``): its parity and speed, and where and when they were measured."""
+    report: dict[str, Any] = {"format": fmt, "source": source, "out": str(out), "parity": parity, "speed_ms": speed}
+    if end_to_end_fps is not None:
+        report["end_to_end_fps"] = end_to_end_fps
+    return {**report, "threads": THREADS, "machine": machine(), "measured": now()}
 
 
 def write_report(out: Path, report: dict[str, Any]) -> Path:

@@ -16,7 +16,7 @@ from maskwatch.detectors import create_detector
 from maskwatch.detectors.exported import EXPORT_FORMAT, META_FILE, exported_name
 from maskwatch.errors import InputError, ModelError
 from maskwatch.export import measure
-from maskwatch.export.common import check_format, machine, now, prepare_out, write_report
+from maskwatch.export.common import check_format, export_report, now, prepare_out, write_report
 from maskwatch.export.data import Progress, scene_photos
 from maskwatch.export.quantize import SETTINGS, quantize
 from maskwatch.inference.onnx_runtime import create_session, model_sha256, recorded_sessions, substituted_models
@@ -94,17 +94,7 @@ def export_detector(
         },
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    report = {
-        "format": fmt,
-        "source": name,
-        "out": str(out),
-        "parity": parity,
-        "speed_ms": speed,
-        "end_to_end_fps": e2e,
-        "threads": measure.THREADS,
-        "machine": machine(),
-        "measured": now(),
-    }
+    report = export_report(fmt, name, out, parity, speed, e2e)
     write_report(out, report)
     return report
 

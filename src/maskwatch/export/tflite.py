@@ -18,7 +18,7 @@ import numpy as np
 
 from maskwatch.errors import ModelError, first_line, require_extra
 from maskwatch.export import measure
-from maskwatch.export.common import machine, now, write_report
+from maskwatch.export.common import export_report, now, write_report
 from maskwatch.export.data import CropSets
 from maskwatch.inference.bundle import META_FILE, Bundle
 from maskwatch.inference.classifier import MaskClassifier
@@ -113,15 +113,6 @@ def export_tflite(source: Bundle, out: Path, crops: CropSets, rounds: int = meas
     (out / TFLITE_FILE).write_bytes(tflite)
     meta = source.meta.model_copy(update={"export": export_info, "created": now()})
     (out / META_FILE).write_text(json.dumps(meta.model_dump(), indent=2) + "\n", encoding="utf-8")
-    report = {
-        "format": "tflite",
-        "source": source.source,
-        "out": str(out),
-        "parity": parity,
-        "speed_ms": speed,
-        "threads": measure.THREADS,
-        "machine": machine(),
-        "measured": now(),
-    }
+    report = export_report("tflite", source.source, out, parity, speed)
     write_report(out, report)
     return report
