@@ -10,6 +10,7 @@ import numbers
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,10 +249,11 @@ class SourceRun(Iterator[FrameResult]):
 
     def _run(self, detector: Detector) -> Iterator[FrameResult]:
         photo = self.source.kind == "image"
-        for frame in self.source.frames():
-            faces, timings = detector.detect_timed(frame.image, photo=photo)
-            if self.tracker is not None:
-                t = time.perf_counter()
-                faces = self.tracker.update(faces, frame.index)
-                timings["track"] = time.perf_counter() - t
-            yield FrameResult(self.source.name, frame.index, frame.timestamp, frame.image, faces, timings)
+        with closing(self.source.frames()) as frames:  # released when this run is closed, not when collected
+            for frame in frames:
+                faces, timings = detector.detect_timed(frame.image, photo=photo)
+                if self.tracker is not None:
+                    t = time.perf_counter()
+                    faces = self.tracker.update(faces, frame.index)
+                    timings["track"] = time.perf_counter() - t
+                yield FrameResult(self.source.name, frame.index, frame.timestamp, frame.image, faces, timings)

@@ -57,6 +57,9 @@ class Monitor:
     def __init__(self, config: WatchConfig) -> None:
         self.config = config
         self.stop_event = threading.Event()
+        """Set when the whole run ends: delivery, housekeeping."""
+        self.sources_stop = threading.Event()
+        """Set first, when the sources must stop; the delivery keeps its drain time after it."""
         self.metrics = MonitorMetrics()
         sinks = make_sinks(config, self.stop_event)
         self.store = EventStore(config.storage.folder, [s.name for s in sinks])
@@ -124,11 +127,10 @@ class Monitor:
     def stop(self, drain_seconds: float = 10.0) -> WatchSummary:
         """Stop every source, write the last report rows and clips, deliver what is queued; then sum up."""
         interrupted = self.running
-        self.stop_event.set()
+        self.sources_stop.set()
         for worker in self.workers:
             worker.thread.join(timeout=30)
-        self.stop_event.clear()  # the delivery worker gets its drain time; then it is told to stop
-        self.delivery.close(drain_seconds)
+        self.delivery.close(drain_seconds)  # what is queued gets its drain time; then the run's stop is set
         self.stop_event.set()
         if hasattr(self, "_clip_writer"):
             self._clip_writer.close()

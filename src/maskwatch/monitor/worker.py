@@ -187,12 +187,12 @@ class SourceWorker:
         if source.kind == "image":
             raise MaskwatchError(f"{self.config.url}: a still image, not a camera, stream or video")
         if isinstance(source, CaptureSource) and self.config.fps is None:
-            return LiveFrames(source, self.monitor.stop_event), False
+            return LiveFrames(source, self.monitor.sources_stop), False
         return source, True
 
     def _run(self) -> None:
         attempts = 0
-        stop = self.monitor.stop_event
+        stop = self.monitor.sources_stop
         while not stop.is_set():
             source = None
             try:
@@ -200,7 +200,8 @@ class SourceWorker:
                 self.state.status = "running"
                 base = self._last_t + (1.0 / (self.config.fps or 25.0) if self.state.frames else 0.0)
                 id_offset, reported = self._top_id, 0  # a reopened source's tracker starts at 1 again
-                for result in self.detector.process(source, track=True):
+                run = self.detector.process(source, track=True)
+                for result in run:
                     if stop.is_set():
                         break
                     faces = [replace(f, track_id=f.track_id + id_offset) if f.track_id else f for f in result.faces]
@@ -216,6 +217,7 @@ class SourceWorker:
                         self.monitor.metrics.dropped.labels(self.config.name).inc(source.dropped - reported)
                         reported = source.dropped
                     attempts = 0
+                run.close()  # now, not when the collector finds it: a reader thread must not outlive the run
                 if stop.is_set():
                     break
                 if source.kind == "video":
