@@ -32,7 +32,8 @@ import numpy as np
 
 from maskwatch.data.annotations import load_annotations, scene_fold, select_split
 from maskwatch.detectors import create_detector
-from maskwatch.evaluation.scene_metrics import ImageResult, Prediction, compute_metrics, map_labels
+from maskwatch.evaluation.scene_metrics import ImageResult, Prediction, compute_metrics
+from maskwatch.evaluation.scene_run import map_labels
 from maskwatch.faces import Detection
 from maskwatch.inference.classifier import MaskClassifier
 from maskwatch.inference.crops import crop_face
