@@ -205,6 +205,16 @@ def test_tiny_fine_tuning_exports_a_yunet_mask_detector(tmp_path: Path, shared_d
     assert found and all(set(d.class_probabilities) == set(CLASSES) for d in found)
     assert sum(found[0].class_probabilities.values()) == pytest.approx(1.0, abs=1e-5)
 
+    weights = next(out.glob("*.weights.h5"))
+    weights.write_bytes(b"damaged")  # a checkpoint cut short by a full disk: resuming says so in one line
+    resumed = run_cli(
+        "train-detector", "--init", str(source), "--scenes", str(scenes), "--face-mask", "none", "--resume",
+        "--steps", "4", "--batch", "2", "--size", "128", "--limit-scenes", "4", "--out", str(out), timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode != 0 and "Traceback" not in resumed.stderr
+    assert "cannot resume from its checkpoint" in resumed.stderr
+    assert weights.read_bytes() == b"damaged" and (out / "yunet_mask.onnx").is_file()
+
 
 def test_packaged_yunet_mask_finds_the_face_and_names_three_classes(astronaut_bgr: np.ndarray) -> None:
     from maskwatch.detectors.yunet import MASK_MODEL_FILE

@@ -127,6 +127,20 @@ def save_checkpoint(
     os.replace(partial_state, out_dir / STATE_FILE)
 
 
+def load_checkpoint(model, out_dir: Path, weights_file: str) -> tuple[int, float, dict]:
+    """Load a run's last checkpoint into ``model``: (step, seconds so far, state). A damaged or foreign one is one
+    line, and its files stay as they are."""
+    from maskwatch.media.files import read_json_input
+
+    state = read_json_input(out_dir / STATE_FILE)
+    try:
+        model.load_weights(str(out_dir / weights_file))
+        return int(state["step"]), float(state.get("seconds", 0.0)), state
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:200]
+        raise ModelError(f"{out_dir}: cannot resume from its checkpoint ({text})") from None
+
+
 def record_validation(out_dir: Path, step: int, figures: dict, log: Callable[[str], None]) -> dict:
     """Add a validation to the run's curve and its log; returns the figures."""
     from maskwatch.training.detector.validation import append_line, describe

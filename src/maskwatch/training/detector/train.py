@@ -28,6 +28,7 @@ from maskwatch.training.detector.loop import (
     RunClock,
     compile_for_training,
     export_with_record,
+    load_checkpoint,
     record_validation,
     run_steps,
     sample_options,
@@ -288,15 +289,8 @@ def _build_model(weights: str | None, width: int):
 
 def _resume(model, out_dir: Path, log: Callable[[str], None]) -> RunStart:
     """Load the last checkpoint into ``model``: a damaged or foreign one is one line, and its files stay as they are."""
-    state = read_json_input(out_dir / STATE_FILE)
-    recipe = state.get("config")
-    try:
-        model.load_weights(str(out_dir / WEIGHTS_FILE))
-        step = int(state["step"])
-    except Exception as exc:
-        text = " ".join(str(exc).split())[:200]
-        raise ModelError(f"{out_dir}: cannot resume from its checkpoint ({text})") from None
-    begun = RunStart(step, float(state.get("seconds", 0.0)), recipe)
+    step, seconds, state = load_checkpoint(model, out_dir, WEIGHTS_FILE)
+    begun = RunStart(step, seconds, state.get("config"))
     log(f"resumed at step {begun.step}")
     return begun
 

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maskwatch.errors import InputError, ModelError
-from maskwatch.media.files import make_folder, read_json_input
+from maskwatch.media.files import make_folder
 from maskwatch.training.detector.config import TrainConfig
 from maskwatch.training.detector.loop import (
     STATE_FILE,
     RunClock,
     compile_for_training,
     export_with_record,
+    load_checkpoint,
     record_validation,
     run_steps,
     sample_options,
@@ -154,9 +155,7 @@ def _fine_tune(
     model = build_model()
     start, elapsed_before = 0, 0.0
     if resume:
-        state = read_json_input(out_dir / STATE_FILE)
-        model.load_weights(str(out_dir / WEIGHTS_FILE))
-        start, elapsed_before = int(state["step"]), float(state.get("seconds", 0.0))
+        start, elapsed_before, _ = load_checkpoint(model, out_dir, WEIGHTS_FILE)
         log(f"resumed at step {start}")
     else:
         layers = load_yunet_weights(model, source)
