@@ -13,10 +13,10 @@ This writes, from ``../shared``, never into the repository's history:
 
 Then, on the GPU host (with ``.gpu/`` copied beside the working tree)::
 
-    bash tools/device_train_detector.sh --holdout-fold 0 --steps 3000 --batch 64 --size 384 --lr 4e-3
+    bash tools/gpu_train_detector.sh --holdout-fold 0 --steps 3000 --batch 64 --size 384 --lr 4e-3
 
 trains on Keras' JAX backend with a worker process per spare core (nproc - 2) and writes the checkpoint under
-``$OUT/run`` (``runs/run`` unless OUT is set); back here, the export command it prints (a ``--resume`` of a
+``$RUN_DIR`` (``runs/run`` unless set); back here, the export command it prints (a ``--resume`` of a
 writable copy) exports it to ONNX.
 """
 
