@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_cli
 
 from maskwatch.detectors.maskface import (
     HEAD_CHANNELS,
@@ -134,6 +135,18 @@ def _write_toy_scenes(root: Path, count: int = 6) -> Path:
             f"<depth>3</depth></size>{''.join(objects)}</annotation>"
         )
     return root
+
+
+def test_scenes_split_all_trains_on_both_halves_and_the_test_half_alone_is_refused(tmp_path):
+    from maskwatch.training.detector.data import HeldOutFold, load_scenes
+
+    scenes = _write_toy_scenes(tmp_path / "scenes", count=6)  # toy0, 2, 4 train; toy1, 3, 5 test
+    assert len(load_scenes(scenes, "train")) == 3
+    assert len(load_scenes(scenes, "all")) == 6
+    assert len(load_scenes(scenes, "all", held_out=HeldOutFold(0, 3))) == 5  # the fold holds train-half photos only
+    result = run_cli("train-detector", "--scenes", str(scenes), "--scenes-split", "test", "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "--scenes-split test: train or all")
+    assert not (tmp_path / "r").exists()
 
 
 def test_anchor_sampling_puts_the_chosen_face_in_the_canvas_at_a_drawn_size(tmp_path):

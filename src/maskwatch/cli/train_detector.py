@@ -99,6 +99,12 @@ def train_detector_command(
     checkpoint_every: int = typer.Option(
         _D.checkpoint_every, "--checkpoint-every", min=1, help="Save the checkpoint every N steps."
     ),
+    scenes_split: str = typer.Option(
+        _D.scenes_split,
+        "--scenes-split",
+        help="The scenes to train on: the train half, or all of them (a model to ship once its recipe has been judged "
+        "on the test half by a twin trained on the train half).",
+    ),
     holdout_fold: int = typer.Option(
         None,
         "--holdout-fold",
@@ -130,6 +136,8 @@ def train_detector_command(
         raise InputError(f"KERAS_BACKEND={backend}, but {backend} is not installed")
     from maskwatch.training.detector.train import TrainConfig, train
 
+    if scenes_split not in ("train", "all"):
+        raise InputError(f"--scenes-split {scenes_split}: train or all (the test half alone never trains)")
     if not (scenes / "annotations").is_dir() or not (scenes / "images").is_dir():
         default = " (the default --scenes, relative to the current folder)" if scenes == DEFAULT_SCENES else ""
         raise InputError(f"{scenes}: expected images/ and annotations/ folders{default}")
@@ -142,6 +150,7 @@ def train_detector_command(
         read_init(init)
     config = TrainConfig(
         scenes=str(scenes),
+        scenes_split=scenes_split,
         face_mask=_optional(face_mask),
         backbone_weights=_optional(backbone_weights),
         out=str(out),

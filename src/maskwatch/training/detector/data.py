@@ -73,13 +73,13 @@ class Sample:
 def load_scenes(
     scenes_dir: str | Path, split: str = "train", limit: int | None = None, held_out: HeldOutFold | None = None
 ) -> list[Scene]:
-    """The scenes of one half (even image numbers = train) with their boxes, decoded once into memory;
-    the photos of ``held_out`` (kept for validation) are left out."""
+    """The scenes of one half (even image numbers = train), or ``all`` of them, with their boxes, decoded once into
+    memory; the photos of ``held_out`` (kept for validation) are left out."""
     scenes_dir = Path(scenes_dir)
     images = load_voc_dir(scenes_dir / "annotations", scenes_dir / "images")
     out = []
     for item in images:
-        if scene_split(item.name) != split or (held_out is not None and held_out.holds(item.name)):
+        if (split != "all" and scene_split(item.name) != split) or (held_out is not None and held_out.holds(item.name)):
             continue
         image = read_scene_image(item)
         boxes = np.array([o.box for o in item.objects], np.float32).reshape(-1, 4)
@@ -88,7 +88,7 @@ def load_scenes(
         if limit and len(out) >= limit:
             break
     if not out:
-        raise InputError(f"{scenes_dir}: no {split}-half scenes found")
+        raise InputError(f"{scenes_dir}: no {'' if split == 'all' else split + '-half '}scenes found")
     return out
 
 
@@ -100,7 +100,7 @@ class HeldOutFold:
     folds: int
 
     def holds(self, image_name: str) -> bool:
-        return scene_fold(image_name, self.folds) == self.fold
+        return scene_split(image_name) == "train" and scene_fold(image_name, self.folds) == self.fold
 
 
 def read_scene_image(item: AnnotatedImage) -> np.ndarray:

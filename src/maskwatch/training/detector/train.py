@@ -86,7 +86,7 @@ def train(
             raise InputError(f"{weights}: backbone weights not found (pass --backbone-weights none)")
         check_hdf5(weights, "MobileNetV2 weights")
 
-    scenes = load_scenes(config.scenes, "train", limit=config.limit_scenes, held_out=held_out)
+    scenes = load_scenes(config.scenes, config.scenes_split, limit=config.limit_scenes, held_out=held_out)
     photos = load_held_out(config.scenes, held_out) if held_out is not None else None
     crops = load_face_crops(config.face_mask, per_class=config.crops_per_class, seed=config.seed)
     if config.face_mask is not None and config.crops_per_class > 0:
@@ -96,7 +96,8 @@ def train(
                     f"{config.face_mask}: no face crops in {folder}/ (RMFD-named .jpg crops, 24 px or more); "
                     "pass --face-mask none to train without pasted faces"
                 )
-    log(f"data: {len(scenes)} train-half scenes, {len(crops[0])} + {len(crops[1])} face crops")
+    which = "train-half scenes" if config.scenes_split == "train" else "scenes"
+    log(f"data: {len(scenes)} {which}, {len(crops[0])} + {len(crops[1])} face crops")
     if photos is not None:
         log(f"validation: {len(photos.items)} train-half photos held out, fold {config.holdout_fold} of {config.folds}")
         if config.init:

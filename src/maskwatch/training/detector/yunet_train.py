@@ -122,10 +122,11 @@ def train_yunet(
         raise InputError(
             f"{out_dir}: the folder holds a detector run; continue it with --resume or choose another --out"
         )
-    scenes = load_scenes(config.scenes, "train", limit=config.limit_scenes, held_out=held_out)
+    scenes = load_scenes(config.scenes, config.scenes_split, limit=config.limit_scenes, held_out=held_out)
     photos = load_held_out(config.scenes, held_out) if held_out is not None else None
     crops = load_face_crops(config.face_mask, per_class=config.crops_per_class, seed=config.seed)
-    log(f"data: {len(scenes)} train-half scenes, {len(crops[0])} + {len(crops[1])} face crops")
+    which = "train-half scenes" if config.scenes_split == "train" else "scenes"
+    log(f"data: {len(scenes)} {which}, {len(crops[0])} + {len(crops[1])} face crops")
     if photos is not None:
         log(f"validation: {len(photos.items)} train-half photos held out, fold {config.holdout_fold} of {config.folds}")
     try:
