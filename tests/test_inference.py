@@ -186,3 +186,13 @@ def test_tracker_retires_lost_tracks():
     (face,) = tracker.update([_face((0, 0, 50, 50), 0.9)], 10)
     assert face.track_id == 2  # the first track aged out; a new person
     assert tracker.people_per_class() == {"with_mask": 2}
+
+
+def test_tracker_follows_a_fast_face_through_a_missed_frame_by_its_motion():
+    """40 px a frame on a 100-px face, not found in frame 2: in frame 3 its box overlaps the last one at IoU 0.11,
+    but where its motion puts it at 1.0, so it keeps its id; a face standing where the first one was is new."""
+    tracker = FaceTracker(["with_mask", "without_mask"], min_hits=1)
+    ids = [tracker.update([_face((x, 0, x + 100, 100), 0.9)], frame)[0].track_id for frame, x in ((0, 0), (1, 40))]
+    (moved, still) = tracker.update([_face((120, 0, 220, 100), 0.9), _face((0, 200, 100, 300), 0.1)], 3)
+    assert ids == [1, 1] and moved.track_id == 1 and still.track_id == 2
+    assert tracker.people_per_class() == {"with_mask": 1, "without_mask": 1}

@@ -1,8 +1,9 @@
 """Face tracks across frames: stable ids, smoothed classes, unique people per class.
 
-Greedy IoU matching is enough at camera frame rates (faces move little between
-frames) and keeps the stage dependency-free; the class of a track is the mean of
-its last ``window`` probability vectors so labels do not flicker.
+Greedy IoU matching keeps the stage dependency-free; each face is matched against a track's last box and
+against where the track's own motion puts it now, so a face crossing the frame fast (or a low frame rate)
+keeps its id. The class of a track is the mean of its last ``window`` probability vectors so labels do
+not flicker.
 """
 
 from __future__ import annotations
@@ -24,6 +25,24 @@ class Track:
     hits: int = 0
     history: deque = field(default_factory=deque)
     votes: Counter = field(default_factory=Counter)
+    velocity: tuple[float, float] = (0.0, 0.0)
+    """Centre motion in pixels per frame, from the track's last two matches (smoothed)."""
+
+    def predicted(self, frame_index: int) -> tuple[float, float, float, float]:
+        """The last box moved on by the track's velocity to ``frame_index``."""
+        steps = frame_index - self.last_frame
+        dx, dy = self.velocity[0] * steps, self.velocity[1] * steps
+        x1, y1, x2, y2 = self.box
+        return (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
+
+    def move_to(self, box: tuple[float, float, float, float], frame_index: int) -> None:
+        if self.hits:
+            steps = max(1, frame_index - self.last_frame)
+            vx = ((box[0] + box[2]) - (self.box[0] + self.box[2])) / 2 / steps
+            vy = ((box[1] + box[3]) - (self.box[1] + self.box[3])) / 2 / steps
+            self.velocity = (vx, vy) if self.hits == 1 else ((self.velocity[0] + vx) / 2, (self.velocity[1] + vy) / 2)
+        self.box, self.last_frame = box, frame_index
+        self.hits += 1
 
 
 class FaceTracker:
@@ -45,8 +64,9 @@ class FaceTracker:
         """Faces of this frame with track ids and smoothed labels, in the same order."""
         self._retire(frame_index)
         boxes = np.array([f.box for f in faces], np.float32).reshape(-1, 4)
-        track_boxes = np.array([t.box for t in self.tracks], np.float32).reshape(-1, 4)
-        overlaps = iou_matrix(boxes, track_boxes)
+        last = np.array([t.box for t in self.tracks], np.float32).reshape(-1, 4)
+        moved = np.array([t.predicted(frame_index) for t in self.tracks], np.float32).reshape(-1, 4)
+        overlaps = np.maximum(iou_matrix(boxes, last), iou_matrix(boxes, moved))
         assigned: dict[int, Track] = {}
         used: set[int] = set()
         for flat in np.argsort(-overlaps, axis=None):
@@ -60,8 +80,7 @@ class FaceTracker:
         out = []
         for i, face in enumerate(faces):
             track = assigned.get(i) or self._new_track(face, frame_index)
-            track.box, track.last_frame = face.box, frame_index
-            track.hits += 1
+            track.move_to(face.box, frame_index)
             out.append(self._smooth(face, track))
         return out
 
