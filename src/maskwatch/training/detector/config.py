@@ -11,8 +11,6 @@ class TrainConfig:
     """Everything that defines a run; saved next to the checkpoint and into the model's metadata."""
 
     scenes: str = "../shared/data/scenes"
-    scenes_split: str = "train"
-    """Which scenes train: the train half, or ``all`` (a model shipped once its recipe was judged on the test half)."""
     face_mask: str | None = "../shared/data/face-mask"
     backbone_weights: str | None = "../shared/weights/mobilenet_v2_0.35_no_top.weights.h5"
     out: str = "runs/maskface"
@@ -42,4 +40,6 @@ class TrainConfig:
     holdout_fold: int | None = None
     """A fold of the train-half photos kept out of training and validated on at each checkpoint (None: none)."""
     folds: int = 3
+    scenes_split: str = "train"
+    """Which scenes train: the train half, or ``all`` (a model shipped once its recipe was judged on the test half)."""
     extra: dict = field(default_factory=dict)
