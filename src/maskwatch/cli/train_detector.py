@@ -136,8 +136,6 @@ def train_detector_command(
         raise InputError(f"KERAS_BACKEND={backend}, but {backend} is not installed")
     from maskwatch.training.detector.train import TrainConfig, train
 
-    if scenes_split not in ("train", "all"):
-        raise InputError(f"--scenes-split {scenes_split}: train or all (the test half alone never trains)")
     if not (scenes / "annotations").is_dir() or not (scenes / "images").is_dir():
         default = " (the default --scenes, relative to the current folder)" if scenes == DEFAULT_SCENES else ""
         raise InputError(f"{scenes}: expected images/ and annotations/ folders{default}")

@@ -239,10 +239,7 @@ class MaskFaceDetector:
         model_bytes = data if isinstance(data, bytes) else data.read_bytes()
         self.onnx = model_bytes  # the web page's on-device mode runs the same file in the browser
         self.version = fingerprint(model_bytes, settings)
-        try:
-            session = create_session(model_bytes, threads=threads)
-        except ModelError as exc:
-            raise ModelError(f"{model_path}: {exc}" if model_path else str(exc)) from None
+        session = create_session(model_bytes, threads=threads, source=model_path)
         input_name = session.get_inputs()[0].name
         self._network = lambda tensor: session.run(None, {input_name: tensor})[0]
 

@@ -170,10 +170,7 @@ class YuNetDetector:
             model_bytes = packaged.read_bytes()
         self.onnx = model_bytes  # the web page's on-device mode runs the same file in the browser
         self.version = fingerprint(model_bytes, settings)
-        try:
-            session = create_session(model_bytes, threads=threads)
-        except ModelError as exc:
-            raise ModelError(f"{model_path}: {exc}" if model_path else str(exc)) from None
+        session = create_session(model_bytes, threads=threads, source=model_path)
         inputs = session.get_inputs()[0]
         self._nchw = len(inputs.shape) == 4 and inputs.shape[1] == 3  # YuNet's own file: BGR NCHW, sigmoid inside
         outputs = [o.name for o in session.get_outputs()]

@@ -19,10 +19,7 @@ class MaskClassifier:
         self.classes = list(self.bundle.meta.classes)
         self.input_size = self.bundle.meta.input_size
         self.margin = self.bundle.meta.crop.margin
-        try:
-            self.session = create_session(self.bundle.onnx, threads=threads)
-        except ModelError as exc:  # say which bundle: the session error alone names no file
-            raise ModelError(f"{self.bundle.source}: {exc}") from None
+        self.session = create_session(self.bundle.onnx, threads=threads, source=self.bundle.source)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         self.input_name = inputs[0].name
         n_out = outputs[0].shape[-1]

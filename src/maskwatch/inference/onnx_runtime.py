@@ -77,8 +77,9 @@ def recorded_sessions() -> Iterator[list[RecordedSession]]:
             session.recording = False
 
 
-def create_session(model: bytes | str, threads: int | None = None) -> ort.InferenceSession:
-    """A CPU inference session, or a one-line ``ModelError`` if the model cannot be loaded.
+def create_session(model: bytes | str, threads: int | None = None, source: object = None) -> ort.InferenceSession:
+    """A CPU inference session, or a one-line ``ModelError`` if the model cannot be loaded (naming ``source``, the
+    user's file it came from, when there is one).
 
     Spinning is off: by default ONNX Runtime's idle worker threads spin for a while
     after each run, so with a detector and a classifier taking turns on the same
@@ -99,7 +100,8 @@ def create_session(model: bytes | str, threads: int | None = None) -> ort.Infere
     try:
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
-        raise ModelError(f"cannot load ONNX model: {first_line(exc)}") from None
+        text = f"cannot load ONNX model: {first_line(exc)}"
+        raise ModelError(f"{source}: {text}" if source else text) from None
     if recording is not None:
         recorded = RecordedSession(model, session)  # type: ignore[arg-type]
         recording.append(recorded)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -200,24 +201,24 @@ class SourceWorker:
                 self.state.status = "running"
                 base = self._last_t + (1.0 / (self.config.fps or 25.0) if self.state.frames else 0.0)
                 id_offset, reported = self._top_id, 0  # a reopened source's tracker starts at 1 again
-                run = self.detector.process(source, track=True)
-                for result in run:
-                    if stop.is_set():
-                        break
-                    faces = [replace(f, track_id=f.track_id + id_offset) if f.track_id else f for f in result.faces]
-                    self._top_id = max([self._top_id, *(f.track_id or 0 for f in faces)])
-                    if replay:
-                        fps = self.config.fps or source.fps or 25.0
-                        t = base + result.index / fps
-                    else:
-                        t = time.time()
-                    self.handle(t, result.image, faces)
-                    if isinstance(source, LiveFrames) and source.dropped > reported:
-                        self.state.dropped += source.dropped - reported
-                        self.monitor.metrics.dropped.labels(self.config.name).inc(source.dropped - reported)
-                        reported = source.dropped
-                    attempts = 0
-                run.close()  # now, not when the collector finds it: a reader thread must not outlive the run
+                # closed however the loop ends, not when the collector finds it: no reader thread outlives the run
+                with closing(self.detector.process(source, track=True)) as run:
+                    for result in run:
+                        if stop.is_set():
+                            break
+                        faces = [replace(f, track_id=f.track_id + id_offset) if f.track_id else f for f in result.faces]
+                        self._top_id = max([self._top_id, *(f.track_id or 0 for f in faces)])
+                        if replay:
+                            fps = self.config.fps or source.fps or 25.0
+                            t = base + result.index / fps
+                        else:
+                            t = time.time()
+                        self.handle(t, result.image, faces)
+                        if isinstance(source, LiveFrames) and source.dropped > reported:
+                            self.state.dropped += source.dropped - reported
+                            self.monitor.metrics.dropped.labels(self.config.name).inc(source.dropped - reported)
+                            reported = source.dropped
+                        attempts = 0
                 if stop.is_set():
                     break
                 if source.kind == "video":

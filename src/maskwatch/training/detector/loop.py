@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from maskwatch.errors import ModelError
+from maskwatch.media.files import read_json_input
 from maskwatch.training.detector.config import TrainConfig
 
 STATE_FILE = "state.json"
@@ -130,8 +131,6 @@ def save_checkpoint(
 def load_checkpoint(model, out_dir: Path, weights_file: str) -> tuple[int, float, dict]:
     """Load a run's last checkpoint into ``model``: (step, seconds so far, state). A damaged or foreign one is one
     line, and its files stay as they are."""
-    from maskwatch.media.files import read_json_input
-
     state = read_json_input(out_dir / STATE_FILE)
     try:
         model.load_weights(str(out_dir / weights_file))

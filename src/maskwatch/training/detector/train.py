@@ -61,7 +61,7 @@ def train(
     from maskwatch.training.detector.data import load_face_crops, load_scenes
     from maskwatch.training.detector.validation import load_held_out
 
-    check_size_and_lr(config)
+    check_settings(config)
     if config.input_size <= DEFAULT_COARSE:
         raise InputError(f"--input-size must be over {DEFAULT_COARSE} px (the coarse pass's), got {config.input_size}")
     held_out = held_out_fold(config)
@@ -112,8 +112,10 @@ def train(
         raise
 
 
-def check_size_and_lr(config: TrainConfig) -> None:
-    """The sample size the model's strides divide, and a learning rate the schedule can scale."""
+def check_settings(config: TrainConfig) -> None:
+    """The sample size the model's strides divide, a learning rate the schedule can scale, and scenes to train on."""
+    if config.scenes_split not in ("train", "all"):
+        raise InputError(f"--scenes-split {config.scenes_split}: train or all (the test half alone never trains)")
     if config.size % 32 or config.size < 64:
         raise InputError(f"--size must be a multiple of 32 and at least 64, got {config.size}")
     if not (math.isfinite(config.lr) and config.lr > 0):

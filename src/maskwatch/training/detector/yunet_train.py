@@ -32,7 +32,7 @@ from maskwatch.training.detector.loop import (
     save_checkpoint,
     start_keras,
 )
-from maskwatch.training.detector.train import check_size_and_lr, held_out_fold
+from maskwatch.training.detector.train import check_settings, held_out_fold
 
 if TYPE_CHECKING:
     from maskwatch.training.detector.validation import HeldOutPhotos
@@ -109,7 +109,7 @@ def train_yunet(
     from maskwatch.training.detector.validation import load_held_out
     from maskwatch.training.detector.yunet import read_yunet
 
-    check_size_and_lr(config)
+    check_settings(config)
     held_out = held_out_fold(config)
     source = yunet_path(config.init or INIT_NAME)
     read_yunet(source)  # a wrong file is one line before anything starts
