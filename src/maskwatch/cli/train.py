@@ -63,6 +63,13 @@ def train(
         "--balance-sources",
         help="Balance classes within each source (a subfolder of the class folder, else a file-name family).",
     ),
+    low_res: float = typer.Option(
+        _D.low_res,
+        "--low-res",
+        min=0.0,
+        max=1.0,
+        help="Share of augmented crops shrunk to a small face's pixels (12-48 px) and enlarged back.",
+    ),
     patience: int = typer.Option(_D.patience, min=1, help="Early stopping: epochs without a better validation loss."),
     manifest: str = typer.Option(
         None, help="Reuse the split of an earlier run (its split.csv); --per-class, --val, --test do not apply."
@@ -95,6 +102,7 @@ def train(
         finetune_lr=finetune_lr,
         augment_copies=augment_copies,
         balance_sources=balance_sources,
+        low_res=low_res,
         patience=patience,
         manifest=manifest,
         cache=cache,

@@ -21,7 +21,7 @@ from maskwatch.evaluation.reports import Evaluation  # noqa: E402
 from maskwatch.inference.bundle import BundleMeta, CropSpec, save_bundle  # noqa: E402
 from maskwatch.media.files import read_json_input  # noqa: E402
 from maskwatch.training.classifier import TrainingInterrupted, resolve_weights  # noqa: E402
-from maskwatch.training.classifier.augment import augment_batch  # noqa: E402
+from maskwatch.training.classifier.augment import AugmentConfig, augment_batch  # noqa: E402
 from maskwatch.training.classifier.backbones import backbone_spec, quiet  # noqa: E402
 from maskwatch.training.classifier.export import onnx_bytes, onnx_parity  # noqa: E402
 from maskwatch.training.classifier.model import Classifier, build_classifier, unfreeze_top  # noqa: E402
@@ -44,9 +44,12 @@ from maskwatch.training.common import now_iso, versions, write_json  # noqa: E40
 class AugmentedCrops(keras.utils.PyDataset):
     """Shuffled, augmented batches of crops with their loss weights (one per crop); seeded by epoch."""
 
-    def __init__(self, split: Split, n_classes: int, batch: int, seed: int, weights: np.ndarray) -> None:
+    def __init__(
+        self, split: Split, n_classes: int, batch: int, seed: int, weights: np.ndarray, augment: AugmentConfig
+    ) -> None:
         super().__init__()
         self.split, self.n_classes, self.batch, self.seed, self.weights = split, n_classes, batch, seed, weights
+        self.augment = augment
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -58,7 +61,7 @@ class AugmentedCrops(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx = self.order[index * self.batch : (index + 1) * self.batch]
-        images = augment_batch(self.split.images[idx], self.rng).astype(np.float32)
+        images = augment_batch(self.split.images[idx], self.rng, self.augment).astype(np.float32)
         labels = self.split.labels[idx]
         return images, one_hot(labels, self.n_classes), self.weights[idx]
 
@@ -113,12 +116,14 @@ STATE_KEYS = {
 """What a checkpoint state of each stage must hold for training to continue from it."""
 
 
-def _augmented_features(clf: Classifier, split: Split, copies: int, seed: int, reporter: Reporter) -> tuple:
+def _augmented_features(
+    clf: Classifier, split: Split, copies: int, seed: int, augment: AugmentConfig, reporter: Reporter
+) -> tuple:
     """Frozen-backbone features of the train crops and of ``copies`` augmented versions of them."""
     reporter.start("Backbone features", copies + 1)
     feats, labels = [], []
     for copy in range(copies + 1):
-        images = split.images if copy == 0 else augment_batch(split.images, np.random.default_rng(seed + copy))
+        images = split.images if copy == 0 else augment_batch(split.images, np.random.default_rng(seed + copy), augment)
         feats.append(clf.features.predict(images.astype(np.float32), batch_size=64, verbose=0))
         labels.append(split.labels)
         reporter.advance(1)
@@ -209,7 +214,8 @@ def _train_head(
     folder: Path,
 ) -> dict[str, Any]:
     n = clf.model.output_shape[-1]
-    train_f, train_l = _augmented_features(clf, splits["train"], config.augment_copies, config.seed, reporter)
+    augment = AugmentConfig(low_res=config.low_res)
+    train_f, train_l = _augmented_features(clf, splits["train"], config.augment_copies, config.seed, augment, reporter)
     val = splits["val"]
     has_val = len(val.labels) > 0
     val_f = clf.features.predict(val.images.astype(np.float32), batch_size=64, verbose=0) if has_val else None
@@ -270,7 +276,14 @@ def _finetune(
     clf.model.compile(
         optimizer=keras.optimizers.Adam(config.finetune_lr), loss="categorical_crossentropy", metrics=["accuracy"]
     )
-    data = AugmentedCrops(splits["train"], clf.model.output_shape[-1], config.batch_size, config.seed, weights)
+    data = AugmentedCrops(
+        splits["train"],
+        clf.model.output_shape[-1],
+        config.batch_size,
+        config.seed,
+        weights,
+        AugmentConfig(low_res=config.low_res),
+    )
     start = state.get("epoch", 0) if state.get("stage") == "finetune" else 0
     reporter.start("Fine-tuning", (config.finetune_epochs - start) * len(data))
     for epoch in range(start, config.finetune_epochs):

@@ -49,6 +49,8 @@ class TrainConfig:
     dropout: float = 0.2
     augment_copies: int = 2
     balance_sources: bool = False
+    low_res: float = 0.0
+    """Share of augmented crops shrunk to a small face's pixels and enlarged back (``AugmentConfig.low_res``)."""
     patience: int = 3
     manifest: str | None = None
     cache: str | None = None

@@ -80,6 +80,7 @@ def check_config(config: TrainConfig) -> None:
         ("--margin", config.margin, 0.0, 1.0),
         ("--finetune-fraction", config.finetune_fraction, 0.0, 1.0),
         ("dropout", config.dropout, 0.0, 0.9),
+        ("--low-res", config.low_res, 0.0, 1.0),
     )
     for name, value, lowest, highest in ranges:
         if not lowest <= value <= highest:  # also false for NaN
