@@ -267,6 +267,7 @@ def _annotated_photos(root: Path, astronaut_bgr: np.ndarray) -> tuple[Path, Path
 def test_collect_boxes_cuts_like_inference_and_never_overwrites(tmp_path, astronaut_bgr):
     from maskwatch.data.annotations import load_voc_dir
     from maskwatch.data.collect import collect_boxes
+    from maskwatch.data.provenance import crop_photo_digest, photo_digest
 
     images, annotations = _annotated_photos(tmp_path, astronaut_bgr)
     photos = load_voc_dir(annotations, images)
@@ -280,9 +281,13 @@ def test_collect_boxes_cuts_like_inference_and_never_overwrites(tmp_path, astron
     stored = cv2.cvtColor(cv2.imread(str(first)), cv2.COLOR_BGR2RGB)
     assert np.abs(stored.astype(int) - expected.astype(int)).mean() < 3  # JPEG only
     before = first.read_bytes()
+    records = (tmp_path / "ds" / "photos.csv").read_text()
+    assert records.count("\n") == 1 + 6  # a header and each crop written, with its photo's digest
+    assert crop_photo_digest(first) == photo_digest(images / "scene0.png")
     again = collect_boxes(photos, tmp_path / "ds", {"mask_weared_incorrect": "-"})
     assert again.saved == {} and again.existing == 3 and again.ignored_classes == {"mask_weared_incorrect": 3}
     assert first.read_bytes() == before
+    assert (tmp_path / "ds" / "photos.csv").read_text() == records  # nothing written, nothing recorded twice
 
 
 def test_collect_boxes_clips_a_box_beyond_a_photo_of_unannotated_size(tmp_path, astronaut_bgr):

@@ -120,6 +120,24 @@ def test_end_to_end(bundle: Path, scenes: tuple[Path, Path], tmp_path: Path) -> 
     assert 1 <= len(drawn) <= 2 and drawn[0].name in page
 
 
+@pytest.mark.slow  # one pipeline run over one photo
+def test_a_model_scored_on_its_own_training_photos_is_named(scenes: tuple[Path, Path], tmp_path: Path) -> None:
+    """The packaged bundle learnt from both halves of the shared scenes, maskface from the train half only."""
+    images, annotations = scenes
+    out = tmp_path / "report"
+    args = ["evaluate-scenes", str(images), str(annotations), "--limit", "1", "--curve-conf", "0.5", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "warning: models learnt from these photos (maskwatch:default from 1 of 1)" in result.output
+    assert json.loads((out / "scene_report.json").read_text())["models_trained_on_these_photos"] == {
+        "maskwatch:default": 1
+    }
+    assert "Not a result" in (out / "scene_report.html").read_text()
+    again = CliRunner().invoke(app, [*args, "--model", "maskwatch:scenes"])  # trained on the train half only
+    assert again.exit_code == 0, again.output
+    assert "learnt from these photos" not in again.output
+
+
 def test_bad_annotations_exit_with_one_line(bundle: Path, tmp_path: Path) -> None:
     (tmp_path / "img").mkdir()
     (tmp_path / "ann").mkdir()

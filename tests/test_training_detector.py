@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_cli
 
+from maskwatch.data.annotations import scene_fold, scene_split
+from maskwatch.data.provenance import photo_digests
 from maskwatch.detectors.maskface import (
     HEAD_CHANNELS,
     STRIDE,
@@ -612,7 +614,6 @@ def test_holdout_fold_is_kept_out_of_training_and_validated_at_every_checkpoint(
     pytest.importorskip("tensorflow")
     import json
 
-    from maskwatch.data.annotations import scene_fold
     from maskwatch.errors import InputError
     from maskwatch.training.detector.data import HeldOutFold, load_scenes
     from maskwatch.training.detector.train import TrainConfig, train
@@ -635,6 +636,8 @@ def test_holdout_fold_is_kept_out_of_training_and_validated_at_every_checkpoint(
         assert 0.0 <= c["face_ap"] <= 1.0 and c["fp_per_image_at_0.5"] >= 0.0
     meta = json.loads((run / "maskface.json").read_text())
     assert meta["validation"] == {k: v for k, v in curve[-1].items() if k != "step"}
+    learnt = [p for p in (scenes / "images").iterdir() if scene_split(p.name) == "train" and scene_fold(p.name, 3)]
+    assert len(learnt) == 4 and meta["trained_on_photos"] == photo_digests(learnt)  # never the held-out fold's
     for fold, folds in ((1, 3), (None, 3)):
         other = TrainConfig(**{**config.__dict__, "holdout_fold": fold, "folds": folds, "steps": 6})
         with pytest.raises(InputError, match="started with --holdout-fold 0 --folds 3"):

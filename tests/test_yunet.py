@@ -199,6 +199,7 @@ def test_tiny_fine_tuning_exports_a_yunet_mask_detector(tmp_path: Path, shared_d
     assert result.returncode == 0, result.stderr[-2000:]
     meta = json.loads((out / "yunet_mask.json").read_text())
     assert meta["classes"] == list(CLASSES) and meta["config"]["steps"] == 3
+    assert len(meta["trained_on_photos"]) == 4  # the four scenes it learnt from (YuNet's own data is not a scene)
     detector = create_detector("yunet-mask", model=out / "yunet_mask.onnx", min_score=0.0)
     image = cv2.imread(str(sorted((scenes / "images").glob("*.jpg"))[0]))
     found = detector.detect(image)

@@ -121,7 +121,7 @@ def evaluate_scenes_command(
     from maskwatch.cli.detect import setup_logging
     from maskwatch.data.annotations import load_annotations, select_split
     from maskwatch.errors import InputError
-    from maskwatch.evaluation.scene_report import write_report
+    from maskwatch.evaluation.scene_report import trained_on_text, write_report
     from maskwatch.evaluation.scene_run import evaluate_scenes
     from maskwatch.media.files import prepare_output_folder
     from maskwatch.pipeline import Detector
@@ -178,6 +178,8 @@ def evaluate_scenes_command(
         )
     written = write_report(report, out, worst=worst)
     _print(report)
+    if report.trained_on:
+        console_err.print(f"warning: {trained_on_text(report)}", highlight=False)
     for kind in ("json", "html"):
         console_err.print(f"wrote {written[kind]}")
 

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from maskwatch.data.dataset import hamming, phash
+from maskwatch.data.provenance import append_crop_records, photo_digest
 from maskwatch.errors import InputError
 from maskwatch.faces import Detection
 from maskwatch.inference.crops import DEFAULT_MARGIN, crop_face
@@ -229,7 +230,9 @@ def collect_boxes(
 
     The annotation's box replaces the detector's, so faces a detector misses (tiny, masked, side-on) become
     training crops too. ``class_map`` renames dataset classes (``-`` drops one). Re-running skips files that
-    exist already, so nothing is overwritten and an interrupted run can simply be started again.
+    exist already, so nothing is overwritten and an interrupted run can simply be started again. Each crop's photo
+    is recorded by content in ``out_dir/photos.csv`` (``maskwatch.data.provenance``), so a model trained on the
+    crops knows which photos it must not be judged on.
     """
     class_map = class_map or {}
     summary = BoxCropSummary(out_dir=Path(out_dir))
@@ -239,6 +242,7 @@ def collect_boxes(
         if image is None:
             summary.unreadable.append(str(item.image_path))
             continue
+        written: list[Path] = []
         for index, face in enumerate(item.objects):
             label = class_map.get(face.label, face.label)
             if label == "-":
@@ -265,4 +269,8 @@ def collect_boxes(
                 summary.existing += 1
                 continue
             summary.saved.setdefault(label, []).append(path)
+            written.append(path)
+        if written:
+            digest = photo_digest(item.image_path)
+            append_crop_records(Path(out_dir), ((f"{p.parent.name}/{p.name}", digest) for p in written))
     return summary

@@ -144,6 +144,7 @@ class YuNetDetector:
         self.min_score, self.nms_iou = float(min_score), float(nms_iou)
         model_path = Path(model) if model is not None else None
         meta = load_meta(model_path) if self.mask and network is None else {}
+        self.meta = meta
         self.threshold = float(threshold if threshold is not None else meta.get("threshold", 0.5))
         """Raw score that reads as 0.5 (the pipeline's default confidence): the fine-tune's operating point."""
         settings = f"s{'+'.join(map(str, self.sizes))}-nms{nms_iou:g}-t{self.threshold:g}"

@@ -203,6 +203,14 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def trained_on_text(report: SceneReport) -> str:
+    """One sentence naming the models that learnt from the evaluated photos (empty when none did)."""
+    if not report.trained_on:
+        return ""
+    named = ", ".join(f"{name} from {n}" for name, n in report.trained_on.items())
+    return f"models learnt from these photos ({named} of {len(report.results)}): the figures flatter them"
+
+
 def render_html(report: SceneReport, gallery: list[tuple[ImageResult, Path]], pr_plot: bool = True) -> str:
     """A self-contained page (images referenced relatively) with every table and the worst images."""
     e = html.escape
@@ -218,6 +226,8 @@ def render_html(report: SceneReport, gallery: list[tuple[ImageResult, Path]], pr
         "<table>" + "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in report.settings.items()),
         "</table>",
     ]
+    if report.trained_on:
+        parts.append(f"<p><b>Not a result:</b> {e(trained_on_text(report))}.</p>")
     for iou, m in report.metrics.items():
         parts.append(f"<h2>IoU ≥ {iou:g}</h2>")
         selected = f" (over {', '.join(report.map_classes)})" if report.map_classes else ""

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from maskwatch.data.annotations import AnnotatedImage, GroundTruth
+from maskwatch.data.provenance import photo_digest, recorded_digests
 from maskwatch.evaluation.scene_metrics import (
     IGNORE,
     SIZE_BUCKETS,
@@ -59,6 +60,9 @@ class SceneReport:
     map_classes: list[str] | None = None
     curve_results: list[ImageResult] | None = None
     """The lower-threshold run behind AP and the PR curves (None: ``results`` themselves)."""
+    trained_on: dict[str, int] = field(default_factory=dict)
+    """Models of the pipeline that learnt from some of these photos (their metadata says so): name → how many.
+    Figures on a model's own training photos flatter it."""
 
     def mean_ap(self, iou: float = 0.5) -> float:
         """mAP over ``map_classes`` when set, else over every class with ground truth."""
@@ -74,6 +78,7 @@ class SceneReport:
             "classes": self.classes,
             "size_buckets_shorter_side_px": {n: [lo, None if math.isinf(hi) else hi] for n, lo, hi in SIZE_BUCKETS},
             "metrics": {f"iou_{iou:g}": m.to_dict(self.map_classes) for iou, m in self.metrics.items()},
+            "models_trained_on_these_photos": self.trained_on,
         }
 
 
@@ -113,7 +118,37 @@ def evaluate_scenes(
     curve_results = curve if curve_detector is not None else None
     metrics = {iou: compute_metrics(results, iou, classes, curve=curve_results) for iou in ious}
     selected = [c for c in map_classes] if map_classes else None
-    return SceneReport(results, metrics, classes, dict(settings or {}), selected, curve_results)
+    trained_on = training_overlap(detector, images)
+    return SceneReport(results, metrics, classes, dict(settings or {}), selected, curve_results, trained_on)
+
+
+def training_overlap(pipeline: Any, images: Sequence[AnnotatedImage]) -> dict[str, int]:
+    """How many of ``images`` each model of ``pipeline`` learnt from, by the photo digests its metadata records
+    (``maskwatch.data.provenance``); models that record none, or none of these, are left out."""
+    models = list(_recorded_models(pipeline))
+    if not models:
+        return {}
+    digests = {photo_digest(i.image_path) for i in images if Path(i.image_path).is_file()}
+    overlap = {name: len(recorded & digests) for name, recorded in models}
+    return {name: n for name, n in overlap.items() if n}
+
+
+def _recorded_models(pipeline: Any):
+    """(name, recorded digests) of the pipeline's classifier bundle and of its photo detector and their parts."""
+    classifier = getattr(pipeline, "classifier", None)
+    if classifier is not None:
+        recorded = set(classifier.bundle.meta.trained_on_photos)
+        if recorded:
+            yield classifier.bundle.name, recorded
+    pending = [getattr(pipeline, "photo_detector", None)]
+    while pending:
+        detector = pending.pop()
+        if detector is None:
+            continue
+        recorded = recorded_digests(getattr(detector, "meta", None))
+        if recorded:
+            yield detector.name, recorded
+        pending += [*getattr(detector, "members", []), getattr(detector, "base", None)]
 
 
 def _run_one(detector: FaceFinder, bgr: np.ndarray, image: AnnotatedImage) -> ImageResult:

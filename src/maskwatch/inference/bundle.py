@@ -49,6 +49,8 @@ class BundleMeta(BaseModel):
     created: str | None = None
     export: dict[str, Any] | None = None
     """Set on an exported bundle (``maskwatch export``): its format, source bundle, calibration set and parity."""
+    trained_on_photos: list[str] = Field(default_factory=list)
+    """Digests of the annotated photos whose faces it learnt from (``maskwatch.data.provenance``)."""
 
     @field_validator("classes")
     @classmethod

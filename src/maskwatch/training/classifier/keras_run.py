@@ -323,7 +323,13 @@ def _finetune(
 
 
 def write_bundle(
-    folder: Path, onnx_bytes: bytes, config: TrainConfig, classes: list[str], metrics: dict, manifest_sha: str
+    folder: Path,
+    onnx_bytes: bytes,
+    config: TrainConfig,
+    classes: list[str],
+    metrics: dict,
+    manifest_sha: str,
+    trained_on_photos: list[str],
 ) -> Path:
     spec = backbone_spec(config.backbone)
     meta = BundleMeta(
@@ -336,5 +342,6 @@ def write_bundle(
         train_command=" | ".join([config.command, *config.resumed]) if config.resumed else config.command,
         versions=versions(),
         created=now_iso(),
+        trained_on_photos=trained_on_photos,
     )
     return save_bundle(folder, onnx_bytes, meta)

@@ -33,6 +33,7 @@ from maskwatch.data.dataset import (
     write_manifest,
 )
 from maskwatch.data.facecache import FaceCache, cache_root, check_cache_writable
+from maskwatch.data.provenance import crop_photo_digest
 from maskwatch.detectors import detector_names
 from maskwatch.errors import InputError, ModelError
 from maskwatch.evaluation.classification import source_of
@@ -318,6 +319,14 @@ def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = 
         raise
 
 
+def photos_learnt_from(dataset: Dataset) -> list[str]:
+    """Digests of the annotated photos behind the train and val crops (``collect-boxes`` records them), so that
+    ``evaluate-scenes`` can tell when it scores the bundle on its own training photos."""
+    records: dict = {}
+    found = {crop_photo_digest(dataset.file(r), records) for r in dataset.records if r.split in ("train", "val")}
+    return sorted(d for d in found if d)
+
+
 def _run(config: TrainConfig, reporter: Reporter, resume: bool, out: Path) -> dict[str, Any]:
     started = time.monotonic()
     dataset, manifest_sha = split_dataset(config, reporter, resume)
@@ -350,7 +359,8 @@ def _run(config: TrainConfig, reporter: Reporter, resume: bool, out: Path) -> di
         reporter.message(NO_TEST_NOTE)
         (out / REPORT_TXT).write_text(NO_TEST_NOTE + "\n", encoding="utf-8")
     plot_curves(result.history, out / CURVES_PNG, result.stage_starts)
-    keras_run.write_bundle(out / BUNDLE_DIR, result.onnx, config, dataset.classes, metrics, manifest_sha)
+    learnt_from = photos_learnt_from(dataset)
+    keras_run.write_bundle(out / BUNDLE_DIR, result.onnx, config, dataset.classes, metrics, manifest_sha, learnt_from)
     write_json(out / METRICS_FILE, metrics)
     return metrics
 

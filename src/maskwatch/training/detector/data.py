@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from maskwatch.data.annotations import AnnotatedImage, load_voc_dir, scene_fold, scene_split
+from maskwatch.data.provenance import photo_digest
 from maskwatch.errors import InputError
 from maskwatch.training.detector.targets import LABELS, encode_targets
 
@@ -60,6 +61,8 @@ class Scene:
     image: np.ndarray  # BGR
     boxes: np.ndarray  # N×4 float32
     labels: np.ndarray  # N int
+    photo: str = ""
+    """Digest of the photo file (``maskwatch.data.provenance``), recorded in the trained model's metadata."""
 
 
 @dataclass
@@ -84,7 +87,7 @@ def load_scenes(
         image = read_scene_image(item)
         boxes = np.array([o.box for o in item.objects], np.float32).reshape(-1, 4)
         labels = np.array([LABELS.get(o.label, 0) for o in item.objects], np.int64)
-        out.append(Scene(image, boxes, labels))
+        out.append(Scene(image, boxes, labels, photo_digest(item.image_path)))
         if limit and len(out) >= limit:
             break
     if not out:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from maskwatch.data.provenance import TRAINED_ON, recorded_digests
 from maskwatch.errors import ModelError
 from maskwatch.media.files import read_json_input
 from maskwatch.training.detector.config import TrainConfig
@@ -203,6 +204,12 @@ def run_steps(
         if done % config.checkpoint_every == 0 or done == config.steps:
             validated = checkpoint(done, clock.seconds())
     return last, validated
+
+
+def photos_learnt_from(scenes: list, start_meta: dict | None = None) -> dict[str, list[str]]:
+    """The metadata entry naming the scene photos a run trained on (by digest), with those the model it started
+    from had learnt (``start_meta``, that model's JSON), so ``evaluate-scenes`` can tell its own training photos."""
+    return {TRAINED_ON: sorted({s.photo for s in scenes if s.photo} | recorded_digests(start_meta))}
 
 
 def export_with_record(

@@ -29,6 +29,7 @@ from maskwatch.training.detector.loop import (
     compile_for_training,
     export_with_record,
     load_checkpoint,
+    photos_learnt_from,
     record_validation,
     run_steps,
     sample_options,
@@ -251,6 +252,7 @@ def _train(
         save_checkpoint(model, out_dir, WEIGHTS_FILE, step, seconds, config, note=NOT_SAVED)
         return validation(step) if photos is not None else None
 
+    learnt = photos_learnt_from(scenes, _start_meta(config.init or (begun.recipe or {}).get("init")))
     clock = RunClock(begun.step, begun.seconds)
     last, validated = _run_feed(model, config, clock, options, checkpoint, log)
     seconds = clock.seconds()
@@ -265,7 +267,7 @@ def _train(
             "of this folder if it moved; the data options may be your own)"
         )
         return None, last
-    return _export(model, config, out_dir, begun, seconds, validated, log), last
+    return _export(model, config, out_dir, begun, seconds, validated, learnt, log), last
 
 
 def _build_model(weights: str | None, width: int):
@@ -341,6 +343,20 @@ def _run_feed(
         feed.close()
 
 
+def _start_meta(init: str | None) -> dict:
+    """The JSON of the maskface model a run started from (``--init``), empty when there is none or it is unreadable:
+    it only adds that model's training photos to the record."""
+    from maskwatch.detectors.maskface import load_meta
+    from maskwatch.training.detector.onnx_import import PACKAGED
+
+    if not init:
+        return {}
+    try:
+        return load_meta(None if init == PACKAGED else Path(init))
+    except ModelError:
+        return {}
+
+
 def _export(
     model,
     config: TrainConfig,
@@ -348,6 +364,7 @@ def _export(
     begun: RunStart,
     seconds: float,
     validated: dict | None,
+    learnt: dict[str, list[str]],
     log: Callable[[str], None],
 ) -> Path:
     """Export maskface.onnx and maskface.json; an export-only resume records the recipe its checkpoint ran."""
@@ -363,5 +380,6 @@ def _export(
         "train_seconds": round(seconds, 1),
         "config": recorded,
         "validation": validated,
+        **learnt,
     }
     return export_with_record(model, out_dir / "maskface.onnx", out_dir / "maskface.json", meta, seconds, log)

@@ -26,6 +26,7 @@ from maskwatch.training.detector.loop import (
     compile_for_training,
     export_with_record,
     load_checkpoint,
+    photos_learnt_from,
     record_validation,
     run_steps,
     sample_options,
@@ -190,6 +191,7 @@ def _fine_tune(
         "train_seconds": round(seconds, 1),
         "config": asdict(config),
         "validation": validated,
+        **photos_learnt_from(scenes),  # YuNet itself learnt from WIDER FACE, not from annotated scenes
     }
     return export_with_record(model, out_dir / MODEL_FILE, out_dir / META_FILE, meta, seconds, log), last
 
