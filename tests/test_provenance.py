@@ -99,7 +99,8 @@ def test_packaged_models_record_the_scene_photos_they_learnt_from(name: str) -> 
     from maskwatch.detectors.maskface import load_meta
     from maskwatch.inference.bundle import load_bundle
 
-    assert len(load_bundle(name).meta.trained_on_photos) in (213, 425)  # a half, or both (one photo is twice)
+    # train and validation crops' photos: at most both halves' 425 distinct photos (one of the 426 is there twice)
+    assert 200 <= len(load_bundle(name).meta.trained_on_photos) <= 425
     assert len(recorded_digests(load_meta())) == 213  # maskface: the train half
 
 

@@ -4,8 +4,8 @@ Usage: python tools/record_training_photos.py META.json IMAGES ANNOTATIONS --spl
 
 META.json is a bundle's ``bundle.json`` or a detector's JSON (``maskface.json``, ``yunet_mask.json``).
 ``maskwatch train`` (through ``collect-boxes``' records) and ``train-detector`` write this record
-themselves; this tool adds it to a model made before they did, or by commands that lost it (for
-instance a detector resumed from a run started with ``--init``). Existing digests are kept.
+themselves; this tool adds it to a model made before they did, or from crops cut without
+``collect-boxes``. Existing digests are kept.
 ``evaluate-scenes`` then warns when it scores the model on those photos.
 """
 
