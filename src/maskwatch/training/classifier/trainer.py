@@ -322,8 +322,8 @@ def train(config: TrainConfig, reporter: Reporter | None = None, resume: bool = 
 def photos_learnt_from(dataset: Dataset) -> list[str]:
     """Digests of the annotated photos behind the train and val crops (``collect-boxes`` records them), so that
     ``evaluate-scenes`` can tell when it scores the bundle on its own training photos."""
-    records: dict = {}
-    found = {crop_photo_digest(dataset.file(r), records) for r in dataset.records if r.split in ("train", "val")}
+    cache: dict = {}  # each collect-boxes folder's records, read once
+    found = {crop_photo_digest(dataset.file(r), cache) for r in dataset.records if r.split in ("train", "val")}
     return sorted(d for d in found if d)
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from maskwatch.detectors.maskface import DEFAULT_COARSE
+from maskwatch.detectors.maskface import DEFAULT_COARSE, load_meta
 from maskwatch.errors import InputError, ModelError
 from maskwatch.media.files import file_in_the_way, make_folder, read_json_input
 from maskwatch.training.common import check_hdf5
@@ -346,7 +346,6 @@ def _run_feed(
 def _start_meta(init: str | None) -> dict:
     """The JSON of the maskface model a run started from (``--init``), empty when there is none or it is unreadable:
     it only adds that model's training photos to the record."""
-    from maskwatch.detectors.maskface import load_meta
     from maskwatch.training.detector.onnx_import import PACKAGED
 
     if not init:
